@@ -1,0 +1,3 @@
+from culbench.cli import main
+
+main()

@@ -1,0 +1,339 @@
+"""The method contract: what a continual-unlearning method receives and returns.
+
+A method is a class registered with :func:`register_method`, constructed from a frozen
+config dataclass, whose :meth:`Method.unlearn` is called once per deletion request::
+
+    @register_method("my_method")
+    class MyMethod(Method):
+        '''One line for `culbench ls methods`.'''
+
+        @dataclass(frozen=True)
+        class Config:
+            lr: float = 1e-5      # AdamW learning rate
+            iterations: int = 200  # optimiser steps per request
+
+        def unlearn(self, model, request, ctx):
+            ...  # edit model (or a clone of it) to forget request.concept
+            return model
+
+The runner owns all I/O, seeding, timing and checkpointing: methods never write files,
+print, or parse arguments. Method files import only this module, torch and diffusers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from culbench.catalog import METHODS
+
+if TYPE_CHECKING:  # torch is imported only by code that runs models
+    import torch
+
+__all__ = [
+    "Budget",
+    "Concept",
+    "ForgetSet",
+    "Method",
+    "ParameterGroups",
+    "Progress",
+    "PromptPair",
+    "RetainSet",
+    "StepContext",
+    "T2IModel",
+    "UnlearnRequest",
+    "register_method",
+]
+
+
+# -- what is being forgotten -------------------------------------------------------------
+@dataclass(frozen=True)
+class Concept:
+    """A concept of the task.
+
+    Attributes:
+        id: stable identifier, e.g. ``"red"`` or ``"van_gogh_style"``.
+        kind: ``object``, ``colour``, ``pattern``, ``character``, ``style``, ``identity``, ...
+        name: the words used for it in prompts, e.g. ``"red"`` or ``"Van Gogh"``.
+        anchor: the concept a *fixed* mapping steers towards (e.g. ``"circle"``), if any.
+        related: ids of confusable concepts (near retention set).
+    """
+
+    id: str
+    kind: str
+    name: str
+    anchor: str | None = None
+    related: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PromptPair:
+    """A forget prompt and its context-preserving mapped prompt.
+
+    Example: ``PromptPair("a red star on the left", "a red circle on the left")``.
+    """
+
+    prompt: str
+    mapped: str
+
+
+@dataclass(frozen=True)
+class ForgetSet:
+    """A concept to forget with its training prompts (never the evaluation prompts)."""
+
+    concept: Concept
+    pairs: tuple[PromptPair, ...]
+
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        return tuple(pair.prompt for pair in self.pairs)
+
+
+@dataclass(frozen=True)
+class RetainSet:
+    """A concept to keep with its training prompts."""
+
+    concept: Concept
+    prompts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UnlearnRequest:
+    """One deletion request of a sequence.
+
+    Attributes:
+        step: 1-based position in the sequence.
+        target: the concept to forget now, with forget/mapped prompt pairs.
+        related: confusable concepts to keep (near retention), with prompts.
+        general: far concepts to keep (general retention), with prompts.
+        previous: the requests already served, oldest first (for methods that re-visit them).
+    """
+
+    step: int
+    target: ForgetSet
+    related: tuple[RetainSet, ...] = ()
+    general: tuple[RetainSet, ...] = ()
+    previous: tuple[ForgetSet, ...] = ()
+
+    @property
+    def concept(self) -> Concept:
+        """The concept being forgotten now."""
+        return self.target.concept
+
+    @property
+    def forget(self) -> tuple[PromptPair, ...]:
+        """Forget prompts paired with their context-preserving mapped prompts."""
+        return self.target.pairs
+
+    def retain_prompts(self, which: str = "all") -> list[str]:
+        """Flattened retain prompts: ``"related"``, ``"general"`` or ``"all"``."""
+        sets = {"related": self.related, "general": self.general}
+        chosen = self.related + self.general if which == "all" else sets[which]
+        return [prompt for retain in chosen for prompt in retain.prompts]
+
+
+# -- how the step runs -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Budget:
+    """Compute budget from the profile.
+
+    Methods declare their own iteration counts in their config and pass them through
+    :meth:`iterations`, which the ``smoke`` profile caps so that any method finishes a
+    step in seconds.
+    """
+
+    max_iterations: int | None = None
+    max_samples: int | None = None
+
+    def iterations(self, requested: int) -> int:
+        """``requested`` capped by the profile (at least 1)."""
+        cap = self.max_iterations
+        return max(1, requested if cap is None else min(requested, cap))
+
+    def samples(self, requested: int) -> int:
+        """A number of generated samples (e.g. a replay bank) capped by the profile."""
+        cap = self.max_samples
+        return max(1, requested if cap is None else min(requested, cap))
+
+
+class Progress(Protocol):
+    """Progress reporting handed to methods: ``tick = ctx.progress(total, "training")``."""
+
+    def __call__(self, total: int, description: str) -> Callable[[int], None]: ...
+
+
+def _silent_progress(total: int, description: str) -> Callable[[int], None]:
+    return lambda advance=1: None
+
+
+@dataclass
+class StepContext:
+    """Everything the runner hands a method besides the model and the request.
+
+    Attributes:
+        step: 1-based step index.
+        seed: the seed for this step's randomness (derived from the run seed and step,
+            so a resumed run sees the same value).
+        device: torch device string, e.g. ``"cpu"`` or ``"cuda:0"``.
+        budget: the profile's compute budget.
+        progress: ``progress(total, description)`` returns ``advance(n=1)``.
+        state: a dict that persists across steps (and across resume: the runner saves it
+            with each step, so keep it to tensors, numbers, strings, lists and dicts).
+        base_model: returns the frozen step-0 model (loaded on first call).
+    """
+
+    step: int
+    seed: int
+    device: str = "cpu"
+    budget: Budget = field(default_factory=Budget)
+    progress: Callable[[int, str], Callable[..., None]] = _silent_progress
+    state: dict[str, Any] = field(default_factory=dict)
+    base_model: Callable[[], T2IModel] | None = None
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A ``torch.Generator`` on ``device`` seeded from the step seed (+ ``offset``)."""
+        import torch
+
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(self.seed + offset)
+        return gen
+
+
+# -- the model ---------------------------------------------------------------------------
+ParameterGroups = Mapping[str, Sequence[str]]
+
+
+@runtime_checkable
+class T2IModel(Protocol):
+    """A text-to-image diffusion model as methods see it (ToyWorld and Stable Diffusion).
+
+    Attributes:
+        unet: the denoiser (a diffusers ``UNet2DConditionModel``); the part methods edit.
+        text_encoder: frozen text encoder (``CLIPTextModel``).
+        tokenizer: its tokenizer.
+        scheduler: the training noise schedule (a diffusers scheduler).
+        vae: the autoencoder for latent models, ``None`` for pixel-space models.
+        device: torch device string.
+        prediction_type: ``"epsilon"`` or ``"v_prediction"``.
+        latent_shape: ``(C, H, W)`` of the denoiser's input.
+    """
+
+    unet: torch.nn.Module
+    text_encoder: torch.nn.Module
+    tokenizer: Any
+    scheduler: Any
+    vae: torch.nn.Module | None
+    device: str
+    prediction_type: str
+    latent_shape: tuple[int, int, int]
+
+    def encode(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Text embeddings ``(B, L, D)`` for the denoiser's cross-attention."""
+        ...
+
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """The denoiser's raw output (ε or v per ``prediction_type``) for ``x_t`` at ``t``."""
+        ...
+
+    def add_noise(
+        self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor
+    ) -> torch.Tensor:
+        """Forward diffusion q(x_t | x_0) under the training schedule."""
+        ...
+
+    def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The regression target of ``predict`` (ε, or v for v-prediction)."""
+        ...
+
+    def sample(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        *,
+        steps: int | None = None,
+        guidance: float | None = None,
+        output: str = "image",
+        progress: Callable[[int], None] | None = None,
+    ) -> torch.Tensor:
+        """Generate one sample per (prompt, seed) with DDIM.
+
+        The initial noise of each sample depends only on its seed, so the same
+        (prompt, seed) gives the same sample in any batch, step or method.
+
+        Returns:
+            ``output="image"``: ``(B, 3, H, W)`` in [0, 1]; ``output="latent"``: the
+            denoised latents ``(B, C, h, w)`` that :meth:`add_noise` takes.
+        """
+        ...
+
+    def parameter_groups(self) -> ParameterGroups:
+        """Named groups of UNet parameter names: ``full``, ``xattn``, ``xattn_kv``, ``non_xattn``."""
+        ...
+
+    def parameters(self, group: str = "full") -> list[torch.nn.Parameter]:
+        """The UNet parameters of ``group`` (unknown groups raise)."""
+        ...
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The editable weights (the UNet's), on CPU."""
+        ...
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Load weights produced by :meth:`state_dict`."""
+        ...
+
+    def clone(self) -> T2IModel:
+        """A copy whose UNet can be trained without touching this one (frozen parts shared)."""
+        ...
+
+
+# -- the method --------------------------------------------------------------------------
+class Method:
+    """Base class of continual-unlearning methods (optional: any class with the same shape works).
+
+    Subclasses define a nested frozen ``Config`` dataclass (every hyperparameter, each with a
+    comment) and :meth:`unlearn`. The runner builds ``cls(cls.Config(**overrides))``.
+    """
+
+    @dataclass(frozen=True)
+    class Config:
+        """No hyperparameters."""
+
+    #: Parameter groups this method may change (checked by the contract suite).
+    trains: ClassVar[tuple[str, ...]] = ("full",)
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config if config is not None else type(self).Config()
+
+    def on_sequence_start(self, model: T2IModel, ctx: StepContext) -> None:  # noqa: B027
+        """Called once before step 1 (not again on resume: keep lasting state in ``ctx.state``)."""
+
+    def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
+        """Serve one deletion request; return the edited model."""
+        raise NotImplementedError
+
+
+def _check_method(name: str, cls: Any) -> None:
+    from culbench.errors import RegistryError
+
+    config = getattr(cls, "Config", None)
+    if not (isinstance(cls, type) and callable(getattr(cls, "unlearn", None))):
+        raise RegistryError(
+            f"method '{name}' ({cls!r}) has no unlearn(model, request, ctx)",
+            "register a class that defines unlearn",
+        )
+    if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):
+        raise RegistryError(
+            f"method '{name}' has no frozen Config dataclass",
+            "add `@dataclass(frozen=True) class Config:` inside the method class",
+        )
+
+
+METHODS._check = _check_method
+
+
+def register_method(name: str, *, summary: str = "") -> Callable[[type], type]:
+    """Class decorator: register a method under ``name``."""
+    return METHODS.register(name, summary=summary)

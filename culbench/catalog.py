@@ -1,0 +1,98 @@
+"""The registries and how built-in entries are found without importing torch.
+
+* ``METHODS``: built-ins are the ``@register_method("name")`` classes in ``methods/*.py``,
+  found by reading the files' syntax trees (no import), so dropping a new file into
+  ``methods/`` registers it; third-party methods come from the ``culbench.methods``
+  entry-point group.
+* ``MODELS``: model backends (``"mock"``, ``"toyworld"``, ``"sd"``) as lazy factories.
+* ``JUDGES``: evaluators that decide whether an image shows a concept.
+* ``SEQUENCES``: every ``sequence.yaml`` under the built-in ``tasks/`` and the mocks.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+from culbench.registry import Registry
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def builtin_dir(name: str) -> Path:
+    """Folder of the built-in ``methods`` or ``tasks``.
+
+    A wheel installs them inside the package (``culbench/methods``); in a source checkout
+    they are top-level folders beside ``culbench/``.
+    """
+    installed = PACKAGE_DIR / name
+    return installed if installed.is_dir() else PACKAGE_DIR.parent / name
+
+
+METHODS: Registry[Any] = Registry("method", entry_point_group="culbench.methods")
+MODELS: Registry[Any] = Registry("model backend", list_command="culbench ls models")
+JUDGES: Registry[Any] = Registry("judge", list_command="culbench ls judges")
+SEQUENCES: Registry[Path] = Registry("sequence")
+
+
+def _decorated_name(decorator: ast.expr) -> str | None:
+    """``"x"`` for a ``@register_method("x")`` decorator, else ``None``."""
+    if not (isinstance(decorator, ast.Call) and decorator.args):
+        return None
+    func = decorator.func
+    func_name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    first = decorator.args[0]
+    if func_name == "register_method" and isinstance(first, ast.Constant):
+        return str(first.value)
+    return None
+
+
+def _discover_methods(registry: Registry[Any]) -> None:
+    folder = builtin_dir("methods")
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in tree.body:
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for decorator in node.decorator_list:
+                name = _decorated_name(decorator)
+                if name is None:
+                    continue
+                doc = (ast.get_docstring(node) or "").strip().splitlines()
+                registry.register_lazy(
+                    name,
+                    f"culbench.methods.{path.stem}:{node.name}",
+                    summary=doc[0] if doc else "",
+                )
+
+
+def _discover_sequences(registry: Registry[Path]) -> None:
+    import yaml  # light; no torch
+
+    roots = [builtin_dir("tasks"), PACKAGE_DIR / "mocks" / "tasks"]
+    for root in roots:
+        for path in sorted(root.rglob("sequence.yaml")):
+            try:
+                head = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError:
+                head = {}
+            name = str(head.get("name") or path.parent.name) if isinstance(head, dict) else ""
+            if not name:
+                continue
+            summary = str(head.get("description", "")).strip().splitlines()
+            registry.register(
+                name, path, summary=summary[0] if summary else "", target=str(path)
+            )
+
+
+METHODS.add_discoverer(_discover_methods)
+SEQUENCES.add_discoverer(_discover_sequences)
+MODELS.register_lazy(
+    "mock", "culbench.mocks.model:build_mock_model", summary="tiny random diffusers model (tests)"
+)
+JUDGES.register_lazy(
+    "mock", "culbench.mocks.judge:MockJudge", summary="fixed random projections (tests)"
+)

@@ -1,0 +1,59 @@
+"""The ``culbench`` command: typer sub-apps composed here; errors are one line, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import click
+import typer
+
+from culbench.cli import ls as ls_cli
+from culbench.cli import run as run_cli
+from culbench.cli import tasks as tasks_cli
+from culbench.cli import validate as validate_cli
+from culbench.cli.console import err_console
+from culbench.errors import CulbenchError
+
+app = typer.Typer(
+    name="culbench",
+    help="Benchmark continual concept unlearning in text-to-image diffusion models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("run", epilog=run_cli.EXAMPLES)(run_cli.run)
+app.command("validate", epilog=validate_cli.EXAMPLES)(validate_cli.validate)
+app.add_typer(ls_cli.app, name="ls")
+app.add_typer(tasks_cli.app, name="tasks")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``culbench`` console script."""
+    try:
+        app(args=argv, prog_name="culbench", standalone_mode=False)
+    except CulbenchError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.one_line()}", soft_wrap=True, markup=True,
+                          highlight=False)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        command = " ".join(["culbench", *(argv if argv is not None else sys.argv[1:])[:1]])
+        err_console.print(f"[bold red]error:[/] {exc.format_message()}; fix: see `{command} --help`",
+                          soft_wrap=True, highlight=False)
+        sys.exit(2)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        err_console.print("[yellow]interrupted[/]: committed steps are kept; rerun the same "
+                          "command to resume", soft_wrap=True)
+        sys.exit(130)
+    except Exception as exc:  # a culbench bug: keep the traceback, print one line
+        log = Path(tempfile.gettempdir()) / "culbench-crash.log"
+        log.write_text(traceback.format_exc())
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}; fix: "
+                          f"please report it with the traceback saved in {log}",
+                          soft_wrap=True, highlight=False, markup=True)
+        sys.exit(1)

@@ -1,0 +1,75 @@
+"""``culbench ls``: list methods, sequences, profiles, model backends and judges (no torch import)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from culbench.cli.console import console
+
+EXAMPLES = """Examples:
+
+  culbench ls methods
+
+  culbench ls sequences
+"""
+
+app = typer.Typer(help="List what is registered.", no_args_is_help=True, epilog=EXAMPLES)
+
+
+def _table(title: str, rows: list[tuple[str, str, str]]) -> None:
+    table = Table(title=title, show_lines=False)
+    for column in ("name", "source", "summary"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _registry_rows(registry) -> list[tuple[str, str, str]]:
+    return [(e.name, e.source, e.summary) for e in registry.entries()]
+
+
+@app.command("methods", epilog=EXAMPLES)
+def methods() -> None:
+    """Built-in and plugin (entry point ``culbench.methods``) methods."""
+    from culbench.catalog import METHODS
+
+    _table("methods", _registry_rows(METHODS))
+
+
+@app.command("sequences", epilog=EXAMPLES)
+def sequences(
+    paths: Annotated[bool, typer.Option(help="Show file paths instead of summaries.")] = False,
+) -> None:
+    """Deletion sequences found under the built-in tasks/ and the mocks."""
+    from culbench.catalog import SEQUENCES
+
+    rows = [(e.name, "builtin", e.target if paths else e.summary) for e in SEQUENCES.entries()]
+    _table("sequences", rows)
+
+
+@app.command("profiles", epilog=EXAMPLES)
+def profiles() -> None:
+    """Evaluation/compute profiles."""
+    from culbench.profiles import PROFILES
+
+    _table("profiles", [(p.name, "builtin", p.description) for p in PROFILES.values()])
+
+
+@app.command("models", epilog=EXAMPLES)
+def models() -> None:
+    """Model backends a sequence can name."""
+    from culbench.catalog import MODELS
+
+    _table("model backends", _registry_rows(MODELS))
+
+
+@app.command("judges", epilog=EXAMPLES)
+def judges() -> None:
+    """Judges a sequence can name."""
+    from culbench.catalog import JUDGES
+
+    _table("judges", _registry_rows(JUDGES))

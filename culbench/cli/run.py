@@ -1,0 +1,88 @@
+"""``culbench run``: run one method through a sequence, resumably."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from culbench.cli.console import console, err_console
+
+EXAMPLES = """Examples:
+
+  culbench run --method original --profile smoke
+
+  culbench run --method original --sequence mock --seed 1 --out results
+
+  culbench run --method dfr --set dfr.lr=1e-5 --profile standard
+"""
+
+
+def run(
+    method: Annotated[str, typer.Option("--method", "-m", help="Registered method (culbench ls methods).")],
+    sequence: Annotated[str, typer.Option(help="Sequence name, name@version or path to sequence.yaml.")] = "",
+    seed: Annotated[int, typer.Option(help="Run seed (method randomness).")] = 0,
+    profile: Annotated[str, typer.Option(help="smoke | standard | full.")] = "standard",
+    out: Annotated[Path, typer.Option(help="Results root directory.")] = Path("results"),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Config override METHOD.FIELD=VALUE (repeatable).")] = None,
+    device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Run METHOD through every deletion request of a sequence, evaluating after each step.
+
+    Rerunning the same command resumes after the last committed step.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from culbench.runner import DEFAULT_SEQUENCE
+    from culbench.runner import run as run_sequence
+
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err_console, disable=quiet, transient=False)
+
+    first_task: list[int] = []
+
+    def progress(total: int, description: str):
+        """Add a bar; inner bars (iterations, sampling) disappear when they finish."""
+        task = bars.add_task(description, total=total)
+        first_task.append(first_task[0] if first_task else task)
+
+        def advance(n: int = 1) -> None:
+            bars.advance(task, n)
+            done = next(t for t in bars.tasks if t.id == task).finished
+            if done and task != first_task[0]:
+                bars.remove_task(task)
+
+        return advance
+
+    with bars:
+        run_dir = run_sequence(
+            method, sequence=sequence or DEFAULT_SEQUENCE, seed=seed, profile=profile, out=out,
+            overrides=set_ or [], device=device, threads=threads, progress=progress,
+            log=(lambda m: bars.console.print(m, highlight=False)) if not quiet else None,
+            argv=["culbench", *sys.argv[1:]],
+        )
+    _print_result(run_dir)
+
+
+def _print_result(run_dir: Path) -> None:
+    import json
+
+    summary = run_dir / "summary.json"
+    console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
+    if not summary.exists():
+        return
+    metrics = json.loads(summary.read_text())["metrics"]
+
+    def last(name: str) -> str:
+        values = [v for v in metrics.get(name, []) if v is not None]
+        return f"{values[-1]:.3f}" if values else "n/a"
+
+    console.print(
+        f"final: cumulative UA {last('ua_cumulative')}  related retention "
+        f"{last('retention_related')}  general retention {last('retention_general')} "
+        "(base-normalised)", highlight=False,
+    )

@@ -1,0 +1,32 @@
+"""``culbench validate``: check a run directory's schema, hashes and completeness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from culbench.cli.console import console
+from culbench.errors import RunError
+
+EXAMPLES = """Examples:
+
+  culbench validate results/mock@1/original/smoke/seed0
+
+  culbench validate --allow-partial results/mock@1/original/smoke/seed0
+"""
+
+
+def validate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (holds manifest.json).")],
+    allow_partial: Annotated[bool, typer.Option(help="Accept a run that has not finished.")] = False,
+) -> None:
+    """Check schema, file hashes, per-cell image counts, matrix and summary of a run."""
+    from culbench.validate import validate_run
+
+    problems = validate_run(run_dir, require_complete=not allow_partial)
+    if problems:
+        raise RunError(f"{run_dir} is invalid: {'; '.join(problems)}",
+                       "rerun the same `culbench run` command to redo missing or damaged steps")
+    console.print(f"ok  {run_dir}", highlight=False, soft_wrap=True)

@@ -1,0 +1,117 @@
+"""Method configs: ``--set dfr.lr=1e-5`` overrides checked against the frozen dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Iterable
+from typing import Any, Literal, Union
+
+from culbench.errors import ConfigError
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def parse_overrides(items: Iterable[str], method: str) -> dict[str, str]:
+    """``["dfr.lr=1e-5"]`` -> ``{"lr": "1e-5"}`` for method ``dfr``; other prefixes raise."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        prefix, dot, field = key.strip().partition(".")
+        if not sep or not dot or not field:
+            raise ConfigError(
+                f"override '{item}' is not of the form METHOD.FIELD=VALUE",
+                f"write e.g. --set {method}.lr=1e-5",
+            )
+        if prefix != method:
+            raise ConfigError(
+                f"override '{item}' is for method '{prefix}' but this run uses '{method}'",
+                f"write --set {method}.{field}={value}",
+            )
+        out[field] = value.strip()
+    return out
+
+
+def _convert(raw: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    text = str(raw).strip()
+    if origin in (Union, types.UnionType):
+        if type(None) in args and text.lower() in ("none", "null", ""):
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(raw, arg, where)
+            except ConfigError as exc:
+                errors.append(exc.message)
+        raise ConfigError(errors[0] if errors else f"{where}: bad value '{raw}'", "check the type")
+    if origin is Literal:
+        for option in args:
+            if text == str(option):
+                return option
+        raise ConfigError(
+            f"{where} must be one of {', '.join(map(str, args))}, not '{text}'", "pick one of those"
+        )
+    if origin in (tuple, list):
+        parts = raw if isinstance(raw, (list, tuple)) else [p for p in text.split(",") if p.strip()]
+        inner = args[0] if args else str
+        values = [_convert(p, inner, where) for p in parts]
+        return tuple(values) if origin is tuple else values
+    if hint is bool:
+        if isinstance(raw, bool):
+            return raw
+        if text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        raise ConfigError(f"{where} must be true or false, not '{text}'", "use true or false")
+    if hint is int:
+        if isinstance(raw, bool):
+            raise ConfigError(f"{where} must be an integer, not '{text}'", "write a whole number")
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{where} must be an integer, not '{text}'", "write a whole number") from None
+    if hint is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{where} must be a number, not '{text}'", "write e.g. 1e-5") from None
+    if hint is str:
+        return text
+    raise ConfigError(f"{where} has unsupported type {hint!r}", "report this as a culbench bug")
+
+
+def build_config(config_cls: type, method: str, overrides: dict[str, Any]) -> Any:
+    """An instance of ``config_cls`` with ``overrides`` applied and type-checked."""
+    hints = typing.get_type_hints(config_cls)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    values = {}
+    for key, raw in overrides.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, sorted(fields), n=3)
+            hint = f" (did you mean: {', '.join(close)})" if close else ""
+            options = ", ".join(sorted(fields)) or "none"
+            raise ConfigError(
+                f"unknown config key '{method}.{key}'{hint}", f"{method} accepts: {options}"
+            )
+        values[key] = _convert(raw, hints[key], f"{method}.{key}")
+    try:
+        return config_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid {method} config: {exc}", "check the --set values") from None
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_hash(config: Any) -> str:
+    """sha256 of the canonical JSON of a config."""
+    return hashlib.sha256(
+        json.dumps(config_to_dict(config), sort_keys=True).encode()
+    ).hexdigest()

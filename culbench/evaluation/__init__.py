@@ -1,0 +1,1 @@
+"""Evaluation: judges, the presence matrix and the metrics computed from it."""

@@ -1,0 +1,209 @@
+"""``DiffusersT2I``: the one T2IModel implementation, over diffusers/transformers parts.
+
+ToyWorld, the mocks and Stable Diffusion differ only in the weights and sizes handed to it,
+so a method that runs on one runs on the others.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from culbench.errors import CulbenchError
+
+_GROUPS = ("full", "xattn", "xattn_kv", "non_xattn")
+
+
+def _in_group(name: str, group: str) -> bool:
+    is_xattn = ".attn2." in name
+    if group == "full":
+        return True
+    if group == "xattn":
+        return is_xattn
+    if group == "xattn_kv":
+        return is_xattn and (".to_k." in name or ".to_v." in name)
+    return not is_xattn  # non_xattn
+
+
+def initial_noise(seeds: Sequence[int], shape: tuple[int, ...]) -> torch.Tensor:
+    """Per-seed Gaussian noise drawn on CPU, so it is identical on every device and batch."""
+    return torch.stack(
+        [torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+    )
+
+
+class DiffusersT2I:
+    """A text-to-image latent (or pixel) diffusion model.
+
+    Args:
+        unet: ``UNet2DConditionModel``.
+        text_encoder: ``CLIPTextModel`` (frozen).
+        tokenizer: matching tokenizer.
+        scheduler: training noise scheduler (its config also builds the DDIM sampler).
+        vae: ``AutoencoderKL`` or ``None`` for pixel space (frozen).
+        device: torch device string.
+        sample_steps: default DDIM steps for :meth:`sample`.
+        guidance: default classifier-free guidance scale (1.0 = no CFG).
+        batch_size: images per forward pass in :meth:`sample`.
+    """
+
+    def __init__(
+        self,
+        unet: torch.nn.Module,
+        text_encoder: torch.nn.Module,
+        tokenizer: Any,
+        scheduler: Any,
+        vae: torch.nn.Module | None = None,
+        *,
+        device: str = "cpu",
+        sample_steps: int = 20,
+        guidance: float = 1.0,
+        batch_size: int = 64,
+    ) -> None:
+        self.device = device
+        self.unet = unet.to(device)
+        self.text_encoder = text_encoder.to(device).eval().requires_grad_(False)
+        self.vae = vae.to(device).eval().requires_grad_(False) if vae is not None else None
+        self.tokenizer = tokenizer
+        self.scheduler = scheduler
+        self.prediction_type = scheduler.config.prediction_type
+        size = unet.config.sample_size
+        size = size if isinstance(size, int) else size[0]
+        self.latent_shape = (unet.config.in_channels, size, size)
+        self.sample_steps = sample_steps
+        self.guidance = guidance
+        self.batch_size = batch_size
+        self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    # -- text ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Text embeddings ``(B, L, D)``; cached per prompt (the text encoder is frozen)."""
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._embeddings]
+        if missing:
+            tokens = self.tokenizer(
+                missing,
+                padding="max_length",
+                max_length=self.tokenizer.model_max_length,
+                truncation=True,
+                return_tensors="pt",
+            )
+            hidden = self.text_encoder(tokens.input_ids.to(self.device))[0]
+            for prompt, emb in zip(missing, hidden):
+                self._embeddings[prompt] = emb
+            while len(self._embeddings) > 8192:
+                self._embeddings.popitem(last=False)
+        return torch.stack([self._embeddings[p] for p in prompts])
+
+    # -- diffusion -----------------------------------------------------------------------
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """Raw denoiser output (ε or v) for a batch."""
+        if t.ndim == 0:
+            t = t.expand(x_t.shape[0])
+        return self.unet(x_t, t.to(self.device), encoder_hidden_states=emb).sample
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.scheduler.add_noise(x0, noise, t.cpu()).to(x0.dtype)
+
+    def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self.prediction_type == "v_prediction":
+            return self.scheduler.get_velocity(x0, noise, t.cpu())
+        return noise
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return int(self.scheduler.config.num_train_timesteps)
+
+    def _sampler(self, steps: int) -> Any:
+        from diffusers import DDIMScheduler
+
+        sampler = DDIMScheduler.from_config(self.scheduler.config)
+        sampler.set_timesteps(steps)
+        return sampler
+
+    @torch.no_grad()
+    def sample(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        *,
+        steps: int | None = None,
+        guidance: float | None = None,
+        output: str = "image",
+        progress: Callable[[int], None] | None = None,
+    ) -> torch.Tensor:
+        """DDIM (η = 0) samples, one per (prompt, seed); see :class:`culbench.api.T2IModel`."""
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        if output not in ("image", "latent"):
+            raise ValueError(f"output must be 'image' or 'latent', not {output!r}")
+        steps = steps or self.sample_steps
+        guidance = self.guidance if guidance is None else guidance
+        chunks = []
+        for start in range(0, len(prompts), self.batch_size):
+            chunk_prompts = list(prompts[start : start + self.batch_size])
+            chunk_seeds = list(seeds[start : start + self.batch_size])
+            x = self._denoise(chunk_prompts, chunk_seeds, steps, guidance)
+            chunks.append(x if output == "latent" else self.decode(x))
+            if progress is not None:
+                progress(len(chunk_prompts))
+        return torch.cat(chunks) if chunks else torch.empty(0, *self.latent_shape)
+
+    def _denoise(self, prompts: list[str], seeds: list[int], steps: int, guidance: float) -> torch.Tensor:
+        sampler = self._sampler(steps)
+        x = initial_noise(seeds, self.latent_shape).to(self.device) * sampler.init_noise_sigma
+        cond = self.encode(prompts)
+        uncond = self.encode([""] * len(prompts)) if guidance != 1.0 else None
+        for t in sampler.timesteps:
+            if uncond is None:
+                out = self.predict(x, t, cond)
+            else:
+                both = self.predict(torch.cat([x, x]), t, torch.cat([uncond, cond]))
+                out_u, out_c = both.chunk(2)
+                out = out_u + guidance * (out_c - out_u)
+            x = sampler.step(out, t, x, eta=0.0).prev_sample
+        return x
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents -> images ``(B, 3, H, W)`` in [0, 1]."""
+        x = latents
+        if self.vae is not None:
+            x = self.vae.decode(x / self.vae.config.scaling_factor).sample
+        return (x / 2 + 0.5).clamp(0, 1).float().cpu()
+
+    # -- weights -------------------------------------------------------------------------
+    def parameter_groups(self) -> dict[str, list[str]]:
+        names = [name for name, _ in self.unet.named_parameters()]
+        return {group: [n for n in names if _in_group(n, group)] for group in _GROUPS}
+
+    def parameters(self, group: str = "full") -> list[torch.nn.Parameter]:
+        if group not in _GROUPS:
+            raise CulbenchError(
+                f"unknown parameter group '{group}'", f"use one of: {', '.join(_GROUPS)}"
+            )
+        return [p for n, p in self.unet.named_parameters() if _in_group(n, group)]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.unet.state_dict().items()}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        self.unet.load_state_dict(dict(state))
+
+    def clone(self) -> DiffusersT2I:
+        twin = copy.copy(self)
+        twin.unet = copy.deepcopy(self.unet)
+        return twin
+
+    def weights_sha256(self) -> str:
+        """Hash of the UNet weights (names, dtypes, shapes and bytes, in name order)."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.state_dict().items()):
+            digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+            digest.update(tensor.contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()

@@ -1,0 +1,253 @@
+"""The sequence loop: evaluate the base model, then unlearn → evaluate → commit, step by step.
+
+Rerunning the same command resumes after the last committed step. Each step reseeds from
+(run seed, step) and reloads the previous step's saved weights and method state, so a
+resumed run gives the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from culbench import provenance, results
+from culbench.api import StepContext
+from culbench.catalog import JUDGES, METHODS, MODELS
+from culbench.compute import Meter
+from culbench.config import build_config, config_hash, config_to_dict, parse_overrides
+from culbench.errors import CulbenchError, RunError
+from culbench.evaluation.presence import evaluate_presence
+from culbench.profiles import get_profile
+from culbench.tasks import resolve_sequence
+
+DEFAULT_SEQUENCE = "mock"  # becomes "toy10" once the embedded ToyWorld benchmark lands
+ProgressFactory = Callable[[int, str], Callable[..., None]]
+
+
+def _silent(total: int, description: str) -> Callable[..., None]:
+    return lambda advance=1: None
+
+
+def step_seed(seed: int, step: int) -> int:
+    """Seed of step ``step``: independent of history, so resume reproduces it."""
+    return (seed * 1_000_003 + step * 7_919) % (2**31 - 1)
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _method_source(name: str) -> str:
+    return METHODS.entry(name).source
+
+
+def run_dir_for(out: Path, sequence_id: str, method: str, cfg_hash: str | None,
+                profile: str, seed: int) -> Path:
+    label = method if cfg_hash is None else f"{method}+{cfg_hash[:8]}"
+    return out / sequence_id / label / profile / f"seed{seed}"
+
+
+def run(
+    method: str,
+    *,
+    sequence: str = DEFAULT_SEQUENCE,
+    seed: int = 0,
+    profile: str = "smoke",
+    out: str | Path = "results",
+    overrides: Sequence[str] = (),
+    device: str = "cpu",
+    threads: int | None = None,
+    model_options: dict[str, Any] | None = None,
+    progress: ProgressFactory | None = None,
+    log: Callable[[str], None] | None = None,
+    argv: Sequence[str] | None = None,
+) -> Path:
+    """Run ``method`` through ``sequence`` and return the run directory.
+
+    Args:
+        method: registered method name.
+        sequence: sequence name, ``name@version`` or path to a ``sequence.yaml``.
+        seed: run seed (the method's randomness; evaluation noise is fixed by the sequence).
+        profile: ``smoke``, ``standard`` or ``full``.
+        out: results root; the run lives in ``out/<sequence@v>/<method>/<profile>/seed<seed>``.
+        overrides: ``["dfr.lr=1e-5", ...]`` checked against the method's Config.
+        device: torch device.
+        threads: torch CPU threads (default: all cores).
+        model_options: extra options for the model backend (e.g. a weights path).
+        progress: ``progress(total, description) -> advance`` for progress bars.
+        log: called with one-line status messages.
+        argv: the command line to record (defaults to ``sys.argv``).
+    """
+    import torch
+
+    progress = progress or _silent
+    log = log or (lambda message: None)
+    torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
+
+    seq = resolve_sequence(sequence)
+    prof = get_profile(profile)
+    method_cls = METHODS.get(method)
+    config = build_config(method_cls.Config, method, parse_overrides(overrides, method))
+    default_hash = config_hash(method_cls.Config())
+    cfg_hash = config_hash(config)
+    run_dir = run_dir_for(Path(out), seq.id, method, None if cfg_hash == default_hash else cfg_hash,
+                          prof.name, seed)
+
+    backend_options = {**seq.spec.model.options, **(model_options or {})}
+    model = MODELS.get(seq.spec.model.backend)(device=device, **backend_options)
+    judge = JUDGES.get(seq.spec.judge.name)(device=device, **seq.spec.judge.options)
+    identity = {
+        "sequence": {"id": seq.id, "content_hash": seq.content_hash},
+        "method": {"name": method, "source": _method_source(method),
+                   "config": config_to_dict(config), "config_hash": cfg_hash},
+        "profile": prof.to_dict(),
+        "seed": seed,
+        "model": {"backend": seq.spec.model.backend, "options": backend_options,
+                  "base_sha256": model.weights_sha256()},
+        "evaluators": [judge.fingerprint()],
+    }
+
+    manifest_path = run_dir / "manifest.json"
+    if manifest_path.exists():
+        manifest = results.read_json(manifest_path)
+        _check_identity(manifest.get("identity", {}), identity, run_dir)
+        if manifest.get("status") == "complete":
+            log(f"already complete: {run_dir}")
+            return run_dir
+        manifest["argv"] = list(argv if argv is not None else sys.argv)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        git_hash, dirty = provenance.git_state()
+        manifest = {
+            "schema_version": results.SCHEMA_VERSION,
+            "run_id": str(run_dir.relative_to(Path(out))),
+            "status": "running",
+            "culbench_version": provenance.culbench_version(),
+            "git_hash": git_hash,
+            "git_dirty": dirty,
+            "created": provenance.now(),
+            "updated": provenance.now(),
+            "argv": list(argv if argv is not None else sys.argv),
+            "identity": identity,
+            "device": device,
+            "threads": torch.get_num_threads(),
+            "env": provenance.environment(),
+            "steps_total": len(seq.steps),
+            "steps_committed": [],
+            "compute": {},
+        }
+        results.write_json(manifest_path, manifest)
+
+    done = results.committed_steps(run_dir)
+    base_state = model.state_dict()
+    state: dict[str, Any] = {}
+    if done and done[-1] > 0:
+        last = results.step_dir(run_dir, done[-1])
+        model.load_state_dict(_load_weights(last / "model.safetensors"))
+        if (last / "state.pt").exists():
+            state = torch.load(last / "state.pt", weights_only=True)
+        log(f"resuming {run_dir} after step {done[-1]}")
+
+    def base_model() -> Any:
+        twin = model.clone()
+        twin.load_state_dict(base_state)
+        twin.unet.requires_grad_(False)
+        return twin
+
+    method_obj = method_cls(config)
+    first = done[-1] + 1 if done else 0
+    advance_step = progress(len(seq.steps) + 1 - first, f"{method} on {seq.id}")
+    for step in range(first, len(seq.steps) + 1):
+        concept = seq.steps[step - 1] if step else None
+        compute: dict[str, Any] = {}
+        files: dict[str, bytes] = {}
+        if step > 0:
+            log(f"step {step}/{len(seq.steps)}: forgetting '{concept}'")
+            ctx = StepContext(step=step, seed=step_seed(seed, step), device=device,
+                              budget=_budget(prof), progress=progress, state=state,
+                              base_model=base_model)
+            _seed_everything(ctx.seed)
+            with Meter() as meter:
+                if step == 1:
+                    method_obj.on_sequence_start(model, ctx)
+                model = method_obj.unlearn(model, seq.request(step), ctx)
+            _check_returned(model, method)
+            compute["unlearn"] = meter.to_dict()
+            files["model.safetensors"] = _weights_bytes(model.state_dict())
+            if ctx.state:
+                buffer = io.BytesIO()
+                torch.save(ctx.state, buffer)
+                files["state.pt"] = buffer.getvalue()
+            state = ctx.state
+        _seed_everything(step_seed(seed, 10_000 + step))
+        with Meter() as meter:
+            model.unet.eval()
+            cells, records = evaluate_presence(model, judge, seq, prof, progress)
+        compute["eval"] = meter.to_dict()
+        files["samples.jsonl"] = results.samples_jsonl(records)
+        record = {"step": step, "concept": concept, "status": "complete",
+                  "model_sha256": model.weights_sha256(),
+                  "cells": {cid: cell.to_dict() for cid, cell in cells.items()}}
+        results.commit_step(run_dir, step, record, files)
+        done.append(step)
+        manifest.update(steps_committed=done, updated=provenance.now(),
+                        status="partial" if step < len(seq.steps) else "complete")
+        manifest["compute"][str(step)] = compute
+        results.write_text(run_dir / "matrix.csv", results.matrix_csv(run_dir, done))
+        if step == len(seq.steps):
+            results.write_json(run_dir / "summary.json",
+                               results.build_summary(run_dir, manifest, seq.steps))
+        results.write_json(manifest_path, manifest)
+        advance_step(1)
+    return run_dir
+
+
+def _budget(prof: Any) -> Any:
+    from culbench.api import Budget
+
+    return Budget(max_iterations=prof.max_iterations, max_samples=prof.max_samples)
+
+
+def _check_identity(old: dict[str, Any], new: dict[str, Any], run_dir: Path) -> None:
+    for key in ("sequence", "method", "profile", "seed", "model", "evaluators"):
+        if old.get(key) != new.get(key):
+            raise RunError(
+                f"{run_dir} was started with a different {key}",
+                "use another --out, or delete that directory to start over",
+            )
+
+
+def _check_returned(model: Any, method: str) -> None:
+    for attr in ("unet", "sample", "state_dict", "weights_sha256"):
+        if not hasattr(model, attr):
+            raise CulbenchError(
+                f"method '{method}' returned {type(model).__name__}, not a T2IModel",
+                "return the (edited) model from unlearn()",
+            )
+
+
+def _weights_bytes(state: dict[str, Any]) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.contiguous() for k, v in state.items()})
+
+
+def _load_weights(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise RunError(f"checkpoint {path} is corrupt ({exc})",
+                       f"delete {path.parent} and rerun to redo that step") from None

@@ -1,0 +1,377 @@
+"""Tasks are data: sequences, concepts and prompt CSVs, validated on load.
+
+Layout of one task folder (see ``tasks/README.md``)::
+
+    tasks/<name>/sequence.yaml     name, version, model, judge, steps, retain sets, eval
+    tasks/<name>/concepts.yaml     id, kind, name, anchor, related for every concept
+    tasks/<name>/prompts/<id>.csv  split,prompt,mapped   (split: train | val | eval)
+
+Every error names the file, the line and the key, and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, UnlearnRequest
+from culbench.errors import TaskError
+
+ROLES = ("forget", "related", "general", "in_domain", "cross_domain")
+SPLITS = ("train", "val", "eval")
+_ID = r"^[a-z0-9][a-z0-9_\-]*$"
+
+
+# -- schema ------------------------------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ComponentSpec(_Strict):
+    """A registry name plus keyword options, e.g. ``{backend: toyworld}``."""
+
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelSpec(ComponentSpec):
+    backend: str
+
+
+class JudgeSpec(ComponentSpec):
+    name: str
+
+
+class SamplerSpec(_Strict):
+    steps: int = Field(ge=1, le=1000)
+    guidance: float = Field(ge=0.0)
+
+
+class EvalSpec(_Strict):
+    sampler: SamplerSpec
+    seeds: list[int] = Field(min_length=1)
+    prompts_per_concept: int | None = Field(default=None, ge=1)
+
+
+class RetainSpec(_Strict):
+    general: list[str] = Field(default_factory=list)
+    in_domain: list[str] = Field(default_factory=list)
+    cross_domain: list[str] = Field(default_factory=list)
+
+
+class SequenceSpec(_Strict):
+    name: str = Field(pattern=_ID)
+    version: int = Field(ge=1)
+    description: str
+    citation: str | None = None
+    model: ModelSpec
+    judge: JudgeSpec
+    concepts: str = "concepts.yaml"
+    prompts: str = "prompts"
+    steps: list[str] = Field(min_length=1)
+    retain: RetainSpec = Field(default_factory=RetainSpec)
+    eval: EvalSpec
+
+
+class ConceptSpec(_Strict):
+    id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=_ID)
+    name: str = Field(min_length=1)
+    anchor: str | None = None
+    related: list[str] = Field(default_factory=list)
+
+
+class ConceptFile(_Strict):
+    concepts: list[ConceptSpec] = Field(min_length=1)
+
+
+# -- loaded objects ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConceptPrompts:
+    """One concept's prompts by split; ``mapped`` is empty where the CSV has none."""
+
+    train: tuple[PromptPair, ...]
+    val: tuple[PromptPair, ...]
+    eval: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One image to generate and judge: concept ``concept`` from ``prompt`` with ``seed``."""
+
+    concept: str
+    prompt_index: int
+    prompt: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class TaskSequence:
+    """A validated, versioned deletion sequence with its concepts and prompts."""
+
+    spec: SequenceSpec
+    path: Path
+    concepts: dict[str, Concept]
+    prompts: dict[str, ConceptPrompts]
+    content_hash: str
+    roles: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def version(self) -> int:
+        return self.spec.version
+
+    @property
+    def id(self) -> str:
+        """``name@version``, the identity recorded in every result."""
+        return f"{self.spec.name}@{self.spec.version}"
+
+    @property
+    def steps(self) -> list[str]:
+        return list(self.spec.steps)
+
+    def request(self, step: int) -> UnlearnRequest:
+        """The ``step``-th (1-based) deletion request, with training prompts only."""
+        target = self.spec.steps[step - 1]
+
+        def forget_set(cid: str) -> ForgetSet:
+            return ForgetSet(self.concepts[cid], self.prompts[cid].train)
+
+        def retain_set(cid: str) -> RetainSet:
+            return RetainSet(
+                self.concepts[cid], tuple(pair.prompt for pair in self.prompts[cid].train)
+            )
+
+        forgotten = set(self.spec.steps[:step])
+        related = [c for c in self.concepts[target].related if c not in forgotten]
+        general = [c for c in self.spec.retain.general if c not in forgotten]
+        return UnlearnRequest(
+            step=step,
+            target=forget_set(target),
+            related=tuple(retain_set(c) for c in related),
+            general=tuple(retain_set(c) for c in general),
+            previous=tuple(forget_set(c) for c in self.spec.steps[: step - 1]),
+        )
+
+    def eval_items(self, prompts_per_concept: int | None, seeds_per_prompt: int | None) -> list[EvalItem]:
+        """The fixed prompt × seed list of every evaluated concept, in a stable order."""
+        seeds = self.spec.eval.seeds[:seeds_per_prompt]
+        limit = prompts_per_concept or self.spec.eval.prompts_per_concept
+        items = []
+        for cid in self.roles:
+            for index, prompt in enumerate(self.prompts[cid].eval[:limit]):
+                items.extend(EvalItem(cid, index, prompt, seed) for seed in seeds)
+        return items
+
+
+# -- loading -----------------------------------------------------------------------------
+def _load_yaml(path: Path) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    """Parse YAML and return the data and a map from key path to 1-based line."""
+    if not path.is_file():
+        raise TaskError(f"{path}: file not found", "check the path in the sequence file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise TaskError(
+            f"{path}{line}: invalid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax"
+        ) from None
+    lines: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: yaml.Node | None, at: tuple[Any, ...]) -> None:
+        if node is None:
+            return
+        lines.setdefault(at, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                lines[at + (key.value,)] = key.start_mark.line + 1
+                walk(value, at + (key.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, value in enumerate(node.value):
+                lines[at + (index,)] = value.start_mark.line + 1
+                walk(value, at + (index,))
+
+    walk(root, ())
+    return data, lines
+
+
+def _where(path: Path, lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> str:
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return f"{path}:{lines[loc[:cut]]}"
+    return str(path)
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _parse(model: type[BaseModel], path: Path) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    data, lines = _load_yaml(path)
+    if not isinstance(data, dict):
+        raise TaskError(f"{path}:1: expected a mapping at the top level", "see tasks/README.md")
+    try:
+        return model.model_validate(data), lines
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        msg = err["msg"]
+        fix = "see tasks/README.md for the schema"
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(model, loc[:-1]))
+            msg, fix = "unknown key", f"remove it or use one of: {allowed}"
+        elif err["type"] == "missing":
+            fix = f"add the key '{loc[-1]}'"
+        raise TaskError(f"{_where(path, lines, loc)}: {_dotted(loc)}: {msg}", fix) from None
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        annotation = current.model_fields[part].annotation if part in current.model_fields else None
+        args = getattr(annotation, "__args__", ()) or (annotation,)
+        current = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return sorted(current.model_fields) if current is not None else []
+
+
+def _read_prompts(path: Path, needs_mapping: bool) -> ConceptPrompts:
+    if not path.is_file():
+        raise TaskError(f"{path}: prompt file not found", "add it with columns split,prompt,mapped")
+    rows: dict[str, list[PromptPair]] = {split: [] for split in SPLITS}
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"split", "prompt"} <= set(reader.fieldnames):
+            raise TaskError(f"{path}:1: header must be 'split,prompt,mapped'", "fix the CSV header")
+        for line, row in enumerate(reader, start=2):
+            split = (row.get("split") or "").strip()
+            prompt = (row.get("prompt") or "").strip()
+            mapped = (row.get("mapped") or "").strip()
+            if split not in SPLITS:
+                raise TaskError(
+                    f"{path}:{line}: split '{split}' is not one of {', '.join(SPLITS)}",
+                    "fix the split column",
+                )
+            if not prompt:
+                raise TaskError(f"{path}:{line}: empty prompt", "write a prompt or delete the row")
+            if needs_mapping and split == "train" and not mapped:
+                raise TaskError(
+                    f"{path}:{line}: forget prompt has no mapped prompt",
+                    "add the context-preserving mapped prompt in the 'mapped' column",
+                )
+            if mapped and mapped == prompt:
+                raise TaskError(
+                    f"{path}:{line}: mapped prompt equals the prompt",
+                    "the mapped prompt must replace the concept",
+                )
+            rows[split].append(PromptPair(prompt, mapped))
+    for split in ("train", "eval"):
+        if not rows[split]:
+            raise TaskError(f"{path}: no '{split}' prompts", f"add rows with split={split}")
+    return ConceptPrompts(
+        tuple(rows["train"]), tuple(rows["val"]), tuple(p.prompt for p in rows["eval"])
+    )
+
+
+def _check_ids(
+    path: Path, lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...], ids: list[str], known: set[str]
+) -> None:
+    import difflib
+
+    for index, cid in enumerate(ids):
+        if cid not in known:
+            close = difflib.get_close_matches(cid, sorted(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise TaskError(
+                f"{_where(path, lines, loc + (index,))}: {_dotted(loc + (index,))}: "
+                f"unknown concept '{cid}'{hint}",
+                "define it in the concepts file or fix the id",
+            )
+
+
+def load_sequence(path: str | Path) -> TaskSequence:
+    """Load and validate a sequence file with its concepts and prompts."""
+    path = Path(path)
+    spec, lines = _parse(SequenceSpec, path)
+    concept_path = (path.parent / spec.concepts).resolve()
+    concept_file, concept_lines = _parse(ConceptFile, concept_path)
+    concepts: dict[str, Concept] = {}
+    for index, c in enumerate(concept_file.concepts):
+        if c.id in concepts:
+            where = _where(concept_path, concept_lines, ("concepts", index, "id"))
+            raise TaskError(f"{where}: duplicate concept id '{c.id}'", "ids must be unique")
+        concepts[c.id] = Concept(c.id, c.kind, c.name, c.anchor, tuple(c.related))
+    known = set(concepts)
+    for index, c in enumerate(concept_file.concepts):
+        _check_ids(concept_path, concept_lines, ("concepts", index, "related"), c.related, known)
+        if c.anchor is not None:
+            _check_ids(concept_path, concept_lines, ("concepts", index, "anchor"), [c.anchor], known)
+    _check_ids(path, lines, ("steps",), spec.steps, known)
+    for key in ("general", "in_domain", "cross_domain"):
+        _check_ids(path, lines, ("retain", key), getattr(spec.retain, key), known)
+    if len(set(spec.steps)) != len(spec.steps):
+        raise TaskError(f"{_where(path, lines, ('steps',))}: steps repeat a concept", "list each once")
+    clash = set(spec.steps) & set(spec.retain.general)
+    if clash:
+        raise TaskError(
+            f"{_where(path, lines, ('retain', 'general'))}: retain.general contains forget "
+            f"concept(s) {sorted(clash)}",
+            "a concept is either forgotten or retained",
+        )
+    if len(set(spec.eval.seeds)) != len(spec.eval.seeds):
+        raise TaskError(f"{_where(path, lines, ('eval', 'seeds'))}: eval.seeds repeat", "make them distinct")
+
+    roles: dict[str, str] = {}
+    for cid in spec.steps:
+        roles[cid] = "forget"
+    for cid in spec.steps:
+        for rid in concepts[cid].related:
+            roles.setdefault(rid, "related")
+    for key in ("general", "in_domain", "cross_domain"):
+        for cid in getattr(spec.retain, key):
+            roles.setdefault(cid, key)
+
+    prompt_dir = (path.parent / spec.prompts).resolve()
+    prompts = {
+        cid: _read_prompts(prompt_dir / f"{cid}.csv", needs_mapping=roles[cid] == "forget")
+        for cid in roles
+    }
+    files = [path, concept_path] + [prompt_dir / f"{cid}.csv" for cid in sorted(roles)]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    return TaskSequence(spec, path, concepts, prompts, digest.hexdigest(), roles)
+
+
+def resolve_sequence(name_or_path: str) -> TaskSequence:
+    """``"toy10"``, ``"toy10@1"`` or a path to a ``sequence.yaml`` -> a loaded sequence."""
+    from culbench.catalog import SEQUENCES
+
+    candidate = Path(name_or_path)
+    if name_or_path.endswith((".yaml", ".yml")) or candidate.is_dir():
+        file = candidate / "sequence.yaml" if candidate.is_dir() else candidate
+        return load_sequence(file)
+    name, _, version = name_or_path.partition("@")
+    sequence = load_sequence(SEQUENCES.get(name))
+    if version and not (re.fullmatch(r"\d+", version) and int(version) == sequence.version):
+        raise TaskError(
+            f"sequence {name}@{version} is not available (installed: {sequence.id})",
+            f"use --sequence {sequence.id} or install the culbench release that ships it",
+        )
+    return sequence

@@ -1,0 +1,1 @@
+"""Built-in continual-unlearning methods, one file each (importable as ``culbench.methods``)."""

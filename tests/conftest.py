@@ -1,0 +1,33 @@
+"""Shared fixtures: everything offline, on CPU, with the shipped mocks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+HELPERS = Path(__file__).resolve().parent / "helpers"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m culbench ARGS`` in a subprocess, as a user would."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "culbench", *args], capture_output=True,
+                          text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One complete `original` smoke run on the mock sequence, shared by read-only tests."""
+    from culbench.runner import run
+
+    out = tmp_path_factory.mktemp("smoke")
+    return run("original", sequence="mock", profile="smoke", out=out, threads=2)

@@ -1,0 +1,108 @@
+"""The sequence loop: completes, commits atomically, resumes after SIGKILL with identical numbers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from culbench import results
+from culbench.errors import RunError
+from culbench.runner import run
+from culbench.validate import validate_run
+from conftest import HELPERS
+
+
+def test_smoke_run_is_complete_and_valid(smoke_run: Path) -> None:
+    manifest = json.loads((smoke_run / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["steps_committed"] == [0, 1, 2]
+    assert manifest["identity"]["sequence"]["id"] == "mock@1"
+    assert manifest["identity"]["method"] == {
+        "name": "original", "source": "builtin", "config": {},
+        "config_hash": manifest["identity"]["method"]["config_hash"]}
+    for step in ("0", "1", "2"):
+        assert manifest["compute"][step]["eval"]["seconds"] > 0
+        assert manifest["compute"][step]["eval"]["peak_rss_mb"] > 0
+    assert validate_run(smoke_run) == []
+    lines = (smoke_run / "matrix.csv").read_text().splitlines()
+    assert lines[0] == "step,concept,role,presence,n,ci_low,ci_high"
+    assert len(lines) == 1 + 3 * 8  # 3 steps x 8 concepts of the mock sequence
+
+
+def test_original_keeps_the_base_model(smoke_run: Path) -> None:
+    """The untouched model must see exactly the same verdicts at every step."""
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    presence = summary["presence"]
+    assert presence[0] == presence[1] == presence[2]
+    assert summary["metrics"]["ua_cumulative"] == [0.0, 0.0]
+    assert summary["n"][0] == [4] * 8  # smoke: 2 prompts x 2 seeds
+
+
+def test_rerun_of_complete_run_is_a_no_op(smoke_run: Path) -> None:
+    before = (smoke_run / "manifest.json").read_text()
+    run("original", sequence="mock", profile="smoke", out=smoke_run.parents[3], threads=2)
+    assert (smoke_run / "manifest.json").read_text() == before
+
+
+def test_resume_after_sigkill_gives_identical_summary(tmp_path: Path) -> None:
+    script = str(HELPERS / "killer_run.py")
+    marker = tmp_path / "marker"
+    killed = subprocess.run([sys.executable, script, str(tmp_path / "a"), str(marker)],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    run_dir = tmp_path / "a" / "mock@1" / "killer" / "smoke" / "seed0"
+    assert results.committed_steps(run_dir) == [0, 1]
+    assert not (run_dir / "summary.json").exists()
+    assert validate_run(run_dir) != []  # partial
+    assert validate_run(run_dir, require_complete=False) == []
+
+    resumed = subprocess.run([sys.executable, script, str(tmp_path / "a"), str(marker)],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    straight = subprocess.run([sys.executable, script, str(tmp_path / "b"), str(marker)],
+                              capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    other = tmp_path / "b" / "mock@1" / "killer" / "smoke" / "seed0"
+    assert (run_dir / "summary.json").read_bytes() == (other / "summary.json").read_bytes()
+    for step in (1, 2):
+        a = json.loads((results.step_dir(run_dir, step) / "step.json").read_text())
+        b = json.loads((results.step_dir(other, step) / "step.json").read_text())
+        assert a["model_sha256"] == b["model_sha256"]
+    # the killer really changed the model (otherwise the comparison proves nothing)
+    s0 = json.loads((results.step_dir(run_dir, 0) / "step.json").read_text())["model_sha256"]
+    s2 = json.loads((results.step_dir(run_dir, 2) / "step.json").read_text())["model_sha256"]
+    assert s0 != s2
+    assert validate_run(run_dir) == []
+
+
+def test_resume_refuses_a_different_config(smoke_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    run("original", sequence="mock", profile="smoke", out=out, threads=2)
+    manifest_path = out / "mock@1" / "original" / "smoke" / "seed0" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["identity"]["seed"] = 99
+    manifest["status"] = "partial"
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(RunError, match="different seed"):
+        run("original", sequence="mock", profile="smoke", out=out, threads=2)
+
+
+def test_validate_detects_tampering(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    run_dir = run("original", sequence="mock", profile="smoke", out=out, threads=2)
+    samples = results.step_dir(run_dir, 1) / "samples.jsonl"
+    samples.write_text(samples.read_text().replace('"present": true', '"present": false', 1))
+    problems = validate_run(run_dir)
+    assert any("sha256" in p for p in problems)
+    assert any("disagrees with samples.jsonl" in p for p in problems)
+
+
+def test_overrides_change_the_run_directory(tmp_path: Path) -> None:
+    from culbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown config key 'original.lr'"):
+        run("original", sequence="mock", profile="smoke", out=tmp_path, overrides=["original.lr=1"])
