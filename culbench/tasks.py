@@ -12,6 +12,7 @@ Every error names the file, the line and the key, and says how to fix it.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -228,13 +229,16 @@ def _parse(model: type[BaseModel], path: Path) -> tuple[Any, dict[tuple[Any, ...
     try:
         return model.model_validate(data), lines
     except ValidationError as exc:
-        err = exc.errors()[0]
+        # an unknown key is usually a typo of a missing one: report it first
+        err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
         loc = tuple(err["loc"])
         msg = err["msg"]
         fix = "see tasks/README.md for the schema"
         if err["type"] == "extra_forbidden":
-            allowed = ", ".join(_allowed_keys(model, loc[:-1]))
-            msg, fix = "unknown key", f"remove it or use one of: {allowed}"
+            allowed = _allowed_keys(model, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            msg = f"unknown key (did you mean '{close[0]}'?)" if close else "unknown key"
+            fix = f"remove it or use one of: {', '.join(allowed)}"
         elif err["type"] == "missing":
             fix = f"add the key '{loc[-1]}'"
         raise TaskError(f"{_where(path, lines, loc)}: {_dotted(loc)}: {msg}", fix) from None
@@ -292,8 +296,6 @@ def _read_prompts(path: Path, needs_mapping: bool) -> ConceptPrompts:
 def _check_ids(
     path: Path, lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...], ids: list[str], known: set[str]
 ) -> None:
-    import difflib
-
     for index, cid in enumerate(ids):
         if cid not in known:
             close = difflib.get_close_matches(cid, sorted(known), n=1)

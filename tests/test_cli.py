@@ -1,0 +1,81 @@
+"""The command line as a user meets it: one-line errors, no tracebacks, non-zero exits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import run_cli
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_unknown_method_suggests_the_close_name(tmp_path: Path) -> None:
+    line = _one_line_error(run_cli("run", "--method", "orignal", "--out", str(tmp_path)))
+    assert "unknown method 'orignal' (did you mean: original)" in line
+    assert "fix:" in line
+    assert not any(tmp_path.iterdir())  # nothing was written
+
+
+def test_malformed_sequence_file_names_file_and_key(tmp_path: Path) -> None:
+    import shutil
+
+    from culbench.catalog import PACKAGE_DIR
+
+    root = tmp_path / "seq"
+    shutil.copytree(PACKAGE_DIR / "mocks" / "tasks" / "mock", root)
+    path = root / "sequence.yaml"
+    path.write_text(path.read_text().replace("seeds: [0, 1, 2, 3]", "seeds: []"))
+    line = _one_line_error(run_cli("run", "--method", "original", "--sequence", str(path),
+                                   "--out", str(tmp_path / "out")))
+    assert f"{path}:18: eval.seeds:" in line
+    line = _one_line_error(run_cli("tasks", "validate", str(path)))
+    assert f"{path}:18: eval.seeds:" in line
+
+
+def test_bad_override_and_profile(tmp_path: Path) -> None:
+    line = _one_line_error(run_cli("run", "--method", "original", "--set", "original.lr=1",
+                                   "--out", str(tmp_path)))
+    assert "unknown config key 'original.lr'" in line
+    line = _one_line_error(run_cli("run", "--method", "original", "--profile", "tiny",
+                                   "--out", str(tmp_path)))
+    assert "unknown profile 'tiny'" in line
+
+
+def test_usage_errors_are_one_line() -> None:
+    line = _one_line_error(run_cli("run", "--methd", "original"))
+    assert "No such option" in line
+
+
+def test_validate_missing_dir(tmp_path: Path) -> None:
+    line = _one_line_error(run_cli("validate", str(tmp_path / "nope")))
+    assert "does not exist" in line
+
+
+def test_ls_imports_no_torch() -> None:
+    code = ("import sys; from culbench.cli import main\n"
+            "try:\n    main(['ls', 'methods'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'ls imported torch'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "original" in done.stdout
+
+
+def test_tasks_validate_and_ls_sequences() -> None:
+    done = run_cli("tasks", "validate")
+    assert done.returncode == 0, done.stderr
+    assert "ok  mock@1" in done.stdout
+    assert "mock" in run_cli("ls", "sequences").stdout
+
+
+def test_help_ends_with_examples() -> None:
+    done = run_cli("run", "--help")
+    assert done.returncode == 0
+    assert "culbench run --method original --profile smoke" in done.stdout

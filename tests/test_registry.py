@@ -1,0 +1,93 @@
+"""The generic registry: decorator, lazy targets, duplicates, did-you-mean, plugin shadowing."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from culbench.catalog import METHODS
+from culbench.errors import RegistryError
+from culbench.registry import Registry
+
+
+def test_decorator_and_lookup() -> None:
+    reg: Registry[type] = Registry("widget")
+
+    @reg.register("alpha")
+    class Alpha:
+        """Alpha widget."""
+
+    assert reg.get("alpha") is Alpha
+    assert reg.entry("alpha").summary == "Alpha widget."
+    assert reg.names() == ["alpha"]
+
+
+def test_duplicate_names_raise() -> None:
+    reg: Registry[object] = Registry("widget")
+    reg.register("a", object())
+    with pytest.raises(RegistryError, match="duplicate widget name 'a'"):
+        reg.register("a", object())
+    reg.register_lazy("b", "json:dumps")
+    with pytest.raises(RegistryError, match="duplicate widget name 'b'"):
+        reg.register_lazy("b", "json:loads")
+
+
+def test_unknown_name_suggests_close_matches() -> None:
+    reg: Registry[object] = Registry("method")
+    reg.register("original", object())
+    with pytest.raises(RegistryError) as info:
+        reg.get("orignal")
+    assert "did you mean: original" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_lazy_entries_import_on_first_get(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "lazy_mod_xyz.py").write_text("VALUE = 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg: Registry[int] = Registry("number")
+    reg.register_lazy("answer", "lazy_mod_xyz:VALUE")
+    assert "lazy_mod_xyz" not in sys.modules
+    assert reg.get("answer") == 42
+
+
+def test_broken_lazy_target_is_a_clear_error() -> None:
+    reg: Registry[object] = Registry("method")
+    reg.register_lazy("ghost", "no_such_module_abc:Thing")
+    with pytest.raises(RegistryError, match="could not be loaded"):
+        reg.get("ghost")
+
+
+def test_plugin_may_not_shadow_builtin() -> None:
+    reg: Registry[object] = Registry("method")
+    reg.register_lazy("esd", "json:dumps")
+    with pytest.raises(RegistryError, match="built-in name"):
+        reg.register_lazy("esd", "json:loads", source="plugin evil==1.0")
+
+
+def test_builtin_methods_are_found_without_importing_them() -> None:
+    entry = METHODS.entry("original")
+    assert entry.target == "culbench.methods.original:Original"
+    assert entry.source == "builtin"
+    cls = METHODS.get("original")
+    assert cls.__name__ == "Original"
+
+
+def test_method_without_frozen_config_is_rejected() -> None:
+    from culbench.api import register_method
+
+    with pytest.raises(RegistryError, match="frozen Config"):
+
+        @register_method("tmp_bad_method")
+        class Bad:
+            def unlearn(self, model, request, ctx):
+                return model
+
+        METHODS._entries["tmp_bad_method"].obj = None
+        METHODS._entries["tmp_bad_method"].target = f"{__name__}:Bad"
+        globals()["Bad"] = Bad
+        try:
+            METHODS.get("tmp_bad_method")
+        finally:
+            METHODS.unregister("tmp_bad_method")

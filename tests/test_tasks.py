@@ -1,0 +1,100 @@
+"""Task files: every shipped sequence loads; malformed files fail naming file, line and key."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from culbench.catalog import PACKAGE_DIR, SEQUENCES, builtin_dir
+from culbench.errors import TaskError
+from culbench.tasks import load_sequence, resolve_sequence
+
+MOCK = PACKAGE_DIR / "mocks" / "tasks" / "mock"
+ALL_SEQUENCES = sorted(builtin_dir("tasks").rglob("sequence.yaml")) + [MOCK / "sequence.yaml"]
+
+
+@pytest.mark.parametrize("path", ALL_SEQUENCES, ids=lambda p: p.parent.name)
+def test_every_shipped_sequence_loads(path: Path) -> None:
+    sequence = load_sequence(path)
+    assert sequence.steps
+    for step in range(1, len(sequence.steps) + 1):
+        request = sequence.request(step)
+        assert request.forget and all(pair.mapped for pair in request.forget)
+
+
+def test_every_task_file_is_used_by_a_sequence() -> None:
+    """No orphan YAML/CSV under tasks/: everything there is loaded by some sequence."""
+    used = set()
+    for path in ALL_SEQUENCES:
+        seq = load_sequence(path)
+        used |= {path.resolve(), (path.parent / seq.spec.concepts).resolve()}
+        used |= {(path.parent / seq.spec.prompts / f"{c}.csv").resolve() for c in seq.roles}
+    for root in (builtin_dir("tasks"), MOCK):
+        for file in root.rglob("*"):
+            if file.suffix in (".yaml", ".csv"):
+                assert file.resolve() in used, f"{file} is not used by any sequence"
+
+
+def test_mock_sequence_structure() -> None:
+    seq = resolve_sequence("mock")
+    assert seq.id == "mock@1"
+    assert seq.roles == {"red": "forget", "star": "forget", "orange": "related",
+                         "pink": "related", "cross": "related", "blue": "general",
+                         "circle": "general", "green": "general"}
+    request = seq.request(2)
+    assert request.concept.id == "star"
+    assert [r.concept.id for r in request.related] == ["cross"]
+    assert [p.concept.id for p in request.previous] == ["red"]
+    assert request.forget[0].mapped.startswith("a blue circle")
+    assert len(seq.eval_items(2, 2)) == 8 * 4
+    assert resolve_sequence("mock@1").content_hash == seq.content_hash
+
+
+def _copy_mock(tmp_path: Path) -> Path:
+    target = tmp_path / "mock"
+    shutil.copytree(MOCK, target)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        ("sequence.yaml", "steps: [red, star]", "steps: [red, stra]",
+         r"sequence.yaml:13: steps\[1\]: unknown concept 'stra' \(did you mean 'star'\?\)"),
+        ("sequence.yaml", "version: 1", "version: one", r"sequence.yaml:4: version: Input should be"),
+        ("sequence.yaml", "  backend: mock", "  backend: mock\n  weights: x",
+         r"sequence.yaml:9: model.weights: unknown key; fix: remove it or use one of: backend, options"),
+        ("sequence.yaml", "eval:", "evals:", r"sequence.yaml:16: evals: unknown key \(did you mean 'eval'\?\)"),
+        ("sequence.yaml", "steps: [red, star]", "steps: [red, star", r"sequence.yaml:\d+: invalid YAML"),
+        ("concepts.yaml", "related: [cross]", "related: [crosss]",
+         r"concepts.yaml:3: concepts\[1\].related\[0\]: unknown concept 'crosss'"),
+        ("prompts/red.csv", "train,a red square on the left,a blue square on the left",
+         "train,a red square on the left,", r"red.csv:2: forget prompt has no mapped prompt"),
+        ("prompts/blue.csv", "eval,a blue triangle in a photo,", "test,a blue triangle in a photo,",
+         r"blue.csv:\d+: split 'test' is not one of train, val, eval"),
+    ],
+)
+def test_malformed_files_name_file_line_and_key(
+    tmp_path: Path, file: str, old: str, new: str, expected: str
+) -> None:
+    root = _copy_mock(tmp_path)
+    path = root / file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(TaskError, match=expected) as info:
+        load_sequence(root / "sequence.yaml")
+    assert "\n" not in info.value.one_line()
+    assert "fix:" in info.value.one_line()
+
+
+def test_unknown_sequence_and_version() -> None:
+    from culbench.errors import RegistryError
+
+    with pytest.raises(RegistryError, match="did you mean: mock"):
+        resolve_sequence("mokc")
+    with pytest.raises(TaskError, match="mock@7 is not available"):
+        resolve_sequence("mock@7")
+    assert "mock" in SEQUENCES
