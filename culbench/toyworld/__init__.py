@@ -1,0 +1,1 @@
+"""ToyWorld: a synthetic concept world of shapes, colours, patterns and characters."""

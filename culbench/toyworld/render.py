@@ -1,0 +1,524 @@
+"""ToyWorld renderer: scenes, captions and datasets for continual concept unlearning.
+
+A scene is one coloured, patterned shape (or a named character: a fixed shape,
+colour and pattern plus a distinctive mark) at one of three horizontal positions
+on a dark or light background. Images are rendered with numpy on a supersampled
+grid and box-downsampled, so 32x32 renders are antialiased yet cheap.
+
+All geometry is specified in units of a 32 px canvas and scaled by ``size / 32``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+if TYPE_CHECKING:  # `datasets` is heavy; only build_dataset imports it at runtime.
+    import datasets
+
+RENDER_VERSION = 1
+
+OBJECTS: tuple[str, ...] = (
+    "circle", "square", "triangle", "star", "heart",
+    "cross", "ring", "moon", "diamond", "hexagon",
+)
+# Fixed, well separated RGB values; red/orange/pink/brown are deliberately near each other.
+_COLOUR_RGB: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30), "orange": (245, 140, 20), "yellow": (240, 220, 40),
+    "green": (40, 170, 60), "blue": (40, 90, 230), "purple": (140, 50, 200),
+    "pink": (245, 120, 190), "brown": (130, 80, 35),
+}
+COLOURS: tuple[str, ...] = tuple(_COLOUR_RGB)
+PATTERNS: tuple[str, ...] = ("solid", "striped", "dotted", "checkered", "outlined")
+_BACKGROUND_RGB: dict[str, tuple[int, int, int]] = {"dark": (28, 28, 28), "light": (215, 215, 215)}
+BACKGROUNDS: tuple[str, ...] = tuple(_BACKGROUND_RGB)
+# Shape centre x in 32 px units. Shapes reach at most 0.95 half-sizes sideways, so with
+# half-size 8.75, +8 % scale and +1 px offset the outermost pixel columns stay background.
+_POSITION_X: dict[str, float] = {"left": 11.0, "center": 16.0, "right": 21.0}
+POSITIONS: tuple[str, ...] = tuple(_POSITION_X)
+MARKS: tuple[str, ...] = ("eyes", "mouth", "hat", "sash", "antennae", "spot")
+
+# Related concepts a good unlearning method should leave intact while erasing a neighbour.
+CONFUSABLES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "object": (("star", "cross", "diamond"), ("circle", "ring", "hexagon", "moon")),
+    "colour": (("red", "orange", "pink", "brown"),),
+}
+
+
+@dataclass(frozen=True)
+class Character:
+    """A named composite concept (stand-in for IP or a celebrity).
+
+    Attributes:
+        shape: Base object name from OBJECTS.
+        colour: Base colour name from COLOURS.
+        pattern: Base pattern name from PATTERNS.
+        mark: Distinctive mark name from MARKS drawn on top of the base shape.
+    """
+
+    shape: str
+    colour: str
+    pattern: str
+    mark: str
+
+
+CHARACTER_SPECS: dict[str, Character] = {
+    "zorb": Character("circle", "green", "solid", "eyes"),
+    "quillo": Character("star", "yellow", "solid", "mouth"),
+    "mipsy": Character("heart", "pink", "dotted", "hat"),
+    "tangle": Character("square", "purple", "striped", "sash"),
+    "bobo": Character("hexagon", "brown", "checkered", "antennae"),
+    "kix": Character("diamond", "blue", "solid", "spot"),
+}
+CHARACTERS: tuple[str, ...] = tuple(CHARACTER_SPECS)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One ToyWorld scene; all fields are names from the module-level tuples.
+
+    Attributes:
+        object: Shape name. For characters this must be the character's shape.
+        colour: Colour name. For characters this must be the character's colour.
+        pattern: Pattern name. For characters this must be the character's pattern.
+        background: Background tone name.
+        position: Horizontal position name.
+        character: Character name, or None for a plain object scene.
+    """
+
+    object: str
+    colour: str
+    pattern: str
+    background: str
+    position: str
+    character: str | None = None
+
+    def __post_init__(self) -> None:
+        for field, allowed in (("object", OBJECTS), ("colour", COLOURS), ("pattern", PATTERNS),
+                               ("background", BACKGROUNDS), ("position", POSITIONS)):
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"unknown {field} {getattr(self, field)!r}; expected {allowed}")
+        if self.character is not None:
+            spec = CHARACTER_SPECS.get(self.character)
+            if spec is None or (self.object, self.colour, self.pattern) != (
+                    spec.shape, spec.colour, spec.pattern):
+                raise ValueError(f"bad character scene {self}; specs: {CHARACTER_SPECS}")
+
+    @classmethod
+    def of_character(cls, name: str, background: str, position: str) -> Scene:
+        """Builds a character scene with the character's fixed shape, colour and pattern."""
+        spec = CHARACTER_SPECS[name]
+        return cls(spec.shape, spec.colour, spec.pattern, background, position, name)
+
+    def labels(self) -> dict[str, str]:
+        """Returns all attributes as string labels (character is "none" when absent)."""
+        return {
+            "object": self.object, "colour": self.colour, "pattern": self.pattern,
+            "background": self.background, "position": self.position,
+            "character": self.character or "none",
+        }
+
+
+def all_scenes() -> list[Scene]:
+    """Enumerates the whole (finite) scene space: every object scene and character scene."""
+    scenes = [Scene(*combo) for combo in itertools.product(
+        OBJECTS, COLOURS, PATTERNS, BACKGROUNDS, POSITIONS)]
+    scenes += [Scene.of_character(c, b, p)
+               for c, b, p in itertools.product(CHARACTERS, BACKGROUNDS, POSITIONS)]
+    return scenes
+
+
+# ----------------------------------------------------------------------------- geometry
+
+_SS = 4  # supersampling factor; 4x4 subpixels per output pixel is enough antialiasing.
+_CY = 17.5  # shape centre y; low enough that hats/antennae (marks reach v=-1.53) fit.
+_HALF = 8.75  # shape half-size in 32 px units (shapes span ~16-17 px).
+
+
+def _polygon(u: np.ndarray, v: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Even-odd point-in-polygon test, vectorised over the grid."""
+    inside = np.zeros(np.broadcast_shapes(u.shape, v.shape), dtype=bool)
+    for (x0, y0), (x1, y1) in zip(pts, np.roll(pts, -1, axis=0), strict=True):
+        if y0 == y1:
+            continue
+        crosses = (v < y0) != (v < y1)
+        x_at = x0 + (v - y0) * (x1 - x0) / (y1 - y0)
+        inside ^= crosses & (u < x_at)
+    return inside
+
+
+def _star_points(outer: float = 1.0, inner: float = 0.5) -> np.ndarray:
+    ang = -np.pi / 2 + np.arange(10) * np.pi / 5  # first point straight up (image y is down)
+    rad = np.where(np.arange(10) % 2 == 0, outer, inner)
+    pts = np.stack([rad * np.cos(ang), rad * np.sin(ang)], axis=1)
+    pts[:, 1] += (1.0 - outer * np.cos(np.pi / 5)) / 2  # centre the star vertically
+    return pts
+
+
+_STAR = _star_points()
+
+
+def _shape_mask(name: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Boolean mask of a shape in local coordinates (unit half-size, v pointing down)."""
+    if name == "circle":
+        return u * u + v * v <= 0.95**2
+    if name == "square":
+        return (np.abs(u) <= 0.8) & (np.abs(v) <= 0.8)
+    if name == "triangle":  # apex up, base at v=0.8
+        return (v <= 0.8) & (v >= -0.92 + 1.81 * np.abs(u))
+    if name == "star":
+        return _polygon(u, v, _STAR)
+    if name == "heart":  # classic implicit heart curve, y up
+        x, y = u * 1.22, -v * 1.18 + 0.12
+        return (x * x + y * y - 1) ** 3 - x * x * y**3 <= 0
+    if name == "cross":  # plus sign
+        au, av = np.abs(u), np.abs(v)
+        return ((au <= 0.3) & (av <= 0.95)) | ((av <= 0.3) & (au <= 0.95))
+    if name == "ring":
+        r2 = u * u + v * v
+        return (r2 <= 0.95**2) & (r2 >= 0.5**2)
+    if name == "moon":  # crescent opening to the upper right
+        return (u * u + v * v <= 0.95**2) & ((u - 0.45) ** 2 + (v + 0.28) ** 2 >= 0.78**2)
+    if name == "diamond":
+        return np.abs(u) / 0.85 + np.abs(v) <= 1.0
+    if name == "hexagon":  # flat top and bottom, pointed left/right
+        a = 0.95 * np.sqrt(3) / 2
+        return (np.abs(v) <= a) & (np.sqrt(3) / 2 * np.abs(u) + 0.5 * np.abs(v) <= a)
+    raise ValueError(f"unknown object {name!r}")
+
+
+def _pattern_mask(name: str, px: np.ndarray, py: np.ndarray, dot_shift: float) -> np.ndarray | None:
+    """Pattern "ink" mask (None = solid); px/py in 32 px units from the pattern anchor.
+
+    dot_shift moves dot centres onto pixel centres when dots are an odd number of px wide.
+    """
+    if name == "striped":  # horizontal bands, 2 px on / 2 px off
+        return np.floor(py / 2.0) % 2 == 0
+    if name == "dotted":  # ~2x2 px dots on a 4 px grid, one at the centre so that
+        # even small interiors (star, cross) show a dot; bigger dots read as a mesh.
+        qx, qy = px + 2.0 - dot_shift, py + 2.0 - dot_shift
+        return ((qx % 4.0) - 2.0) ** 2 + ((qy % 4.0) - 2.0) ** 2 <= 1.05**2
+    if name == "checkered":  # 4 px checkers
+        return (np.floor(px / 4.0) + np.floor(py / 4.0)) % 2 == 0
+    if name == "outlined":
+        return np.zeros(np.broadcast_shapes(px.shape, py.shape), dtype=bool)
+    return None
+
+
+def _erode(mask: np.ndarray, r: int, outside: bool = False) -> np.ndarray:
+    """Erodes by an approximate disc of radius r (alternating 4- and 8-neighbour steps).
+
+    A plain square window would make outlines ~1.4x thicker along diagonals, which
+    swallows the interior of stars and diamonds.
+    """
+    m = mask
+    for i in range(r):
+        p = np.pad(m, 1, constant_values=outside)
+        m = m & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+        if i % 2:
+            m = m & p[:-2, :-2] & p[:-2, 2:] & p[2:, :-2] & p[2:, 2:]
+    return m
+
+
+def _segment(u: np.ndarray, v: np.ndarray, a: tuple[float, float],
+             b: tuple[float, float], width: float) -> np.ndarray:
+    """Thick line segment from a to b."""
+    ax, ay = a
+    dx, dy = b[0] - ax, b[1] - ay
+    t = np.clip(((u - ax) * dx + (v - ay) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
+    return (u - ax - t * dx) ** 2 + (v - ay - t * dy) ** 2 <= (width / 2) ** 2
+
+
+def _disc(u: np.ndarray, v: np.ndarray, cx: float, cy: float, r: float) -> np.ndarray:
+    return (u - cx) ** 2 + (v - cy) ** 2 <= r * r
+
+
+_WHITE, _BLACK = (255.0, 255.0, 255.0), (0.0, 0.0, 0.0)
+
+
+def _mark_layers(name: str, u: np.ndarray, v: np.ndarray, shape: np.ndarray,
+                 border: int) -> list[tuple[np.ndarray, tuple[float, float, float]]]:
+    """Mark layers (mask, rgb) drawn over the shape, in order.
+
+    Marks that may lie over the background are white with a black border so they
+    stand out on both the dark and the light background.
+    """
+
+    def bordered(m: np.ndarray) -> list[tuple[np.ndarray, tuple[float, float, float]]]:
+        return [(~_erode(~m, border, outside=True), _BLACK), (m, _WHITE)]  # dilate
+
+    if name == "eyes":
+        whites = _disc(u, v, -0.38, -0.15, 0.27) | _disc(u, v, 0.38, -0.15, 0.27)
+        pupils = _disc(u, v, -0.33, -0.08, 0.13) | _disc(u, v, 0.43, -0.08, 0.13)
+        return [(whites, _WHITE), (pupils, _BLACK)]
+    if name == "mouth":  # wide black grin under two small black eyes
+        grin = _segment(u, v, (-0.3, 0.2), (0.3, 0.2), 0.26)
+        eyes = _disc(u, v, -0.17, -0.18, 0.12) | _disc(u, v, 0.17, -0.18, 0.12)
+        return [(grin | eyes, _BLACK)]
+    if name == "hat":  # party hat sitting on top of the shape
+        hat = _polygon(u, v, np.array([[0.0, -1.5], [0.45, -0.8], [-0.45, -0.8]]))
+        return bordered(hat)
+    if name == "sash":  # white diagonal band clipped to the body
+        return [(shape & (np.abs(u + v) <= 0.26), _WHITE)]
+    if name == "antennae":
+        stalks = (_segment(u, v, (-0.3, -0.75), (-0.55, -1.25), 0.13)
+                  | _segment(u, v, (0.3, -0.75), (0.55, -1.25), 0.13))
+        knobs = _disc(u, v, -0.55, -1.3, 0.18) | _disc(u, v, 0.55, -1.3, 0.18)
+        return bordered(stalks | knobs)
+    if name == "spot":  # big bullseye in the centre
+        return [*bordered(_disc(u, v, 0.0, 0.0, 0.34)), (_disc(u, v, 0.0, 0.0, 0.13), _BLACK)]
+    raise ValueError(f"unknown mark {name!r}")
+
+
+def render(scene: Scene, size: int = 32, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Renders a scene to an RGB image.
+
+    Args:
+        scene: The scene to draw.
+        size: Output side length in pixels (32 is canonical; 16 is supported).
+        rng: Source of small jitter (±1 px offset, ±8 % scale, ±8/255 colour shift);
+            None gives the canonical, jitter-free render.
+
+    Returns:
+        uint8 array of shape (size, size, 3).
+    """
+    k = size / 32.0
+    fill = np.array(_COLOUR_RGB[scene.colour], dtype=np.float64)
+    bg = np.array(_BACKGROUND_RGB[scene.background], dtype=np.float64)
+    off_x = off_y = 0.0
+    scale = 1.0
+    if rng is not None:
+        off_x, off_y = rng.uniform(-1.0, 1.0, size=2)
+        scale = 1.0 + rng.uniform(-0.08, 0.08)
+        # Per-image (not per-pixel) colour shifts keep patterns crisp and PNGs small.
+        fill = fill + rng.integers(-8, 9, size=3)
+        bg = bg + rng.integers(-8, 9, size=3)
+    cx, cy = (_POSITION_X[scene.position] + off_x) * k, (_CY + off_y) * k
+    half = _HALF * scale * k
+
+    # Subpixel centres in output-pixel units; (1, n) and (n, 1) broadcast to the grid.
+    coords = (np.arange(size * _SS) + 0.5) / _SS
+    xs, ys = coords[None, :], coords[:, None]
+    u, v = (xs - cx) / half, (ys - cy) / half
+    shape = _shape_mask(scene.object, u, v)
+
+    # Anchor patterns at the shape centre rounded to whole pixels: a fractional anchor
+    # (jitter, or 16 px renders) would blur 1-2 px stripes into a flat tint.
+    ax, ay = round(cx), round(cy)
+    dot_shift = 0.0 if round(2 * k) % 2 == 0 else 0.5 / k
+    pattern = _pattern_mask(scene.pattern, (xs - ax) / k, (ys - ay) / k, dot_shift)
+    if pattern is None:
+        body = shape
+    else:
+        # Patterned shapes keep an outline so the silhouette stays readable.
+        # Band of 1.25 px at 32 px (never under 1 px): thick enough to survive
+        # downsampling, thin enough to leave room for the pattern inside.
+        r = max(1, round(max(1.0, 1.25 * k) * _SS))
+        outline = shape & ~_erode(shape, r)
+        body = outline | (shape & pattern)
+
+    layers = [(body, tuple(fill))]
+    if scene.character is not None:
+        mark = CHARACTER_SPECS[scene.character].mark
+        layers += _mark_layers(mark, u, v, shape, border=max(1, round(_SS * k)))
+
+    img = np.broadcast_to(bg, (size, size, 3)).copy()
+    for mask, rgb in layers:
+        alpha = np.broadcast_to(mask, (size * _SS, size * _SS))
+        alpha = alpha.reshape(size, _SS, size, _SS).mean(axis=(1, 3))[..., None]
+        img += alpha * (np.asarray(rgb) - img)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- captions
+
+_OBJECT_TEMPLATES: tuple[str, ...] = (
+    "a {colour} {pattern} {object} on a {background} background, {position}",
+    "{pattern} {colour} {object}, {position}, {background} background",
+    "a picture of a {colour} {pattern_or_blank} {object} on a {background} background, {position}",
+    "a {object} that is {colour} and {pattern}, {background} background, {position}",
+)
+_CHARACTER_TEMPLATES: tuple[str, ...] = (
+    "{character} on a {background} background, {position}",
+    "{character}, {position}, {background} background",
+    "a picture of {character} on a {background} background, {position}",
+)
+
+
+def _fix_articles(words: list[str]) -> list[str]:
+    return ["an" if w == "a" and nxt[0] in "aeiou" else w
+            for w, nxt in zip(words, words[1:] + ["x"], strict=True)]
+
+
+def _format(template: str, scene: Scene) -> str:
+    text = template.format(
+        colour=scene.colour, pattern=scene.pattern, object=scene.object,
+        background=scene.background, position=scene.position, character=scene.character,
+        pattern_or_blank="" if scene.pattern == "solid" else scene.pattern,
+    )
+    return " ".join(_fix_articles(text.split()))
+
+
+def caption(scene: Scene, rng: np.random.Generator | None = None) -> str:
+    """Returns a lowercase templated English caption for a scene.
+
+    Args:
+        scene: The scene to describe. Character scenes are described by name only.
+        rng: Chooses among templates; None selects the first template.
+
+    Returns:
+        A caption whose words (after removing commas) are all in VOCABULARY.
+    """
+    templates = _CHARACTER_TEMPLATES if scene.character is not None else _OBJECT_TEMPLATES
+    index = 0 if rng is None else int(rng.integers(len(templates)))
+    return _format(templates[index], scene)
+
+
+def caption_words(text: str) -> list[str]:
+    """Splits a caption into vocabulary words (commas removed, whitespace split)."""
+    return text.replace(",", " ").split()
+
+
+def _build_vocabulary() -> tuple[str, ...]:
+    # Exhaustive over the finite scene space, so the vocabulary is exact by construction.
+    words: set[str] = set()
+    for scene in all_scenes():
+        templates = _CHARACTER_TEMPLATES if scene.character else _OBJECT_TEMPLATES
+        for template in templates:
+            words.update(caption_words(_format(template, scene)))
+    return tuple(sorted(words))
+
+
+VOCABULARY: tuple[str, ...] = _build_vocabulary()
+
+
+# ----------------------------------------------------------------------------- sampling
+
+def sample_scenes(n: int, seed: int, *, exclude: Callable[[Scene], bool] | None = None,
+                  character_rate: float = 0.2) -> list[Scene]:
+    """Samples scenes uniformly over attributes, deterministically from the seed.
+
+    Args:
+        n: Number of scenes to return.
+        seed: Seed for numpy's default generator.
+        exclude: Predicate; scenes for which it returns True are rejected and redrawn.
+        character_rate: Probability that a draw is a character scene.
+
+    Returns:
+        A list of n scenes.
+
+    Raises:
+        ValueError: If exclude rejects (nearly) everything.
+    """
+    rng = np.random.default_rng(seed)
+
+    def pick(names: tuple[str, ...]) -> str:
+        return names[rng.integers(len(names))]
+
+    scenes: list[Scene] = []
+    for _ in range(1000 * n + 10_000):  # bounded: exclude may reject everything
+        if len(scenes) == n:
+            return scenes
+        background, position = pick(BACKGROUNDS), pick(POSITIONS)
+        if rng.random() < character_rate:
+            scene = Scene.of_character(pick(CHARACTERS), background, position)
+        else:
+            scene = Scene(pick(OBJECTS), pick(COLOURS), pick(PATTERNS), background, position)
+        if exclude is None or not exclude(scene):
+            scenes.append(scene)
+    if len(scenes) == n:
+        return scenes
+    raise ValueError("exclude rejects (almost) every scene; cannot sample")
+
+
+def exclude_fingerprint(exclude: Callable[[Scene], bool] | None) -> str:
+    """Fingerprints an exclude predicate by its verdict on every scene.
+
+    The scene space is finite, so two predicates with the same fingerprint exclude
+    exactly the same scenes (assuming they are pure functions of the scene).
+    """
+    if exclude is None:
+        return "none"
+    bits = "".join("1" if exclude(s) else "0" for s in all_scenes())
+    return hashlib.sha256(bits.encode()).hexdigest()[:12]
+
+
+def _png_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def build_dataset(n: int, seed: int, size: int = 32, *,
+                  exclude: Callable[[Scene], bool] | None = None,
+                  cache_dir: str | os.PathLike[str] | None = None,
+                  character_rate: float = 0.2) -> datasets.Dataset:
+    """Builds (or reloads) a captioned ToyWorld dataset.
+
+    Args:
+        n: Number of rows.
+        seed: Seed; scenes, jitter and caption templates are all derived from it.
+        size: Image side length in pixels.
+        exclude: Optional predicate removing scenes (e.g. a held-out concept).
+        cache_dir: If given, the dataset is saved there and reloaded when present.
+        character_rate: Fraction of character scenes (see sample_scenes).
+
+    Returns:
+        A datasets.Dataset with columns image (PIL), caption, object, colour, pattern,
+        background, position and character (all string labels; character "none").
+    """
+    import datasets  # imported lazily: rendering itself must not depend on it
+
+    path = None
+    if cache_dir is not None:
+        rate = "" if character_rate == 0.2 else f"_c{character_rate:g}"
+        name = (f"toyworld_n{n}_s{seed}_px{size}_x{exclude_fingerprint(exclude)}{rate}"
+                f"_v{RENDER_VERSION}")
+        path = os.path.join(os.fspath(cache_dir), name)
+        if os.path.isfile(os.path.join(path, "dataset_info.json")):
+            return datasets.load_from_disk(path)
+
+    scenes = sample_scenes(n, seed, exclude=exclude, character_rate=character_rate)
+    # Independent streams so changing caption templates does not change the images.
+    render_rng, caption_rng = (np.random.default_rng(s)
+                               for s in np.random.SeedSequence(seed).spawn(2))
+    columns: dict[str, list] = {key: [] for key in
+                                ("image", "caption", "object", "colour", "pattern",
+                                 "background", "position", "character")}
+    for scene in scenes:
+        columns["image"].append({"bytes": _png_bytes(render(scene, size, render_rng)),
+                                 "path": None})
+        columns["caption"].append(caption(scene, caption_rng))
+        for key, value in scene.labels().items():
+            columns[key].append(value)
+    features = datasets.Features(
+        {key: datasets.Image() if key == "image" else datasets.Value("string")
+         for key in columns})
+    ds = datasets.Dataset.from_dict(columns, features=features)
+
+    if path is not None:
+        # Write to a sibling temp dir then rename, so concurrent builders never see a
+        # half-written cache.
+        os.makedirs(os.fspath(cache_dir), exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".tmp_" + os.path.basename(path), dir=os.fspath(cache_dir))
+        ds.save_to_disk(tmp)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            # Another process won the race (its copy is identical); if instead `path`
+            # is a stale, broken directory, keep serving our own fresh copy.
+            if not os.path.isfile(os.path.join(path, "dataset_info.json")):
+                return datasets.load_from_disk(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+        ds = datasets.load_from_disk(path)
+    return ds
