@@ -1,4 +1,4 @@
-"""ToyWorld renderer: scenes, captions and datasets for continual concept unlearning.
+"""ToyWorld renderer: the concept space, scenes and their images.
 
 A scene is one coloured, patterned shape (or a named character: a fixed shape,
 colour and pattern plus a distinctive mark) at one of three horizontal positions
@@ -6,31 +6,25 @@ on a dark or light background. Images are rendered with numpy on a supersampled
 grid and box-downsampled, so 32x32 renders are antialiased yet cheap.
 
 All geometry is specified in units of a 32 px canvas and scaled by ``size / 32``.
+Captions, prompts, scene sampling and datasets live in ``culbench.toyworld.data``
+(which imports this module, never the other way round).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import itertools
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
-if TYPE_CHECKING:  # `datasets` is heavy; only build_dataset imports it at runtime.
-    import datasets
-
-RENDER_VERSION = 1
+# Bump whenever images for the same seed change (cached datasets are keyed on it).
+# 2: added the arrow, house, bolt and tree objects.
+RENDER_VERSION = 2
 
 OBJECTS: tuple[str, ...] = (
     "circle", "square", "triangle", "star", "heart",
     "cross", "ring", "moon", "diamond", "hexagon",
+    # Added in RENDER_VERSION 2; appended so that earlier indices are unchanged.
+    "arrow", "house", "bolt", "tree",
 )
 # Fixed, well separated RGB values; red/orange/pink/brown are deliberately near each other.
 _COLOUR_RGB: dict[str, tuple[int, int, int]] = {
@@ -121,21 +115,15 @@ class Scene:
         return cls(spec.shape, spec.colour, spec.pattern, background, position, name)
 
     def labels(self) -> dict[str, str]:
-        """Returns all attributes as string labels (character is "none" when absent)."""
+        """Returns all attributes as string labels (character is "none" when absent).
+
+        ``culbench.toyworld.data.scene_from_labels`` is the inverse.
+        """
         return {
             "object": self.object, "colour": self.colour, "pattern": self.pattern,
             "background": self.background, "position": self.position,
             "character": self.character or "none",
         }
-
-
-def all_scenes() -> list[Scene]:
-    """Enumerates the whole (finite) scene space: every object scene and character scene."""
-    scenes = [Scene(*combo) for combo in itertools.product(
-        OBJECTS, COLOURS, PATTERNS, BACKGROUNDS, POSITIONS)]
-    scenes += [Scene.of_character(c, b, p)
-               for c, b, p in itertools.product(CHARACTERS, BACKGROUNDS, POSITIONS)]
-    return scenes
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -166,6 +154,12 @@ def _star_points(outer: float = 1.0, inner: float = 0.5) -> np.ndarray:
 
 
 _STAR = _star_points()
+# Right-pointing arrow: thick shaft plus a triangular head.
+_ARROW = np.array([[-0.95, -0.4], [-0.05, -0.4], [-0.05, -0.92], [0.95, 0.0],
+                   [-0.05, 0.92], [-0.05, 0.4], [-0.95, 0.4]])
+# Lightning bolt: the classic two-stroke zig-zag, top right to bottom left.
+_BOLT = np.array([[-0.25, -0.95], [0.85, -0.95], [0.35, -0.15], [0.92, -0.15],
+                  [-0.5, 0.95], [-0.25, 0.2], [-0.85, 0.2]])
 
 
 def _shape_mask(name: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -194,6 +188,20 @@ def _shape_mask(name: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     if name == "hexagon":  # flat top and bottom, pointed left/right
         a = 0.95 * np.sqrt(3) / 2
         return (np.abs(v) <= a) & (np.sqrt(3) / 2 * np.abs(u) + 0.5 * np.abs(v) <= a)
+    if name == "arrow":
+        return _polygon(u, v, _ARROW)
+    if name == "house":  # square body, overhanging triangular roof, door cut out
+        body = (np.abs(u) <= 0.68) & (v >= -0.15) & (v <= 0.9)
+        roof = (v <= -0.05) & (v >= -0.95 + 0.95 * np.abs(u))
+        door = (np.abs(u) <= 0.2) & (v >= 0.38)
+        return (body | roof) & ~door
+    if name == "bolt":
+        return _polygon(u, v, _BOLT)
+    if name == "tree":  # pine: two stacked triangular tiers on a rectangular trunk
+        top = (v <= -0.15) & (v >= -0.97 + np.abs(u))
+        low = (v <= 0.4) & (v >= -0.5 + 0.95 * np.abs(u))
+        trunk = (np.abs(u) <= 0.18) & (v >= 0.35) & (v <= 0.95)
+        return top | low | trunk
     raise ValueError(f"unknown object {name!r}")
 
 
@@ -338,187 +346,3 @@ def render(scene: Scene, size: int = 32, rng: np.random.Generator | None = None)
         alpha = alpha.reshape(size, _SS, size, _SS).mean(axis=(1, 3))[..., None]
         img += alpha * (np.asarray(rgb) - img)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
-
-
-# ----------------------------------------------------------------------------- captions
-
-_OBJECT_TEMPLATES: tuple[str, ...] = (
-    "a {colour} {pattern} {object} on a {background} background, {position}",
-    "{pattern} {colour} {object}, {position}, {background} background",
-    "a picture of a {colour} {pattern_or_blank} {object} on a {background} background, {position}",
-    "a {object} that is {colour} and {pattern}, {background} background, {position}",
-)
-_CHARACTER_TEMPLATES: tuple[str, ...] = (
-    "{character} on a {background} background, {position}",
-    "{character}, {position}, {background} background",
-    "a picture of {character} on a {background} background, {position}",
-)
-
-
-def _fix_articles(words: list[str]) -> list[str]:
-    return ["an" if w == "a" and nxt[0] in "aeiou" else w
-            for w, nxt in zip(words, words[1:] + ["x"], strict=True)]
-
-
-def _format(template: str, scene: Scene) -> str:
-    text = template.format(
-        colour=scene.colour, pattern=scene.pattern, object=scene.object,
-        background=scene.background, position=scene.position, character=scene.character,
-        pattern_or_blank="" if scene.pattern == "solid" else scene.pattern,
-    )
-    return " ".join(_fix_articles(text.split()))
-
-
-def caption(scene: Scene, rng: np.random.Generator | None = None) -> str:
-    """Returns a lowercase templated English caption for a scene.
-
-    Args:
-        scene: The scene to describe. Character scenes are described by name only.
-        rng: Chooses among templates; None selects the first template.
-
-    Returns:
-        A caption whose words (after removing commas) are all in VOCABULARY.
-    """
-    templates = _CHARACTER_TEMPLATES if scene.character is not None else _OBJECT_TEMPLATES
-    index = 0 if rng is None else int(rng.integers(len(templates)))
-    return _format(templates[index], scene)
-
-
-def caption_words(text: str) -> list[str]:
-    """Splits a caption into vocabulary words (commas removed, whitespace split)."""
-    return text.replace(",", " ").split()
-
-
-def _build_vocabulary() -> tuple[str, ...]:
-    # Exhaustive over the finite scene space, so the vocabulary is exact by construction.
-    words: set[str] = set()
-    for scene in all_scenes():
-        templates = _CHARACTER_TEMPLATES if scene.character else _OBJECT_TEMPLATES
-        for template in templates:
-            words.update(caption_words(_format(template, scene)))
-    return tuple(sorted(words))
-
-
-VOCABULARY: tuple[str, ...] = _build_vocabulary()
-
-
-# ----------------------------------------------------------------------------- sampling
-
-def sample_scenes(n: int, seed: int, *, exclude: Callable[[Scene], bool] | None = None,
-                  character_rate: float = 0.2) -> list[Scene]:
-    """Samples scenes uniformly over attributes, deterministically from the seed.
-
-    Args:
-        n: Number of scenes to return.
-        seed: Seed for numpy's default generator.
-        exclude: Predicate; scenes for which it returns True are rejected and redrawn.
-        character_rate: Probability that a draw is a character scene.
-
-    Returns:
-        A list of n scenes.
-
-    Raises:
-        ValueError: If exclude rejects (nearly) everything.
-    """
-    rng = np.random.default_rng(seed)
-
-    def pick(names: tuple[str, ...]) -> str:
-        return names[rng.integers(len(names))]
-
-    scenes: list[Scene] = []
-    for _ in range(1000 * n + 10_000):  # bounded: exclude may reject everything
-        if len(scenes) == n:
-            return scenes
-        background, position = pick(BACKGROUNDS), pick(POSITIONS)
-        if rng.random() < character_rate:
-            scene = Scene.of_character(pick(CHARACTERS), background, position)
-        else:
-            scene = Scene(pick(OBJECTS), pick(COLOURS), pick(PATTERNS), background, position)
-        if exclude is None or not exclude(scene):
-            scenes.append(scene)
-    if len(scenes) == n:
-        return scenes
-    raise ValueError("exclude rejects (almost) every scene; cannot sample")
-
-
-def exclude_fingerprint(exclude: Callable[[Scene], bool] | None) -> str:
-    """Fingerprints an exclude predicate by its verdict on every scene.
-
-    The scene space is finite, so two predicates with the same fingerprint exclude
-    exactly the same scenes (assuming they are pure functions of the scene).
-    """
-    if exclude is None:
-        return "none"
-    bits = "".join("1" if exclude(s) else "0" for s in all_scenes())
-    return hashlib.sha256(bits.encode()).hexdigest()[:12]
-
-
-def _png_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def build_dataset(n: int, seed: int, size: int = 32, *,
-                  exclude: Callable[[Scene], bool] | None = None,
-                  cache_dir: str | os.PathLike[str] | None = None,
-                  character_rate: float = 0.2) -> datasets.Dataset:
-    """Builds (or reloads) a captioned ToyWorld dataset.
-
-    Args:
-        n: Number of rows.
-        seed: Seed; scenes, jitter and caption templates are all derived from it.
-        size: Image side length in pixels.
-        exclude: Optional predicate removing scenes (e.g. a held-out concept).
-        cache_dir: If given, the dataset is saved there and reloaded when present.
-        character_rate: Fraction of character scenes (see sample_scenes).
-
-    Returns:
-        A datasets.Dataset with columns image (PIL), caption, object, colour, pattern,
-        background, position and character (all string labels; character "none").
-    """
-    import datasets  # imported lazily: rendering itself must not depend on it
-
-    path = None
-    if cache_dir is not None:
-        rate = "" if character_rate == 0.2 else f"_c{character_rate:g}"
-        name = (f"toyworld_n{n}_s{seed}_px{size}_x{exclude_fingerprint(exclude)}{rate}"
-                f"_v{RENDER_VERSION}")
-        path = os.path.join(os.fspath(cache_dir), name)
-        if os.path.isfile(os.path.join(path, "dataset_info.json")):
-            return datasets.load_from_disk(path)
-
-    scenes = sample_scenes(n, seed, exclude=exclude, character_rate=character_rate)
-    # Independent streams so changing caption templates does not change the images.
-    render_rng, caption_rng = (np.random.default_rng(s)
-                               for s in np.random.SeedSequence(seed).spawn(2))
-    columns: dict[str, list] = {key: [] for key in
-                                ("image", "caption", "object", "colour", "pattern",
-                                 "background", "position", "character")}
-    for scene in scenes:
-        columns["image"].append({"bytes": _png_bytes(render(scene, size, render_rng)),
-                                 "path": None})
-        columns["caption"].append(caption(scene, caption_rng))
-        for key, value in scene.labels().items():
-            columns[key].append(value)
-    features = datasets.Features(
-        {key: datasets.Image() if key == "image" else datasets.Value("string")
-         for key in columns})
-    ds = datasets.Dataset.from_dict(columns, features=features)
-
-    if path is not None:
-        # Write to a sibling temp dir then rename, so concurrent builders never see a
-        # half-written cache.
-        os.makedirs(os.fspath(cache_dir), exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".tmp_" + os.path.basename(path), dir=os.fspath(cache_dir))
-        ds.save_to_disk(tmp)
-        try:
-            os.rename(tmp, path)
-        except OSError:
-            # Another process won the race (its copy is identical); if instead `path`
-            # is a stale, broken directory, keep serving our own fresh copy.
-            if not os.path.isfile(os.path.join(path, "dataset_info.json")):
-                return datasets.load_from_disk(tmp)
-            shutil.rmtree(tmp, ignore_errors=True)
-        ds = datasets.load_from_disk(path)
-    return ds

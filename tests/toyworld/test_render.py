@@ -1,4 +1,4 @@
-"""Tests for the ToyWorld renderer, captions, sampling and dataset builder."""
+"""Tests for the ToyWorld renderer (render.py) and captions, sampling and datasets (data.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from culbench.toyworld.data import (
+    CHARACTER_TEMPLATES,
+    LABEL_KEYS,
+    TEMPLATES,
+    VOCABULARY,
+    all_scenes,
+    build_dataset,
+    caption,
+    caption_words,
+    exclude_fingerprint,
+    prompt_for,
+    sample_scenes,
+    scene_from_labels,
+)
 from culbench.toyworld.render import (
     BACKGROUNDS,
     CHARACTER_SPECS,
@@ -21,16 +35,9 @@ from culbench.toyworld.render import (
     PATTERNS,
     POSITIONS,
     RENDER_VERSION,
-    VOCABULARY,
     Character,
     Scene,
-    all_scenes,
-    build_dataset,
-    caption,
-    caption_words,
-    exclude_fingerprint,
     render,
-    sample_scenes,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +56,12 @@ def plain_of(name: str, background: str = "dark", position: str = "center") -> S
 # ------------------------------------------------------------------------ concept space
 
 def test_concept_space_sizes_and_specs() -> None:
-    assert len(OBJECTS) == 10 and len(COLOURS) == 8 and len(PATTERNS) == 5
+    assert len(OBJECTS) == 14 and len(COLOURS) == 8 and len(PATTERNS) == 5
+    assert len(set(OBJECTS)) == len(OBJECTS)
+    # Objects added later are appended, so earlier indices (e.g. class ids) never move.
+    assert OBJECTS[:10] == ("circle", "square", "triangle", "star", "heart",
+                            "cross", "ring", "moon", "diamond", "hexagon")
+    assert OBJECTS[10:] == ("arrow", "house", "bolt", "tree")
     assert set(BACKGROUNDS) == {"dark", "light"}
     assert set(POSITIONS) == {"left", "center", "right"}
     assert len(CHARACTERS) == 6 and set(CHARACTERS) == set(CHARACTER_SPECS)
@@ -114,10 +126,11 @@ def test_determinism_across_processes() -> None:
 
 
 def test_objects_are_distinguishable() -> None:
-    for colour in ("red", "brown"):
-        imgs = {o: render(Scene(o, colour, "solid", "dark", "center")) for o in OBJECTS}
+    # Every pair of objects, for every colour, pattern and background (~0.5 s).
+    for colour, pattern, bg in itertools.product(COLOURS, PATTERNS, BACKGROUNDS):
+        imgs = {o: render(Scene(o, colour, pattern, bg, "center")) for o in OBJECTS}
         for a, b in itertools.combinations(OBJECTS, 2):
-            assert n_diff(imgs[a], imgs[b]) >= 30, (colour, a, b)
+            assert n_diff(imgs[a], imgs[b]) >= 30, (colour, pattern, bg, a, b)
 
 
 def test_patterns_are_distinguishable() -> None:
@@ -222,6 +235,42 @@ def test_caption_canonical_template_and_articles() -> None:
     assert len(texts) >= 3  # several templates are in use
 
 
+def test_prompt_for_enumerates_the_caption_templates() -> None:
+    assert isinstance(TEMPLATES, tuple) and isinstance(CHARACTER_TEMPLATES, tuple)
+    assert len(TEMPLATES) == 4 and len(CHARACTER_TEMPLATES) == 3
+    plain = Scene("house", "orange", "solid", "light", "right")
+    char = Scene.of_character("kix", "dark", "left")
+    for scene, templates in ((plain, TEMPLATES), (char, CHARACTER_TEMPLATES)):
+        prompts = [prompt_for(scene, i) for i in range(len(templates))]
+        assert len(set(prompts)) == len(templates)
+        assert prompts[0] == caption(scene)
+        assert all(set(caption_words(p)) <= set(VOCABULARY) for p in prompts)
+        # caption(scene, rng) draws exactly one template index per call.
+        rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+        drawn = [caption(scene, rng_a) for _ in range(60)]
+        assert drawn == [prompts[int(rng_b.integers(len(templates)))] for _ in range(60)]
+        assert set(drawn) == set(prompts)
+        for bad in (-1, len(templates)):
+            with pytest.raises(IndexError):
+                prompt_for(scene, bad)
+    assert prompt_for(plain, 1) == "solid orange house, right, light background"
+    assert prompt_for(plain, 2) == "a picture of an orange house on a light background, right"
+    assert prompt_for(char, 2) == "a picture of kix on a dark background, left"
+
+
+def test_scene_from_labels_inverts_labels() -> None:
+    for scene in all_scenes():
+        labels = scene.labels()
+        assert tuple(labels) == LABEL_KEYS
+        assert scene_from_labels(labels) == scene
+    row = {**Scene.of_character("bobo", "light", "left").labels(), "caption": "x"}
+    assert scene_from_labels(row).character == "bobo"  # extra keys are ignored
+    with pytest.raises(ValueError):
+        scene_from_labels({**row, "colour": "red"})  # wrong base colour for bobo
+    with pytest.raises(KeyError):
+        scene_from_labels({k: v for k, v in row.items() if k != "position"})
+
+
 # ----------------------------------------------------------------------------- sampling
 
 def test_sample_scenes_deterministic_and_uniform() -> None:
@@ -250,7 +299,7 @@ def test_exclude_fingerprint() -> None:
     same_a = exclude_fingerprint(lambda s: s.colour == "red")
     same_b = exclude_fingerprint(lambda s: "red" in (s.colour,))
     assert same_a == same_b != exclude_fingerprint(lambda s: s.object == "star")
-    assert len(all_scenes()) == 10 * 8 * 5 * 2 * 3 + 6 * 2 * 3
+    assert len(all_scenes()) == 14 * 8 * 5 * 2 * 3 + 6 * 2 * 3
 
 
 # ------------------------------------------------------------------------------ dataset
@@ -266,6 +315,9 @@ def test_build_dataset_columns_and_exclude() -> None:
     row = ds[0]
     assert row["image"].size == (32, 32) and row["image"].mode == "RGB"
     assert all(isinstance(row[c], str) for c in COLUMNS[1:])
+    scene = scene_from_labels(row)  # rows carry the full scene
+    assert caption_words(row["caption"])[-1] == scene.position
+    assert np.abs(np.asarray(row["image"]).astype(int) - render(scene)).mean() < 40
     small = build_dataset(8, seed=0, size=16)
     assert small[0]["image"].size == (16, 16)
 

@@ -1,0 +1,292 @@
+"""ToyWorld data: captions and prompts, scene sampling and captioned datasets.
+
+Builds on ``culbench.toyworld.render`` (concepts, ``Scene``, ``render``). Captions are
+lowercase templated English over a closed VOCABULARY; ``prompt_for`` exposes every
+template deterministically so that evaluation code can enumerate prompts:
+
+>>> scene = Scene("star", "red", "striped", "dark", "left")
+>>> prompt_for(scene, 0) == caption(scene)
+True
+>>> prompts = [prompt_for(scene, i) for i in range(len(TEMPLATES))]
+>>> prompts[1]
+'striped red star, left, dark background'
+>>> prompts[3]
+'a star that is red and striped, dark background, left'
+>>> prompt_for(Scene("ring", "orange", "solid", "light", "center"), 2)
+'a picture of an orange ring on a light background, center'
+>>> prompt_for(Scene.of_character("zorb", "dark", "right"), 1)
+'zorb, right, dark background'
+>>> scene_from_labels(scene.labels()) == scene
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from culbench.toyworld.render import (
+    BACKGROUNDS,
+    CHARACTERS,
+    COLOURS,
+    OBJECTS,
+    PATTERNS,
+    POSITIONS,
+    RENDER_VERSION,
+    Scene,
+    render,
+)
+
+if TYPE_CHECKING:  # `datasets` is heavy; only build_dataset imports it at runtime.
+    import datasets
+
+LABEL_KEYS: tuple[str, ...] = ("object", "colour", "pattern", "background", "position",
+                               "character")
+
+
+def all_scenes() -> list[Scene]:
+    """Enumerates the whole (finite) scene space: every object scene and character scene."""
+    scenes = [Scene(*combo) for combo in itertools.product(
+        OBJECTS, COLOURS, PATTERNS, BACKGROUNDS, POSITIONS)]
+    scenes += [Scene.of_character(c, b, p)
+               for c, b, p in itertools.product(CHARACTERS, BACKGROUNDS, POSITIONS)]
+    return scenes
+
+
+def scene_from_labels(labels: Mapping[str, str]) -> Scene:
+    """Rebuilds a scene from its string labels; the inverse of ``Scene.labels()``.
+
+    Args:
+        labels: Mapping with (at least) the keys in LABEL_KEYS; character "none" means a
+            plain object scene. Other keys are ignored, so a dataset row works as is.
+
+    Returns:
+        The scene.
+
+    Raises:
+        KeyError: If a label is missing.
+        ValueError: If a label value is unknown or a character's base attributes are wrong.
+    """
+    character = labels["character"]
+    return Scene(labels["object"], labels["colour"], labels["pattern"], labels["background"],
+                 labels["position"], None if character == "none" else character)
+
+
+# ----------------------------------------------------------------------------- captions
+
+# Caption templates for object scenes and for character scenes (described by name
+# only). Fields: colour, pattern, object, background, position, character and
+# pattern_or_blank (the pattern, or nothing for "solid"). Append new templates at the
+# end: caption() draws an index, so reordering changes every cached caption.
+TEMPLATES: tuple[str, ...] = (
+    "a {colour} {pattern} {object} on a {background} background, {position}",
+    "{pattern} {colour} {object}, {position}, {background} background",
+    "a picture of a {colour} {pattern_or_blank} {object} on a {background} background, {position}",
+    "a {object} that is {colour} and {pattern}, {background} background, {position}",
+)
+CHARACTER_TEMPLATES: tuple[str, ...] = (
+    "{character} on a {background} background, {position}",
+    "{character}, {position}, {background} background",
+    "a picture of {character} on a {background} background, {position}",
+)
+
+
+def _templates_for(scene: Scene) -> tuple[str, ...]:
+    return CHARACTER_TEMPLATES if scene.character is not None else TEMPLATES
+
+
+def _fix_articles(words: list[str]) -> list[str]:
+    return ["an" if w == "a" and nxt[0] in "aeiou" else w
+            for w, nxt in zip(words, words[1:] + ["x"], strict=True)]
+
+
+def _format(template: str, scene: Scene) -> str:
+    text = template.format(
+        colour=scene.colour, pattern=scene.pattern, object=scene.object,
+        background=scene.background, position=scene.position, character=scene.character,
+        pattern_or_blank="" if scene.pattern == "solid" else scene.pattern,
+    )
+    return " ".join(_fix_articles(text.split()))
+
+
+def prompt_for(scene: Scene, template_index: int) -> str:
+    """Returns the caption of a scene written with one chosen template.
+
+    Args:
+        scene: The scene to describe.
+        template_index: Index into CHARACTER_TEMPLATES for character scenes, else into
+            TEMPLATES.
+
+    Returns:
+        A lowercase caption whose words (after removing commas) are all in VOCABULARY.
+
+    Raises:
+        IndexError: If template_index is not in range(len(templates)).
+    """
+    templates = _templates_for(scene)
+    if not 0 <= template_index < len(templates):
+        raise IndexError(f"template_index {template_index} not in range({len(templates)})")
+    return _format(templates[template_index], scene)
+
+
+def caption(scene: Scene, rng: np.random.Generator | None = None) -> str:
+    """Returns a lowercase templated English caption for a scene.
+
+    Args:
+        scene: The scene to describe. Character scenes are described by name only.
+        rng: Chooses uniformly among the templates (TEMPLATES or CHARACTER_TEMPLATES);
+            None selects the first template.
+
+    Returns:
+        A caption whose words (after removing commas) are all in VOCABULARY.
+    """
+    index = 0 if rng is None else int(rng.integers(len(_templates_for(scene))))
+    return prompt_for(scene, index)
+
+
+def caption_words(text: str) -> list[str]:
+    """Splits a caption into vocabulary words (commas removed, whitespace split)."""
+    return text.replace(",", " ").split()
+
+
+def _build_vocabulary() -> tuple[str, ...]:
+    # Exhaustive over the finite scene space, so the vocabulary is exact by construction.
+    words: set[str] = set()
+    for scene in all_scenes():
+        for index in range(len(_templates_for(scene))):
+            words.update(caption_words(prompt_for(scene, index)))
+    return tuple(sorted(words))
+
+
+VOCABULARY: tuple[str, ...] = _build_vocabulary()
+
+
+# ----------------------------------------------------------------------------- sampling
+
+def sample_scenes(n: int, seed: int, *, exclude: Callable[[Scene], bool] | None = None,
+                  character_rate: float = 0.2) -> list[Scene]:
+    """Samples scenes uniformly over attributes, deterministically from the seed.
+
+    Args:
+        n: Number of scenes to return.
+        seed: Seed for numpy's default generator.
+        exclude: Predicate; scenes for which it returns True are rejected and redrawn.
+        character_rate: Probability that a draw is a character scene.
+
+    Returns:
+        A list of n scenes.
+
+    Raises:
+        ValueError: If exclude rejects (nearly) everything.
+    """
+    rng = np.random.default_rng(seed)
+
+    def pick(names: tuple[str, ...]) -> str:
+        return names[rng.integers(len(names))]
+
+    scenes: list[Scene] = []
+    for _ in range(1000 * n + 10_000):  # bounded: exclude may reject everything
+        if len(scenes) == n:
+            return scenes
+        background, position = pick(BACKGROUNDS), pick(POSITIONS)
+        if rng.random() < character_rate:
+            scene = Scene.of_character(pick(CHARACTERS), background, position)
+        else:
+            scene = Scene(pick(OBJECTS), pick(COLOURS), pick(PATTERNS), background, position)
+        if exclude is None or not exclude(scene):
+            scenes.append(scene)
+    if len(scenes) == n:
+        return scenes
+    raise ValueError("exclude rejects (almost) every scene; cannot sample")
+
+
+def exclude_fingerprint(exclude: Callable[[Scene], bool] | None) -> str:
+    """Fingerprints an exclude predicate by its verdict on every scene.
+
+    The scene space is finite, so two predicates with the same fingerprint exclude
+    exactly the same scenes (assuming they are pure functions of the scene).
+    """
+    if exclude is None:
+        return "none"
+    bits = "".join("1" if exclude(s) else "0" for s in all_scenes())
+    return hashlib.sha256(bits.encode()).hexdigest()[:12]
+
+
+def _png_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def build_dataset(n: int, seed: int, size: int = 32, *,
+                  exclude: Callable[[Scene], bool] | None = None,
+                  cache_dir: str | os.PathLike[str] | None = None,
+                  character_rate: float = 0.2) -> datasets.Dataset:
+    """Builds (or reloads) a captioned ToyWorld dataset.
+
+    Args:
+        n: Number of rows.
+        seed: Seed; scenes, jitter and caption templates are all derived from it.
+        size: Image side length in pixels.
+        exclude: Optional predicate removing scenes (e.g. a held-out concept).
+        cache_dir: If given, the dataset is saved there and reloaded when present.
+        character_rate: Fraction of character scenes (see sample_scenes).
+
+    Returns:
+        A datasets.Dataset with columns image (PIL), caption, object, colour, pattern,
+        background, position and character (all string labels; character "none").
+    """
+    import datasets  # imported lazily: rendering itself must not depend on it
+
+    path = None
+    if cache_dir is not None:
+        rate = "" if character_rate == 0.2 else f"_c{character_rate:g}"
+        name = (f"toyworld_n{n}_s{seed}_px{size}_x{exclude_fingerprint(exclude)}{rate}"
+                f"_v{RENDER_VERSION}")
+        path = os.path.join(os.fspath(cache_dir), name)
+        if os.path.isfile(os.path.join(path, "dataset_info.json")):
+            return datasets.load_from_disk(path)
+
+    scenes = sample_scenes(n, seed, exclude=exclude, character_rate=character_rate)
+    # Independent streams so changing caption templates does not change the images.
+    render_rng, caption_rng = (np.random.default_rng(s)
+                               for s in np.random.SeedSequence(seed).spawn(2))
+    columns: dict[str, list] = {key: [] for key in
+                                ("image", "caption", "object", "colour", "pattern",
+                                 "background", "position", "character")}
+    for scene in scenes:
+        columns["image"].append({"bytes": _png_bytes(render(scene, size, render_rng)),
+                                 "path": None})
+        columns["caption"].append(caption(scene, caption_rng))
+        for key, value in scene.labels().items():
+            columns[key].append(value)
+    features = datasets.Features(
+        {key: datasets.Image() if key == "image" else datasets.Value("string")
+         for key in columns})
+    ds = datasets.Dataset.from_dict(columns, features=features)
+
+    if path is not None:
+        # Write to a sibling temp dir then rename, so concurrent builders never see a
+        # half-written cache.
+        os.makedirs(os.fspath(cache_dir), exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".tmp_" + os.path.basename(path), dir=os.fspath(cache_dir))
+        ds.save_to_disk(tmp)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            # Another process won the race (its copy is identical); if instead `path`
+            # is a stale, broken directory, keep serving our own fresh copy.
+            if not os.path.isfile(os.path.join(path, "dataset_info.json")):
+                return datasets.load_from_disk(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+        ds = datasets.load_from_disk(path)
+    return ds
