@@ -93,6 +93,14 @@ SEQUENCES.add_discoverer(_discover_sequences)
 MODELS.register_lazy(
     "mock", "culbench.mocks.model:build_mock_model", summary="tiny random diffusers model (tests)"
 )
+MODELS.register_lazy(
+    "toyworld", "culbench.toyworld.model:build_toyworld_model",
+    summary="the embedded ToyWorld model (shipped weights; 32 px, 8x8 latents)",
+)
+JUDGES.register_lazy(
+    "toyworld", "culbench.toyworld.judge:ToyWorldJudge",
+    summary="ToyWorld CNN judge, one head per attribute",
+)
 JUDGES.register_lazy(
     "mock", "culbench.mocks.judge:MockJudge", summary="fixed random projections (tests)"
 )

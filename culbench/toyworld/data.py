@@ -97,6 +97,13 @@ CHARACTER_TEMPLATES: tuple[str, ...] = (
     "{character} on a {background} background, {position}",
     "{character}, {position}, {background} background",
     "a picture of {character} on a {background} background, {position}",
+    # Added for toy10 v1: a character has only 6 contexts, so its caption variety comes
+    # from templates (8 x 6 = 48 distinct captions per character).
+    "an image of {character}, {position}, on a {background} background",
+    "a drawing of {character}, {background} background, {position}",
+    "{character} shown on a {background} background, {position}",
+    "a small picture of {character}, {position}, {background} background",
+    "the character {character} on a {background} background, {position}",
 )
 
 

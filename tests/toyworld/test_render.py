@@ -237,7 +237,7 @@ def test_caption_canonical_template_and_articles() -> None:
 
 def test_prompt_for_enumerates_the_caption_templates() -> None:
     assert isinstance(TEMPLATES, tuple) and isinstance(CHARACTER_TEMPLATES, tuple)
-    assert len(TEMPLATES) == 4 and len(CHARACTER_TEMPLATES) == 3
+    assert len(TEMPLATES) == 4 and len(CHARACTER_TEMPLATES) == 8
     plain = Scene("house", "orange", "solid", "light", "right")
     char = Scene.of_character("kix", "dark", "left")
     for scene, templates in ((plain, TEMPLATES), (char, CHARACTER_TEMPLATES)):

@@ -1,0 +1,90 @@
+"""The ToyWorld text-to-image model: SD's parts (AutoencoderKL, UNet2DConditionModel with
+cross-attention, CLIPTextModel, DDPM/DDIM) at toy size, 32 px images ↔ 8×8 latents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from culbench.models.diffusers_t2i import DiffusersT2I
+from culbench.models.tokenizer import word_tokenizer
+
+IMAGE_SIZE = 32
+MAX_TOKENS = 16
+
+VAE_CONFIG: dict[str, Any] = {
+    "in_channels": 3, "out_channels": 3, "latent_channels": 4,
+    "down_block_types": ["DownEncoderBlock2D"] * 3, "up_block_types": ["UpDecoderBlock2D"] * 3,
+    "block_out_channels": [32, 64, 64], "layers_per_block": 1, "norm_num_groups": 16,
+    "sample_size": IMAGE_SIZE, "scaling_factor": 1.0,
+}
+UNET_CONFIG: dict[str, Any] = {
+    "sample_size": 8, "in_channels": 4, "out_channels": 4,
+    "block_out_channels": [64, 128], "layers_per_block": 2,
+    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+    "cross_attention_dim": 64, "attention_head_dim": 8, "norm_num_groups": 16,
+}
+TEXT_CONFIG: dict[str, Any] = {
+    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "max_position_embeddings": MAX_TOKENS,
+}
+SCHEDULER_CONFIG: dict[str, Any] = {
+    "num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
+    "prediction_type": "v_prediction", "clip_sample": False,
+}
+
+
+def tokenizer() -> Any:
+    from culbench.toyworld.data import VOCABULARY
+
+    return word_tokenizer(VOCABULARY, max_length=MAX_TOKENS)
+
+
+def build_parts(latent_channels: int | None = None) -> dict[str, Any]:
+    """Freshly initialised parts (seed torch first for reproducible weights)."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tok = tokenizer()
+    vae_cfg = dict(VAE_CONFIG)
+    unet_cfg = dict(UNET_CONFIG)
+    if latent_channels is not None:
+        vae_cfg["latent_channels"] = unet_cfg["in_channels"] = unet_cfg["out_channels"] = latent_channels
+    text = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id, **TEXT_CONFIG))
+    return {
+        "vae": AutoencoderKL(**vae_cfg),
+        "unet": UNet2DConditionModel(**unet_cfg),
+        "text_encoder": text,
+        "tokenizer": tok,
+        "scheduler": DDPMScheduler(**SCHEDULER_CONFIG),
+    }
+
+
+def build_toyworld_model(
+    *, device: str = "cpu", weights: str | None = None, sample_steps: int = 20,
+    guidance: float = 1.0, batch_size: int = 64, **_: Any,
+) -> DiffusersT2I:
+    """The shipped ToyWorld model (or the one in ``weights``, a folder like ``assets/``)."""
+    from pathlib import Path
+
+    from culbench.toyworld import assets
+
+    folder = Path(weights) if weights else assets.ASSETS_DIR
+    meta = assets.load_json("toyworld.json", folder)
+    parts = build_parts(meta["latent_channels"])
+    parts["vae"].register_to_config(scaling_factor=meta["scaling_factor"])
+    for name in ("vae", "unet", "text_encoder"):
+        parts[name].load_state_dict(assets.load_tensors(f"{name}.safetensors", folder))
+    return DiffusersT2I(
+        parts["unet"], parts["text_encoder"], parts["tokenizer"], parts["scheduler"], parts["vae"],
+        device=device, sample_steps=sample_steps, guidance=guidance, batch_size=batch_size,
+    )
+
+
+def to_pixels(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] images → [-1, 1] VAE input."""
+    return images * 2 - 1

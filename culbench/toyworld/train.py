@@ -1,0 +1,169 @@
+"""The ToyWorld pretraining recipe: judge, VAE, then text encoder + UNet, from one seed.
+
+``culbench toyworld train --out DIR`` reproduces the shipped weights (up to float
+non-determinism across machines); ``--exclude`` drops scenes showing given concepts, which
+is how the retrain-from-scratch oracle is built.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from culbench.toyworld import assets
+from culbench.toyworld import model as tw_model
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every knob of the pretraining recipe (recorded in ``toyworld.json``)."""
+
+    seed: int = 0
+    n_images: int = 60_000          # rendered training scenes (jittered)
+    character_rate: float = 0.2     # share of scenes showing a named character
+    judge_images: int = 40_000
+    judge_epochs: int = 4
+    vae_steps: int = 3_000
+    vae_batch: int = 64
+    vae_lr: float = 1e-3
+    vae_kl: float = 1e-6            # KL weight (SD-style: tiny, the latent stays near-deterministic)
+    latent_channels: int = 4
+    unet_steps: int = 12_000
+    unet_batch: int = 128
+    unet_lr: float = 1e-3
+    unet_warmup: int = 200
+    prompt_dropout: float = 0.1     # empty prompt rate, for classifier-free guidance
+    ema: float = 0.999
+    grad_clip: float = 1.0
+
+
+def render_training_set(recipe: Recipe, exclude: Callable[[Any], bool] | None) -> tuple[torch.Tensor, list[str]]:
+    """Jittered renders ``(N, 3, 32, 32)`` in [0, 1] and one caption each."""
+    from culbench.toyworld.data import caption, sample_scenes
+    from culbench.toyworld.render import render
+
+    scenes = sample_scenes(recipe.n_images, seed=recipe.seed, exclude=exclude,
+                           character_rate=recipe.character_rate)
+    rng = np.random.default_rng(recipe.seed + 1)
+    images = np.stack([render(s, 32, rng) for s in scenes])
+    captions = [caption(s, rng) for s in scenes]
+    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)
+    return tensor, captions
+
+
+def train_vae(images: torch.Tensor, recipe: Recipe, log: Log) -> tuple[Any, float]:
+    """Train the AutoencoderKL; return it and the latent scaling factor (1 / latent std)."""
+    torch.manual_seed(recipe.seed + 10)
+    vae = tw_model.build_parts(recipe.latent_channels)["vae"]
+    gen = torch.Generator().manual_seed(recipe.seed + 11)
+    opt = torch.optim.AdamW(vae.parameters(), lr=recipe.vae_lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.vae_lr, total_steps=recipe.vae_steps)
+    start = time.perf_counter()
+    vae.train()
+    for step in range(recipe.vae_steps):
+        idx = torch.randint(len(images), (recipe.vae_batch,), generator=gen)
+        x = tw_model.to_pixels(images[idx])
+        posterior = vae.encode(x).latent_dist
+        z = posterior.sample(generator=gen)
+        recon = vae.decode(z).sample
+        loss = (recon - x).abs().mean() + ((recon - x) ** 2).mean() + recipe.vae_kl * posterior.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), recipe.grad_clip)
+        opt.step()
+        sched.step()
+        if (step + 1) % 250 == 0:
+            log(f"vae step {step + 1}/{recipe.vae_steps}: loss {loss.item():.4f} "
+                f"({time.perf_counter() - start:.0f} s)")
+    vae.eval()
+    latents = encode_latents(vae, images[:4096], 1.0)
+    return vae, float(1.0 / latents.std())
+
+
+@torch.no_grad()
+def encode_latents(vae: Any, images: torch.Tensor, scale: float) -> torch.Tensor:
+    """Posterior means × ``scale`` for all images (deterministic)."""
+    out = [vae.encode(tw_model.to_pixels(images[i : i + 512])).latent_dist.mean
+           for i in range(0, len(images), 512)]
+    return torch.cat(out) * scale
+
+
+@torch.no_grad()
+def decode_latents(vae: Any, latents: torch.Tensor, scale: float) -> torch.Tensor:
+    out = [vae.decode(latents[i : i + 512] / scale).sample for i in range(0, len(latents), 512)]
+    return (torch.cat(out) / 2 + 0.5).clamp(0, 1)
+
+
+def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, log: Log,
+               progress: Callable[[int], None] | None = None) -> tuple[Any, Any]:
+    """Train text encoder + UNet jointly (v-prediction, cosine schedule, EMA); return EMA copies."""
+    torch.manual_seed(recipe.seed + 20)
+    parts = tw_model.build_parts(recipe.latent_channels)
+    unet, text, tok, sched = parts["unet"], parts["text_encoder"], parts["tokenizer"], parts["scheduler"]
+    tokens = tok(list(captions) + [""], padding="max_length", max_length=tw_model.MAX_TOKENS,
+                 truncation=True, return_tensors="pt").input_ids
+    empty = tokens[-1]
+    tokens = tokens[:-1]
+    params = list(unet.parameters()) + list(text.parameters())
+    opt = torch.optim.AdamW(params, lr=recipe.unet_lr, weight_decay=1e-2)
+    lr_at = lambda s: min(1.0, (s + 1) / recipe.unet_warmup) * 0.5 * (1 + math.cos(math.pi * s / recipe.unet_steps))
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    ema_unet, ema_text = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(text).requires_grad_(False)
+    gen = torch.Generator().manual_seed(recipe.seed + 21)
+    start = time.perf_counter()
+    unet.train()
+    text.train()
+    for step in range(recipe.unet_steps):
+        idx = torch.randint(len(latents), (recipe.unet_batch,), generator=gen)
+        x0 = latents[idx]
+        ids = tokens[idx].clone()
+        drop = torch.rand(len(idx), generator=gen) < recipe.prompt_dropout
+        ids[drop] = empty
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), generator=gen)
+        x_t = sched.add_noise(x0, noise, t)
+        target = sched.get_velocity(x0, noise, t)
+        emb = text(ids)[0]
+        pred = unet(x_t, t, encoder_hidden_states=emb).sample
+        loss = torch.nn.functional.mse_loss(pred, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
+        opt.step()
+        lr_sched.step()
+        with torch.no_grad():
+            decay = min(recipe.ema, (1 + step) / (10 + step))
+            for ema, live in ((ema_unet, unet), (ema_text, text)):
+                for p_ema, p in zip(ema.parameters(), live.parameters()):
+                    p_ema.lerp_(p, 1 - decay)
+        if progress is not None:
+            progress(1)
+        if (step + 1) % 500 == 0:
+            log(f"unet step {step + 1}/{recipe.unet_steps}: loss {loss.item():.4f} "
+                f"({time.perf_counter() - start:.0f} s)")
+    return ema_unet.eval(), ema_text.eval()
+
+
+def save_model(out: Path, vae: Any, unet: Any, text: Any, scale: float, recipe: Recipe,
+               extra: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, module in (("vae", vae), ("unet", unet), ("text_encoder", text)):
+        state = {k: v.contiguous() for k, v in module.state_dict().items()}
+        save_file(state, str(out / f"{name}.safetensors"))
+    meta = {"latent_channels": recipe.latent_channels, "scaling_factor": scale,
+            "recipe": asdict(recipe), **extra}
+    (out / "toyworld.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    assets.write_sums(out)

@@ -1,0 +1,40 @@
+"""The toy10 task files: in sync with their generator, and shaped as the benchmark needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from culbench.catalog import builtin_dir
+from culbench.tasks import resolve_sequence
+from culbench.toyworld import toy10
+
+
+def test_committed_files_match_the_generator() -> None:
+    root = builtin_dir("tasks") / "toy10"
+    expected = toy10.files()
+    on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    assert on_disk == set(expected)
+    for relative, content in expected.items():
+        assert (root / relative).read_text() == content, (
+            f"{relative} is stale: run `python -m culbench.toyworld.toy10 tasks/toy10`")
+
+
+def test_toy10_structure() -> None:
+    seq = resolve_sequence("toy10")
+    assert seq.id == "toy10@1" and len(seq.steps) == 10
+    kinds = {seq.concepts[c].kind for c in seq.steps}
+    assert kinds == {"character", "object", "colour", "pattern"}
+    general = [c for c, role in seq.roles.items() if role == "general"]
+    assert len(general) >= 10
+    for step, concept in enumerate(seq.steps, start=1):
+        related = seq.concepts[concept].related
+        assert len(related) >= 3 and not set(related) & set(seq.steps)
+        request = seq.request(step)
+        pairs = request.forget
+        minimum = 32 if seq.concepts[concept].kind == "character" else 100
+        assert len({p.prompt for p in pairs}) == len(pairs) >= minimum
+        assert all(p.mapped and concept not in p.mapped.replace(",", " ").split() for p in pairs)
+    for cid, prompts in seq.prompts.items():
+        train = {p.prompt for p in prompts.train} | {p.prompt for p in prompts.val}
+        assert not train & set(prompts.eval), f"{cid}: eval prompts leak into train/val"
+        assert len(prompts.eval) >= 12
