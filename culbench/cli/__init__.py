@@ -13,6 +13,7 @@ import typer
 from culbench.cli import ls as ls_cli
 from culbench.cli import run as run_cli
 from culbench.cli import tasks as tasks_cli
+from culbench.cli import toyworld as toyworld_cli
 from culbench.cli import validate as validate_cli
 from culbench.cli.console import err_console
 from culbench.errors import CulbenchError
@@ -29,6 +30,7 @@ app.command("run", epilog=run_cli.EXAMPLES)(run_cli.run)
 app.command("validate", epilog=validate_cli.EXAMPLES)(validate_cli.validate)
 app.add_typer(ls_cli.app, name="ls")
 app.add_typer(tasks_cli.app, name="tasks")
+app.add_typer(toyworld_cli.app, name="toyworld")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -131,19 +131,16 @@ class ToyWorldJudge:
     name = "toyworld"
 
     def __init__(self, *, device: str = "cpu", weights: str | None = None, **_: Any) -> None:
+        """Load the shipped judge, or the one in ``weights`` (a folder laid out like assets/)."""
+        from pathlib import Path
+
         from culbench.toyworld import assets
 
+        folder = Path(weights) if weights else assets.ASSETS_DIR
         self.device = device
-        if weights is None:
-            self.sha256 = assets.sha256(assets.asset_path(WEIGHTS_FILE))
-            state = assets.load_tensors(WEIGHTS_FILE)
-        else:
-            from safetensors.torch import load_file
-
-            self.sha256 = assets.sha256(__import__("pathlib").Path(weights))
-            state = load_file(weights)
+        self.sha256 = assets.sha256(assets.asset_path(WEIGHTS_FILE, folder))
         self.net = JudgeNet()
-        self.net.load_state_dict(state)
+        self.net.load_state_dict(assets.load_tensors(WEIGHTS_FILE, folder))
         self.net.to(device).eval()
 
     def fingerprint(self) -> dict[str, Any]:

@@ -14,16 +14,18 @@ IMAGE_SIZE = 32
 MAX_TOKENS = 16
 
 VAE_CONFIG: dict[str, Any] = {
-    "in_channels": 3, "out_channels": 3, "latent_channels": 4,
+    "in_channels": 3, "out_channels": 3, "latent_channels": 8,
     "down_block_types": ["DownEncoderBlock2D"] * 3, "up_block_types": ["UpDecoderBlock2D"] * 3,
     "block_out_channels": [32, 64, 64], "layers_per_block": 1, "norm_num_groups": 16,
     "sample_size": IMAGE_SIZE, "scaling_factor": 1.0,
 }
 UNET_CONFIG: dict[str, Any] = {
-    "sample_size": 8, "in_channels": 4, "out_channels": 4,
-    "block_out_channels": [64, 128], "layers_per_block": 2,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+    # one cross-attention level (4x4) plus the cross-attention mid block: measured 0.26 s per
+    # training step at batch 128 on 2 cores, 47 ms per batch-64 forward (benchmarks/)
+    "sample_size": 8, "in_channels": 8, "out_channels": 8,
+    "block_out_channels": [64, 128], "layers_per_block": 1,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
     "cross_attention_dim": 64, "attention_head_dim": 8, "norm_num_groups": 16,
 }
 TEXT_CONFIG: dict[str, Any] = {

@@ -38,14 +38,15 @@ class Recipe:
     vae_batch: int = 64
     vae_lr: float = 1e-3
     vae_kl: float = 1e-6            # KL weight (SD-style: tiny, the latent stays near-deterministic)
-    latent_channels: int = 4
-    unet_steps: int = 12_000
+    latent_channels: int = 8
+    unet_steps: int = 10_000
     unet_batch: int = 128
     unet_lr: float = 1e-3
     unet_warmup: int = 200
     prompt_dropout: float = 0.1     # empty prompt rate, for classifier-free guidance
     ema: float = 0.999
     grad_clip: float = 1.0
+    held_out: int = 3_000           # held-out renders for the judge/VAE accuracy report
 
 
 def render_training_set(recipe: Recipe, exclude: Callable[[Any], bool] | None) -> tuple[torch.Tensor, list[str]]:
@@ -167,3 +168,80 @@ def save_model(out: Path, vae: Any, unet: Any, text: Any, scale: float, recipe: 
             "recipe": asdict(recipe), **extra}
     (out / "toyworld.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     assets.write_sums(out)
+
+
+def concept_filter(concepts: Sequence[str]) -> Callable[[Any], bool] | None:
+    """``exclude(scene)``: True when the scene shows any of ``concepts`` (any attribute)."""
+    wanted = set(concepts)
+    if not wanted:
+        return None
+    return lambda scene: bool(wanted & set(scene.labels().values()))
+
+
+def judge_accuracy_on(net: Any, images: torch.Tensor, scenes: Sequence[Any]) -> dict[str, float]:
+    from culbench.toyworld import judge as tw_judge
+
+    labels = torch.tensor([tw_judge.label_indices(s) for s in scenes])
+    return tw_judge.head_accuracy(net, images, labels)
+
+
+def train_all(
+    out: Path, recipe: Recipe, *, exclude: Sequence[str] = (), stages: Sequence[str] = ("judge", "vae", "unet"),
+    log: Log = lambda m: None, progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Run the recipe's stages and write weights, ``toyworld.json`` and ``SHA256SUMS`` to ``out``.
+
+    Stages not run are copied from the shipped assets (the retrain oracle re-trains only the
+    text encoder + UNet on data without the excluded concepts, and keeps judge and VAE).
+    """
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from culbench.toyworld import judge as tw_judge
+    from culbench.toyworld.data import sample_scenes
+
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(torch.get_num_threads())
+    report: dict[str, Any] = {"seconds": {}, "exclude": sorted(exclude)}
+    held_out = sample_scenes(recipe.held_out, seed=recipe.seed + 999)
+    held_images, _ = tw_judge.render_batch(held_out, np.random.default_rng(recipe.seed + 999))
+
+    start = time.perf_counter()
+    if "judge" in stages:
+        net = tw_judge.train_judge(seed=recipe.seed, n_train=recipe.judge_images,
+                                   epochs=recipe.judge_epochs, log=log)
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / tw_judge.WEIGHTS_FILE))
+        report["seconds"]["judge"] = round(time.perf_counter() - start, 1)
+    else:
+        shutil.copy(assets.asset_path(tw_judge.WEIGHTS_FILE), out / tw_judge.WEIGHTS_FILE)
+        net = tw_judge.JudgeNet()
+        net.load_state_dict(assets.load_tensors(tw_judge.WEIGHTS_FILE))
+    net.eval()
+    report["judge_accuracy"] = judge_accuracy_on(net, held_images, held_out)
+    log(f"judge accuracy on held-out renders: {report['judge_accuracy']}")
+
+    images, captions = render_training_set(recipe, concept_filter(exclude))
+    start = time.perf_counter()
+    if "vae" in stages:
+        vae, scale = train_vae(images, recipe, log)
+        report["seconds"]["vae"] = round(time.perf_counter() - start, 1)
+    else:
+        from culbench.toyworld.model import build_parts
+
+        meta = assets.load_json("toyworld.json")
+        vae = build_parts(meta["latent_channels"])["vae"]
+        vae.load_state_dict(assets.load_tensors("vae.safetensors"))
+        scale = meta["scaling_factor"]
+    vae.eval()
+    recon = decode_latents(vae, encode_latents(vae, held_images, scale), scale)
+    report["vae_judge_accuracy"] = judge_accuracy_on(net, recon, held_out)
+    log(f"judge accuracy on VAE reconstructions: {report['vae_judge_accuracy']}")
+
+    start = time.perf_counter()
+    latents = encode_latents(vae, images, scale)
+    unet, text = train_unet(latents, captions, recipe, log, progress)
+    report["seconds"]["unet"] = round(time.perf_counter() - start, 1)
+    report["threads"] = torch.get_num_threads()
+    save_model(out, vae, unet, text, scale, recipe, {"report": report})
+    return report

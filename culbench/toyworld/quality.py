@@ -1,0 +1,68 @@
+"""Quality figures of a ToyWorld model: base presence per concept on toy10, judge accuracy.
+
+Used by ``culbench toyworld check`` to compare freshly trained weights with the shipped ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def base_presence(weights: str | None, profile: str = "standard", device: str = "cpu",
+                  progress: Callable[[int, str], Callable[..., None]] | None = None) -> dict[str, float]:
+    """P0(c) for every toy10 concept under ``profile`` with the model in ``weights``."""
+    from culbench.evaluation.presence import evaluate_presence
+    from culbench.profiles import get_profile
+    from culbench.tasks import resolve_sequence
+    from culbench.toyworld.judge import ToyWorldJudge
+    from culbench.toyworld.model import build_toyworld_model
+
+    seq = resolve_sequence("toy10")
+    model = build_toyworld_model(device=device, weights=weights)
+    judge = ToyWorldJudge(device=device)
+    cells, _ = evaluate_presence(model, judge, seq, get_profile(profile), progress)
+    return {cid: cell.presence for cid, cell in cells.items()}
+
+
+def compare(shipped: dict[str, float], fresh: dict[str, float], tolerance: float) -> list[str]:
+    """Concepts whose presence differs by more than ``tolerance`` (absolute)."""
+    return [f"{c}: shipped {shipped[c]:.3f}, reproduced {fresh.get(c, float('nan')):.3f}"
+            for c in shipped if not abs(shipped[c] - fresh.get(c, np.nan)) <= tolerance]
+
+
+def sample_grids(out_dir: str, weights: str | None = None, per_concept: int = 6,
+                 device: str = "cpu") -> list[str]:
+    """Save one PNG per concept kind: a row per toy10 concept, ``per_concept`` samples each
+    (its first eval prompts, eval seeds), upscaled 3× with nearest-neighbour."""
+    from pathlib import Path
+
+    import torch.nn.functional as F
+    from torchvision.utils import save_image
+
+    from culbench.tasks import resolve_sequence
+    from culbench.toyworld.model import build_toyworld_model
+
+    seq = resolve_sequence("toy10")
+    model = build_toyworld_model(device=device)
+    steps, guidance = seq.spec.eval.sampler.steps, seq.spec.eval.sampler.guidance
+    by_kind: dict[str, list[str]] = {}
+    for cid in seq.roles:
+        by_kind.setdefault(seq.concepts[cid].kind, []).append(cid)
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind, concepts in by_kind.items():
+        prompts, seeds = [], []
+        for cid in concepts:
+            for i in range(per_concept):
+                prompts.append(seq.prompts[cid].eval[i % len(seq.prompts[cid].eval)])
+                seeds.append(seq.spec.eval.seeds[i % len(seq.spec.eval.seeds)])
+        images = model.sample(prompts, seeds, steps=steps, guidance=guidance)
+        images = F.interpolate(images, scale_factor=3, mode="nearest")
+        path = folder / f"toyworld_base_{kind}.png"
+        save_image(images, str(path), nrow=per_concept, padding=2, pad_value=0.5)
+        written.append(str(path))
+    return written

@@ -1,0 +1,182 @@
+"""DFR — Distill, Forget, Repeat: continual unlearning by teacher–student distillation.
+
+Paper: "Distill, Forget, Repeat: A Framework for Continual Unlearning in Text-to-Image
+Diffusion Models", arXiv:2512.02657 (v2 retitled "Locality-Aware Continual Unlearning for
+Diffusion Models", LACU, ECCV 2026). Reference code: github.com/SonyResearch/DFR-ConUnl,
+v1 commit fe32c9f4583ef2bfe6dfa3fe1376996148cd02b2 (DFR) and bde26c31f37d3aea5c3851a4bc7f1834e2f6eae3
+(LACU). Re-implemented from culbench's research notes on that code; nothing is copied.
+
+Per request k, starting from the previous step's model M_{k-1}:
+
+* student S = copy of M_{k-1}, all UNet parameters trainable; frozen teacher T = M_{k-1};
+* forget ("contextual trajectory re-steering"): x0 ~ T(· | forget prompt) with DDIM and no
+  CFG, x_t = q(x_t | x0), t ~ U[0, t_max_unlearn]; L_u = MSE(S(x_t, t, p_f), T(x_t, t, p_m))
+  where p_m is the paired context-preserving mapped prompt;
+* retain (generative replay + distillation): x0 ~ T(· | retain prompt), t ~ U[0, T);
+  L_p = MSE(S(x_t, t, p_r), T(x_t, t, p_r)) (``preservation="replay"``: MSE to the true
+  noise target instead, the ablation);
+* L_reg = Σ ||θ_S − θ_{M_{k-1}}||² over trainable parameters (``reg_reduction="sum"`` as in
+  the code; ``"mean"`` divides by the parameter count so λ_reg transfers across model sizes:
+  λ_mean = λ_sum × N_params);
+* L = λ_p L_p + λ_u L_u + λ_reg L_reg; AdamW (wd 1e-2), grad clip 1, linear warm-up.
+
+Deviations from the reference code:
+
+1. **Cached replay (default on ToyWorld):** the teacher's x0 for forget and retain prompts are
+   generated once per request into a bank (``replay_bank`` samples each) and re-noised at
+   every iteration; the v1 code generates fresh samples at every micro-step
+   (``cached=false`` does that here). This keeps a request within the 2-core budget.
+2. **Targets follow the model's parameterisation:** ToyWorld predicts v, so the losses compare
+   v-predictions (the reference compares ε on SD 1.5); the ``replay`` ablation targets the
+   true v (or ε).
+3. **Prompts** come from the sequence's data files (train split) rather than GPT-generated
+   files. LACU's locality-aware candidate selection is not implemented yet.
+4. **Hyperparameters** are scaled to ToyWorld (iterations, batch, lr) and were chosen on the
+   sequence's *validation* prompts, never the evaluation prompts; SD defaults are in
+   ``SD_DEFAULTS``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
+
+#: The v1 reference settings on Stable Diffusion 1.5 (for ``--set`` on the SD tier).
+SD_DEFAULTS = {"lr": 1e-5, "iterations": 600, "warmup": 800, "batch_size": 78,
+               "lambda_unlearn": 1.0, "lambda_preserve": 10.0, "lambda_reg": 1e-4,
+               "reg_reduction": "sum", "t_max_unlearn": 700, "replay_steps": 30, "cached": False}
+
+
+def _sample_x0(model: T2IModel, prompts: list[str], seeds: list[int], steps: int) -> torch.Tensor:
+    """Teacher samples as latents (DDIM, guidance 1 = no CFG, η = 0)."""
+    return model.sample(prompts, seeds, steps=steps, guidance=1.0, output="latent")
+
+
+def _noised(model: T2IModel, x0: torch.Tensor, t_max: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    t = torch.randint(0, t_max, (x0.shape[0],), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
+    return model.add_noise(x0, noise, t), t, noise
+
+
+def regularisation(student: list[torch.nn.Parameter], anchor: list[torch.Tensor], reduction: str) -> torch.Tensor:
+    """Σ ||θ − θ_anchor||² (``sum``) or its mean over elements (``mean``)."""
+    total = sum(((p - a) ** 2).sum() for p, a in zip(student, anchor))
+    if reduction == "mean":
+        total = total / sum(p.numel() for p in student)
+    return total
+
+
+@register_method("dfr")
+class DFR(Method):
+    """Distill, Forget, Repeat (arXiv 2512.02657): distillation + mapped-prompt forgetting + L2 to previous."""
+
+    @dataclass(frozen=True)
+    class Config:
+        lr: float = 1e-4                 # AdamW learning rate (SD v1: 1e-5)
+        iterations: int = 80             # optimiser steps per request (SD v1: 600)
+        warmup: int = 10                 # linear warm-up steps (SD v1: 800, never reached)
+        batch_size: int = 32             # forget and retain samples per iteration each
+        lambda_unlearn: float = 1.0      # λ_u (SD v1: 1)
+        lambda_preserve: float = 10.0    # λ_p (SD v1: 10)
+        lambda_reg: float = 1.0          # λ_reg for the chosen reduction (see module docstring)
+        reg_reduction: Literal["sum", "mean"] = "mean"
+        t_max_unlearn: int = 700         # forget t ~ U[0, t_max) (SD v1: 700; LACU 600)
+        replay_steps: int = 20           # DDIM steps for teacher samples (SD v1: 30)
+        replay_bank: int = 128           # cached teacher samples per side per request
+        cached: bool = True              # cached replay bank (deviation 1) vs online
+        preservation: Literal["distillation", "replay"] = "distillation"
+        teacher: Literal["previous", "base"] = "previous"  # preservation teacher
+        mapping: Literal["contextual", "fixed", "null"] = "contextual"
+        retain: Literal["all", "related", "general"] = "all"
+        param_group: Literal["full", "xattn", "non_xattn"] = "full"
+        grad_clip: float = 1.0
+        weight_decay: float = 1e-2
+
+    trains = ("full",)
+
+    def _mapped(self, request: UnlearnRequest) -> list[str]:
+        concept = request.concept
+        if self.config.mapping == "contextual":
+            return [pair.mapped for pair in request.forget]
+        if self.config.mapping == "null":
+            return ["" for _ in request.forget]
+        anchor = concept.anchor or ""
+        return [pair.prompt.replace(concept.name, anchor) for pair in request.forget]
+
+    def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
+        cfg = self.config
+        rng = random.Random(ctx.seed)
+        gen = ctx.generator()
+        iterations = ctx.budget.iterations(cfg.iterations)
+        teacher = model  # M_{k-1}, frozen: only the student's weights change
+        teacher.unet.requires_grad_(False)
+        preserve_teacher = ctx.base_model() if cfg.teacher == "base" and ctx.base_model else teacher
+        student = model.clone()
+        student.unet.requires_grad_(False)
+        params = student.parameters(cfg.param_group)
+        for p in params:
+            p.requires_grad_(True)
+        anchor = [p.detach().clone() for p in params]
+
+        forget = [pair.prompt for pair in request.forget]
+        mapped = self._mapped(request)
+        retain = request.retain_prompts(cfg.retain) or forget  # nothing to keep: no-op term
+        batch = cfg.batch_size
+
+        def bank(prompts: list[str], size: int, offset: int) -> tuple[list[int], torch.Tensor]:
+            index = [rng.randrange(len(prompts)) for _ in range(size)]
+            seeds = [ctx.seed * 7919 + offset + i for i in range(size)]
+            return index, _sample_x0(teacher, [prompts[i] for i in index], seeds, cfg.replay_steps)
+
+        size = ctx.budget.samples(cfg.replay_bank)
+        if cfg.cached:
+            f_index, f_bank = bank(forget, size, 0)
+            r_index, r_bank = bank(retain, size, 10**6)
+
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup)))
+        tick = ctx.progress(iterations, f"dfr: forgetting {request.concept.id}")
+        student.unet.train()
+        for it in range(iterations):
+            if cfg.cached:
+                pick_f = [rng.randrange(len(f_index)) for _ in range(min(batch, len(f_index)))]
+                pick_r = [rng.randrange(len(r_index)) for _ in range(min(batch, len(r_index)))]
+                fi = [f_index[j] for j in pick_f]
+                ri = [r_index[j] for j in pick_r]
+                x0_f, x0_r = f_bank[pick_f], r_bank[pick_r]
+            else:
+                fi, x0_f = bank(forget, batch, 2 * 10**6 + it * batch)
+                ri, x0_r = bank(retain, batch, 3 * 10**6 + it * batch)
+
+            # forget: student on p_f matches the teacher on the mapped prompt p_m
+            xt_f, t_f, _ = _noised(student, x0_f, cfg.t_max_unlearn, gen)
+            with torch.no_grad():
+                target_f = teacher.predict(xt_f, t_f, teacher.encode([mapped[i] for i in fi]))
+            loss_u = F.mse_loss(student.predict(xt_f, t_f, student.encode([forget[i] for i in fi])), target_f)
+
+            # retain: distil the teacher on replayed samples (or fit the true target)
+            xt_r, t_r, noise_r = _noised(student, x0_r, student.scheduler.config.num_train_timesteps, gen)
+            emb_r = student.encode([retain[i] for i in ri])
+            if cfg.preservation == "distillation":
+                with torch.no_grad():
+                    target_r = preserve_teacher.predict(xt_r, t_r, emb_r)
+            else:
+                target_r = student.target(x0_r, noise_r, t_r)
+            loss_p = F.mse_loss(student.predict(xt_r, t_r, emb_r), target_r)
+
+            loss_reg = regularisation(params, anchor, cfg.reg_reduction)
+            loss = cfg.lambda_preserve * loss_p + cfg.lambda_unlearn * loss_u + cfg.lambda_reg * loss_reg
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            tick(1)
+        student.unet.eval().requires_grad_(False)
+        return student

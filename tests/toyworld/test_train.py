@@ -1,0 +1,64 @@
+"""The pretraining recipe runs end to end (miniature), and weights load only when intact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from culbench.errors import CulbenchError
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def quick_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tw") / "weights"
+    done = run_cli("toyworld", "train", "--quick", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def test_quick_recipe_writes_loadable_weights(quick_weights: Path) -> None:
+    from culbench.toyworld.judge import ToyWorldJudge
+    from culbench.toyworld.model import build_toyworld_model
+
+    names = {p.name for p in quick_weights.iterdir()}
+    assert {"judge.safetensors", "vae.safetensors", "unet.safetensors",
+            "text_encoder.safetensors", "toyworld.json", "SHA256SUMS"} <= names
+    model = build_toyworld_model(weights=str(quick_weights), sample_steps=2)
+    images = model.sample(["zorb on a dark background, left", "a red star on a light background, right"], [0, 1])
+    assert images.shape == (2, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
+    assert model.vae is not None and model.latent_shape == (8, 8, 8)
+    judge = ToyWorldJudge(weights=str(quick_weights))
+    assert judge.fingerprint()["weights_sha256"]
+
+
+def test_tampered_weights_fail_their_checksum(quick_weights: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from culbench.toyworld.model import build_toyworld_model
+
+    copy = tmp_path / "w"
+    shutil.copytree(quick_weights, copy)
+    unet = copy / "unet.safetensors"
+    data = bytearray(unet.read_bytes())
+    data[-1] ^= 0xFF
+    unet.write_bytes(bytes(data))
+    with pytest.raises(CulbenchError, match="fail their sha256 check"):
+        build_toyworld_model(weights=str(copy))
+    (copy / "unet.safetensors").unlink()
+    with pytest.raises(CulbenchError, match="are missing"):
+        build_toyworld_model(weights=str(copy))
+
+
+def test_retrain_filter_removes_concepts() -> None:
+    from culbench.toyworld.data import sample_scenes
+    from culbench.toyworld.train import concept_filter
+
+    exclude = concept_filter(["star", "red"])
+    scenes = sample_scenes(500, seed=3, exclude=exclude)
+    assert all(s.object != "star" and s.colour != "red" for s in scenes)
+    assert all(s.character != "quillo" for s in scenes)  # quillo is a star character
+    assert concept_filter([]) is None
+    assert torch.is_tensor(torch.zeros(1))
