@@ -41,7 +41,7 @@ PROFILES: dict[str, Profile] = {
     profile.name: profile
     for profile in (
         Profile("smoke", "seconds per run: plumbing checks and tests", 2, 2, 2, 2, 4, 32),
-        Profile("standard", "the leaderboard setting", 8, 8, None, None, None, 64),
+        Profile("standard", "the leaderboard setting", 6, 6, None, None, None, 64),
         Profile("full", "every eval prompt and seed of the sequence", None, None, None, None, None, 64),
     )
 }

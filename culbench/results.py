@@ -77,7 +77,9 @@ SUMMARY_FIELDS: dict[str, str] = {
     "forget_order": "list[str]: concept forgotten at steps 1..T",
     "presence": "list[list[float]]: P[k][c], rows = steps 0..T",
     "n": "list[list[int]]: images behind each P[k][c]",
-    "metrics": "dict[name, list[float] | float]: stream metrics computed from P",
+    "metrics": "dict[name, list[float] | float]: stream metrics computed from P (see "
+               "culbench.evaluation.metrics); per-step lists start at step 1 for UA and "
+               "re-emergence, at step 0 for retention and collateral damage",
 }
 
 
@@ -192,14 +194,33 @@ def build_summary(run_dir: Path, manifest: dict[str, Any], forget_order: list[st
     def clean(values: np.ndarray) -> list[float | None]:
         return [None if np.isnan(v) else round(float(v), 6) for v in values]
 
+    ua = metrics.cumulative_ua(P, forget_cols)
+    ret_related = metrics.retention(P, related)
+    ret_general = metrics.retention(P, general)
+    worst, final = metrics.re_emergence(P, forget_cols)
+    retained = related + general
+
+    def scalar(value: float) -> float | None:
+        return None if np.isnan(value) else round(float(value), 6)
+
+    ret_final = np.nanmean([ret_related[-1], ret_general[-1]]) if retained else np.nan
     metric_values = {
         "ua_new": clean(metrics.new_target_ua(P, forget_cols)),
-        "ua_cumulative": clean(metrics.cumulative_ua(P, forget_cols)),
+        "ua_cumulative": clean(ua),
         "ua_cumulative_raw": clean(metrics.cumulative_ua(P, forget_cols, normalised=False)),
-        "retention_related": clean(metrics.retention(P, related)),
-        "retention_general": clean(metrics.retention(P, general)),
+        "retention_related": clean(ret_related),
+        "retention_general": clean(ret_general),
         "retention_related_raw": clean(metrics.retention(P, related, normalised=False)),
         "retention_general_raw": clean(metrics.retention(P, general, normalised=False)),
+        "collateral_damage": clean(metrics.collateral_damage(P, retained)),
+        "retention_forgetting": clean(metrics.retention_forgetting(P, retained)),
+        "re_emergence_worst": clean(worst),
+        "re_emergence_final": clean(final),
+        "auc_ua_cumulative": scalar(metrics.area_under(ua)),
+        "auc_retention_related": scalar(metrics.area_under(ret_related)),
+        "auc_retention_general": scalar(metrics.area_under(ret_general)),
+        "headline_h": scalar(metrics.harmonic(float(ua[-1]), float(ret_final))
+                             if not np.isnan(ret_final) else np.nan),
     }
     identity = manifest["identity"]
     return {

@@ -62,3 +62,75 @@ def retention(P: np.ndarray, cols: Sequence[int], normalised: bool = True) -> np
     if normalised:
         values = _safe_ratio(values, np.broadcast_to(P[0, list(cols)], values.shape))
     return values.mean(axis=1)
+
+
+def re_emergence(P: np.ndarray, forget_cols: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rebound of each earlier-forgotten concept: worst ``max_{k>j} P[k,c_j] − P[j,c_j]`` and
+    final ``P[T,c_j] − P[j,c_j]``, for the concepts forgotten at steps j = 1..T−1.
+
+    Positive values mean a concept erased at step j came back later.
+
+    >>> P = np.array([[1.0, 1.0, 1.0], [0.1, 1.0, 1.0], [0.4, 0.0, 1.0], [0.2, 0.1, 0.0]])
+    >>> worst, final = re_emergence(P, [0, 1, 2])
+    >>> worst.round(3).tolist(), final.round(3).tolist()
+    ([0.3, 0.1], [0.1, 0.1])
+    """
+    T = len(forget_cols)
+    worst, final = [], []
+    for j in range(1, T):
+        col = forget_cols[j - 1]
+        later = P[j + 1 : T + 1, col]
+        worst.append(float(later.max() - P[j, col]))
+        final.append(float(P[T, col] - P[j, col]))
+    return np.array(worst), np.array(final)
+
+
+def collateral_damage(P: np.ndarray, cols: Sequence[int]) -> np.ndarray:
+    """Cumulative collateral damage ``mean_c (P[0,c] − P[k,c])`` over retained ``cols``, k = 0..T.
+
+    >>> P = np.array([[0.9, 0.5], [0.8, 0.5], [0.5, 0.3]])
+    >>> collateral_damage(P, [0, 1]).round(3).tolist()
+    [0.0, 0.05, 0.3]
+    """
+    if len(cols) == 0:
+        return np.full(P.shape[0], np.nan)
+    values = P[:, list(cols)]
+    return (values[0] - values).mean(axis=1)
+
+
+def retention_forgetting(P: np.ndarray, cols: Sequence[int]) -> np.ndarray:
+    """Retention-side forgetting ``mean_c (max_{l<k} P[l,c] − P[k,c])`` at k = 1..T (GEM/RWalk).
+
+    >>> P = np.array([[0.9], [1.0], [0.6]])
+    >>> retention_forgetting(P, [0]).round(3).tolist()
+    [-0.1, 0.4]
+    """
+    if len(cols) == 0:
+        return np.full(P.shape[0] - 1, np.nan)
+    values = P[:, list(cols)]
+    return np.array([(values[:k].max(axis=0) - values[k]).mean() for k in range(1, len(values))])
+
+
+def area_under(curve: np.ndarray) -> float:
+    """Normalised area under a per-step curve (trapezoid over k/K, so a constant c gives c).
+
+    >>> area_under(np.array([1.0, 1.0, 1.0]))
+    1.0
+    >>> area_under(np.array([0.0, 1.0]))
+    0.5
+    """
+    curve = np.asarray(curve, dtype=float)
+    if len(curve) < 2:
+        return float(curve[0]) if len(curve) else float("nan")
+    return float(((curve[1:] + curve[:-1]) / 2).mean())
+
+
+def harmonic(ua: float, retention: float) -> float:
+    """Headline ``2·UA·RA/(UA+RA)``; always report it next to its two components.
+
+    >>> harmonic(0.9, 0.6)
+    0.72
+    >>> harmonic(0.0, 0.0)
+    0.0
+    """
+    return 0.0 if ua + retention == 0 else round(2 * ua * retention / (ua + retention), 10)

@@ -66,3 +66,26 @@ def sample_grids(out_dir: str, weights: str | None = None, per_concept: int = 6,
         save_image(images, str(path), nrow=per_concept, padding=2, pad_value=0.5)
         written.append(str(path))
     return written
+
+
+def fid_vs_renders(model: Any, judge: Any, n: int = 2000, seed: int = 0, steps: int = 20,
+                   guidance: float = 1.0) -> float:
+    """FID in judge-feature space between model samples and real renders of the same scenes.
+
+    Scenes are drawn like the training data; each is captioned, sampled once (seed-determined
+    noise) and rendered once (jittered), so both sets describe identical content.
+    """
+    from cleanfid.fid import frechet_distance
+
+    from culbench.toyworld.data import caption, sample_scenes
+    from culbench.toyworld.judge import render_batch
+
+    scenes = sample_scenes(n, seed=10_000 + seed)
+    rng = np.random.default_rng(seed)
+    prompts = [caption(s, rng) for s in scenes]
+    real, _ = render_batch(scenes, rng)
+    fake = model.sample(prompts, [20_000 + seed * n + i for i in range(n)], steps=steps, guidance=guidance)
+    feats = [judge.features(x).double().numpy() for x in (real, fake)]
+    mu = [f.mean(axis=0) for f in feats]
+    sigma = [np.cov(f, rowvar=False) for f in feats]
+    return float(frechet_distance(mu[0], sigma[0], mu[1], sigma[1]))

@@ -1,0 +1,34 @@
+"""The embedded default: `original` on toy10 with the shipped model and judge."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from culbench.runner import DEFAULT_SEQUENCE, run
+from culbench.toyworld import assets
+from culbench.validate import validate_run
+
+
+def test_default_sequence_is_toy10() -> None:
+    assert DEFAULT_SEQUENCE == "toy10"
+
+
+def test_shipped_assets_pass_their_checksums() -> None:
+    sums = assets.expected_sums()
+    assert {"judge.safetensors", "vae.safetensors", "unet.safetensors",
+            "text_encoder.safetensors", "clip.safetensors", "toyworld.json"} <= set(sums)
+    for name in sums:
+        assets.asset_path(name)  # raises on mismatch
+
+
+def test_original_on_toy10_smoke(tmp_path: Path) -> None:
+    run_dir = run("original", sequence="toy10", profile="smoke", out=tmp_path, threads=2)
+    assert validate_run(run_dir) == []
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    judge = manifest["identity"]["evaluators"][0]
+    assert judge["name"] == "toyworld"
+    assert judge["weights_sha256"] == assets.sha256(assets.asset_path("judge.safetensors"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert len(summary["presence"]) == 11 and len(summary["concepts"]) == 38
+    assert all(row == summary["presence"][0] for row in summary["presence"])
