@@ -25,7 +25,7 @@ from culbench.evaluation.presence import evaluate_presence
 from culbench.profiles import get_profile
 from culbench.tasks import resolve_sequence
 
-DEFAULT_SEQUENCE = "mock"  # becomes "toy10" once the embedded ToyWorld benchmark lands
+DEFAULT_SEQUENCE = "toy10"  # the embedded ToyWorld benchmark
 ProgressFactory = Callable[[int, str], Callable[..., None]]
 
 

@@ -78,4 +78,4 @@ def test_tasks_validate_and_ls_sequences() -> None:
 def test_help_ends_with_examples() -> None:
     done = run_cli("run", "--help")
     assert done.returncode == 0
-    assert "culbench run --method original --profile smoke" in done.stdout
+    assert "culbench run --method dfr" in done.stdout

@@ -49,7 +49,8 @@ def test_wheel_ships_methods_and_tasks(wheel_site: Path, tmp_path: Path) -> None
     done = run_cli("run", "--method", "original", "--profile", "smoke", "--quiet",
                    "--out", str(tmp_path / "out"), env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    run_dir = tmp_path / "out" / "mock@1" / "original" / "smoke" / "seed0"
+    assert (wheel_site / "culbench" / "toyworld" / "assets" / "unet.safetensors").is_file()
+    run_dir = tmp_path / "out" / "toy10@1" / "original" / "smoke" / "seed0"
     checked = run_cli("validate", str(run_dir), env=env, cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
 

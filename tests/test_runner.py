@@ -106,3 +106,18 @@ def test_overrides_change_the_run_directory(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="unknown config key 'original.lr'"):
         run("original", sequence="mock", profile="smoke", out=tmp_path, overrides=["original.lr=1"])
+
+
+def test_corrupt_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:
+    import shutil
+
+    run_dir = run("original", sequence="mock", profile="smoke", out=tmp_path, threads=2)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["status"] = "partial"
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(results.step_dir(run_dir, 2))
+    (run_dir / "summary.json").unlink()
+    (results.step_dir(run_dir, 1) / "model.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(RunError, match="corrupt") as info:
+        run("original", sequence="mock", profile="smoke", out=tmp_path, threads=2)
+    assert "fix: delete" in info.value.one_line()

@@ -12,17 +12,19 @@ from culbench.cli.console import console, err_console
 
 EXAMPLES = """Examples:
 
+  culbench run --method dfr
+
   culbench run --method original --profile smoke
 
-  culbench run --method original --sequence mock --seed 1 --out results
+  culbench run --method dfr --seed 1 --set dfr.lr=3e-4 --out results
 
-  culbench run --method dfr --set dfr.lr=1e-5 --profile standard
+  culbench run --method my_plugin --sequence mock --profile smoke
 """
 
 
 def run(
     method: Annotated[str, typer.Option("--method", "-m", help="Registered method (culbench ls methods).")],
-    sequence: Annotated[str, typer.Option(help="Sequence name, name@version or path to sequence.yaml.")] = "",
+    sequence: Annotated[str, typer.Option(help="Sequence name, name@version or path to sequence.yaml (default: toy10).")] = "",
     seed: Annotated[int, typer.Option(help="Run seed (method randomness).")] = 0,
     profile: Annotated[str, typer.Option(help="smoke | standard | full.")] = "standard",
     out: Annotated[Path, typer.Option(help="Results root directory.")] = Path("results"),

@@ -175,7 +175,7 @@ retain:
   in_domain: [{', '.join(IN_DOMAIN)}]
   cross_domain: [{', '.join(CROSS_DOMAIN)}]
 eval:
-  sampler: {{steps: 20, guidance: 1.0}}
+  sampler: {{steps: 10, guidance: 1.0}}
   seeds: [{', '.join(map(str, EVAL_SEEDS))}]
 """
     return out
