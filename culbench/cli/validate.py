@@ -12,9 +12,9 @@ from culbench.errors import RunError
 
 EXAMPLES = """Examples:
 
-  culbench validate results/mock@1/original/smoke/seed0
+  culbench validate results/toy10@1/original/smoke/seed0
 
-  culbench validate --allow-partial results/mock@1/original/smoke/seed0
+  culbench validate --allow-partial results/toy10@1/original/smoke/seed0
 """
 
 
