@@ -205,7 +205,6 @@ def train_all(
     from culbench.toyworld.data import sample_scenes
 
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(torch.get_num_threads())
     report: dict[str, Any] = {"seconds": {}, "exclude": sorted(exclude)}
     held_out = sample_scenes(recipe.held_out, seed=recipe.seed + 999)
     held_images, _ = tw_judge.render_batch(held_out, np.random.default_rng(recipe.seed + 999))
