@@ -191,18 +191,17 @@ def build_summary(run_dir: Path, manifest: dict[str, Any], forget_order: list[st
     related = [col[c] for c, r in roles.items() if r == "related"]
     general = [col[c] for c, r in roles.items() if r == "general"]
 
+    def scalar(value: float) -> float | None:
+        return None if np.isnan(value) else round(float(value), 6)
+
     def clean(values: np.ndarray) -> list[float | None]:
-        return [None if np.isnan(v) else round(float(v), 6) for v in values]
+        return [scalar(v) for v in values]
 
     ua = metrics.cumulative_ua(P, forget_cols)
     ret_related = metrics.retention(P, related)
     ret_general = metrics.retention(P, general)
     worst, final = metrics.re_emergence(P, forget_cols)
     retained = related + general
-
-    def scalar(value: float) -> float | None:
-        return None if np.isnan(value) else round(float(value), 6)
-
     ret_final = np.nanmean([ret_related[-1], ret_general[-1]]) if retained else np.nan
     metric_values = {
         "ua_new": clean(metrics.new_target_ua(P, forget_cols)),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from culbench import provenance, results
-from culbench.api import StepContext
+from culbench.api import Budget, StepContext
 from culbench.catalog import JUDGES, METHODS, MODELS
 from culbench.compute import Meter
 from culbench.config import build_config, config_hash, config_to_dict, parse_overrides
@@ -174,7 +174,7 @@ def run(
         if step > 0:
             log(f"step {step}/{len(seq.steps)}: forgetting '{concept}'")
             ctx = StepContext(step=step, seed=step_seed(seed, step), device=device,
-                              budget=_budget(prof), progress=progress, state=state,
+                              budget=Budget(prof.max_iterations, prof.max_samples), progress=progress, state=state,
                               base_model=base_model)
             _seed_everything(ctx.seed)
             with Meter() as meter:
@@ -210,12 +210,6 @@ def run(
         results.write_json(manifest_path, manifest)
         advance_step(1)
     return run_dir
-
-
-def _budget(prof: Any) -> Any:
-    from culbench.api import Budget
-
-    return Budget(max_iterations=prof.max_iterations, max_samples=prof.max_samples)
 
 
 def _check_identity(old: dict[str, Any], new: dict[str, Any], run_dir: Path) -> None:

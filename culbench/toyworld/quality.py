@@ -46,7 +46,7 @@ def sample_grids(out_dir: str, weights: str | None = None, per_concept: int = 6,
     from culbench.toyworld.model import build_toyworld_model
 
     seq = resolve_sequence("toy10")
-    model = build_toyworld_model(device=device)
+    model = build_toyworld_model(device=device, weights=weights)
     steps, guidance = seq.spec.eval.sampler.steps, seq.spec.eval.sampler.guidance
     by_kind: dict[str, list[str]] = {}
     for cid in seq.roles:

@@ -181,13 +181,6 @@ def concept_filter(concepts: Sequence[str]) -> Callable[[Any], bool] | None:
     return lambda scene: bool(wanted & set(scene.labels().values()))
 
 
-def judge_accuracy_on(net: Any, images: torch.Tensor, scenes: Sequence[Any]) -> dict[str, float]:
-    from culbench.toyworld import judge as tw_judge
-
-    labels = torch.tensor([tw_judge.label_indices(s) for s in scenes])
-    return tw_judge.head_accuracy(net, images, labels)
-
-
 def train_all(
     out: Path, recipe: Recipe, *, exclude: Sequence[str] = (), stages: Sequence[str] = ("judge", "vae", "unet"),
     log: Log = lambda m: None, progress: Callable[[int], None] | None = None,
@@ -207,7 +200,7 @@ def train_all(
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"seconds": {}, "exclude": sorted(exclude)}
     held_out = sample_scenes(recipe.held_out, seed=recipe.seed + 999)
-    held_images, _ = tw_judge.render_batch(held_out, np.random.default_rng(recipe.seed + 999))
+    held_images, held_labels = tw_judge.render_batch(held_out, np.random.default_rng(recipe.seed + 999))
 
     start = time.perf_counter()
     if "judge" in stages:
@@ -220,7 +213,7 @@ def train_all(
         net = tw_judge.JudgeNet()
         net.load_state_dict(assets.load_tensors(tw_judge.WEIGHTS_FILE))
     net.eval()
-    report["judge_accuracy"] = judge_accuracy_on(net, held_images, held_out)
+    report["judge_accuracy"] = tw_judge.head_accuracy(net, held_images, held_labels)
     log(f"judge accuracy on held-out renders: {report['judge_accuracy']}")
 
     images, captions = render_training_set(recipe, concept_filter(exclude))
@@ -237,7 +230,7 @@ def train_all(
         scale = meta["scaling_factor"]
     vae.eval()
     recon = decode_latents(vae, encode_latents(vae, held_images, scale), scale)
-    report["vae_judge_accuracy"] = judge_accuracy_on(net, recon, held_out)
+    report["vae_judge_accuracy"] = tw_judge.head_accuracy(net, recon, held_labels)
     log(f"judge accuracy on VAE reconstructions: {report['vae_judge_accuracy']}")
 
     start = time.perf_counter()
