@@ -6,6 +6,8 @@
   entry-point group.
 * ``MODELS``: model backends (``"mock"``, ``"toyworld"``, ``"sd"``) as lazy factories.
 * ``JUDGES``: evaluators that decide whether an image shows a concept.
+* ``CLIP_SCORERS`` and ``REFERENCES``: quality evaluators (CLIP score; real images for FID)
+  named by a sequence's ``eval.clip`` / ``eval.reference``.
 * ``SEQUENCES``: every ``sequence.yaml`` under the built-in ``tasks/`` and the mocks.
 """
 
@@ -33,6 +35,8 @@ def builtin_dir(name: str) -> Path:
 METHODS: Registry[Any] = Registry("method", entry_point_group="culbench.methods")
 MODELS: Registry[Any] = Registry("model backend", list_command="culbench ls models")
 JUDGES: Registry[Any] = Registry("judge", list_command="culbench ls judges")
+CLIP_SCORERS: Registry[Any] = Registry("CLIP scorer", list_command="culbench ls judges")
+REFERENCES: Registry[Any] = Registry("reference image set", list_command="culbench ls judges")
 SEQUENCES: Registry[Path] = Registry("sequence")
 
 
@@ -103,4 +107,12 @@ JUDGES.register_lazy(
 )
 JUDGES.register_lazy(
     "mock", "culbench.mocks.judge:MockJudge", summary="fixed random projections (tests)"
+)
+CLIP_SCORERS.register_lazy(
+    "toyworld-clip", "culbench.toyworld.clip:ToyWorldCLIP",
+    summary="tiny open_clip model trained on ToyWorld captions",
+)
+REFERENCES.register_lazy(
+    "toyworld-renders", "culbench.toyworld.data:ToyWorldRenders",
+    summary="renders of the scenes the evaluation prompts describe",
 )

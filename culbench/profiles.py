@@ -22,6 +22,9 @@ class Profile:
         max_iterations: cap on a method's optimiser iterations per request (``None`` = none).
         max_samples: cap on samples a method generates per request (``None`` = none).
         batch_size: images per sampling batch.
+        bootstrap: replicates behind every stream metric's 95 % interval.
+        fid_bootstrap: replicates behind FID intervals (each one costs a matrix square root
+            per step; 0 = no FID intervals).
     """
 
     name: str
@@ -32,6 +35,8 @@ class Profile:
     max_iterations: int | None
     max_samples: int | None
     batch_size: int = 64
+    bootstrap: int = 1000
+    fid_bootstrap: int = 50
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,7 +45,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     profile.name: profile
     for profile in (
-        Profile("smoke", "seconds per run: plumbing checks and tests", 2, 2, 2, 2, 4, 32),
+        Profile("smoke", "seconds per run: plumbing checks and tests", 2, 2, 2, 2, 4, 32, 100, 0),
         Profile("standard", "the leaderboard setting", 6, 6, None, None, None, 64),
         Profile("full", "every eval prompt and seed of the sequence", None, None, None, None, None, 64),
     )

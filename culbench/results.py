@@ -5,7 +5,9 @@ Layout of a run directory (one method × sequence@version × profile × seed)::
     manifest.json          provenance and status (schema: MANIFEST_FIELDS)
     steps/00/step.json     the base model's evaluation (schema: STEP_FIELDS)
     steps/00/samples.jsonl one line per judged image
+    steps/00/features.npy  judge features per image (FID), when the judge has features()
     steps/KK/...           after request KK, plus model.safetensors and state.pt
+    reference.npy          judge features of the real reference images (FID vs real)
     matrix.csv             step,concept,role,presence,n,ci_low,ci_high (long format)
     summary.json           the presence matrix and stream metrics (schema: SUMMARY_FIELDS)
 
@@ -78,8 +80,17 @@ SUMMARY_FIELDS: dict[str, str] = {
     "presence": "list[list[float]]: P[k][c], rows = steps 0..T",
     "n": "list[list[int]]: images behind each P[k][c]",
     "metrics": "dict[name, list[float] | float]: stream metrics computed from P (see "
-               "culbench.evaluation.metrics); per-step lists start at step 1 for UA and "
-               "re-emergence, at step 0 for retention and collateral damage",
+               "culbench.evaluation.stream); per-step lists start at step 1 for UA, at step 0 "
+               "for retention and collateral damage; re-emergence has one value per concept "
+               "forgotten at steps 1..T-1",
+    "metrics_ci": "dict[name, list[[low, high]]]: 95 % bootstrap intervals over each "
+                  "concept's prompt x seed images (paired across steps), aligned with metrics",
+    "quality": "dict: per step 0..T — fid_retained_vs_base / _vs_real (FID in the judge's "
+               "feature space on retained concepts' images), clip_retained / clip_forgotten "
+               "(mean CLIP score), drift_from_base / drift_from_previous (L2 of UNet weights)",
+    "quality_ci": "dict[name, list[[low, high]]]: bootstrap intervals of quality values",
+    "compute": "dict: unlearn seconds per request (and median), eval median, peak memory (MB)",
+    "evaluators": "list[dict]: fingerprints of the judge, CLIP scorer and reference set",
 }
 
 
@@ -98,9 +109,14 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write through a temporary file, fsync and ``os.replace`` (never half-written)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
+    with tmp.open("wb") as handle:
+        handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
@@ -182,57 +198,42 @@ def matrix_csv(run_dir: Path, steps: list[int]) -> str:
 
 def build_summary(run_dir: Path, manifest: dict[str, Any], forget_order: list[str]) -> dict[str, Any]:
     """The summary of a complete run, computed only from its committed step files."""
-    from culbench.evaluation import metrics
+    from culbench.evaluation.summary import summarise
 
     steps = committed_steps(run_dir)
-    concepts, roles, P, N = load_matrix(run_dir, steps)
-    col = {c: i for i, c in enumerate(concepts)}
-    forget_cols = [col[c] for c in forget_order]
-    related = [col[c] for c, r in roles.items() if r == "related"]
-    general = [col[c] for c, r in roles.items() if r == "general"]
-
-    def scalar(value: float) -> float | None:
-        return None if np.isnan(value) else round(float(value), 6)
-
-    def clean(values: np.ndarray) -> list[float | None]:
-        return [scalar(v) for v in values]
-
-    ua = metrics.cumulative_ua(P, forget_cols)
-    ret_related = metrics.retention(P, related)
-    ret_general = metrics.retention(P, general)
-    worst, final = metrics.re_emergence(P, forget_cols)
-    retained = related + general
-    ret_final = np.nanmean([ret_related[-1], ret_general[-1]]) if retained else np.nan
-    metric_values = {
-        "ua_new": clean(metrics.new_target_ua(P, forget_cols)),
-        "ua_cumulative": clean(ua),
-        "ua_cumulative_raw": clean(metrics.cumulative_ua(P, forget_cols, normalised=False)),
-        "retention_related": clean(ret_related),
-        "retention_general": clean(ret_general),
-        "retention_related_raw": clean(metrics.retention(P, related, normalised=False)),
-        "retention_general_raw": clean(metrics.retention(P, general, normalised=False)),
-        "collateral_damage": clean(metrics.collateral_damage(P, retained)),
-        "retention_forgetting": clean(metrics.retention_forgetting(P, retained)),
-        "re_emergence_worst": clean(worst),
-        "re_emergence_final": clean(final),
-        "auc_ua_cumulative": scalar(metrics.area_under(ua)),
-        "auc_retention_related": scalar(metrics.area_under(ret_related)),
-        "auc_retention_general": scalar(metrics.area_under(ret_general)),
-        "headline_h": scalar(metrics.harmonic(float(ua[-1]), float(ret_final))
-                             if not np.isnan(ret_final) else np.nan),
-    }
+    concepts, roles, _, N = load_matrix(run_dir, steps)
     identity = manifest["identity"]
+    profile = identity["profile"]
+    result = summarise(run_dir, steps, concepts, roles, forget_order,
+                       replicates=profile.get("bootstrap", 1000), fid_replicates=profile.get("fid_bootstrap", 0),
+                       seed=identity["seed"])
+    compute = manifest.get("compute", {})
+    unlearn = [compute[str(k)]["unlearn"] for k in steps[1:] if "unlearn" in compute.get(str(k), {})]
+    evals = [compute[str(k)]["eval"] for k in steps if "eval" in compute.get(str(k), {})]
+    seconds = [u["seconds"] for u in unlearn]
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": manifest["run_id"],
         "sequence": identity["sequence"]["id"],
         "method": identity["method"]["name"],
+        "config_hash": identity["method"]["config_hash"],
         "seed": identity["seed"],
-        "profile": identity["profile"]["name"],
+        "profile": profile["name"],
         "concepts": concepts,
         "roles": roles,
         "forget_order": forget_order,
-        "presence": [[round(float(v), 6) for v in row] for row in P],
+        "presence": [[round(float(v), 6) for v in row] for row in result["P"]],
         "n": N.tolist(),
-        "metrics": metric_values,
+        "metrics": result["metrics"],
+        "metrics_ci": result["ci"],
+        "quality": result["quality"],
+        "quality_ci": result["quality_ci"],
+        "compute": {
+            "unlearn_seconds": seconds,
+            "unlearn_seconds_median": round(float(np.median(seconds)), 3) if seconds else None,
+            "eval_seconds_median": round(float(np.median([e["seconds"] for e in evals])), 3) if evals else None,
+            "peak_rss_mb": max((m["peak_rss_mb"] for m in unlearn + evals), default=None),
+            "peak_cuda_mb": max((m["peak_cuda_mb"] for m in unlearn + evals if m.get("peak_cuda_mb")), default=None),
+        },
+        "evaluators": identity["evaluators"],
     }

@@ -17,11 +17,14 @@ from typing import Any
 
 from culbench import provenance, results
 from culbench.api import Budget, StepContext
-from culbench.catalog import JUDGES, METHODS, MODELS
+from culbench.catalog import CLIP_SCORERS, JUDGES, METHODS, MODELS, REFERENCES
 from culbench.compute import Meter
 from culbench.config import build_config, config_hash, config_to_dict, parse_overrides
 from culbench.errors import CulbenchError, RunError
+from culbench.evaluation import quality
 from culbench.evaluation.presence import evaluate_presence
+from culbench.evaluation.presence import plan as evaluation_plan
+from culbench.evaluation.summary import REFERENCE_FILE
 from culbench.profiles import get_profile
 from culbench.tasks import resolve_sequence
 
@@ -106,6 +109,7 @@ def run(
     backend_options = {**seq.spec.model.options, **(model_options or {})}
     model = MODELS.get(seq.spec.model.backend)(device=device, **backend_options)
     judge = JUDGES.get(seq.spec.judge.name)(device=device, **seq.spec.judge.options)
+    evaluators = _quality_evaluators(seq, device)
     identity = {
         "sequence": {"id": seq.id, "content_hash": seq.content_hash},
         "method": {"name": method, "source": _method_source(method),
@@ -114,7 +118,7 @@ def run(
         "seed": seed,
         "model": {"backend": seq.spec.model.backend, "options": backend_options,
                   "base_sha256": model.weights_sha256()},
-        "evaluators": [judge.fingerprint()],
+        "evaluators": [judge.fingerprint(), *(e.fingerprint() for e in evaluators.values())],
     }
 
     manifest_path = run_dir / "manifest.json"
@@ -150,10 +154,17 @@ def run(
 
     done = results.committed_steps(run_dir)
     base_state = model.state_dict()
+    if "reference" in evaluators and hasattr(judge, "features"):
+        reference = quality.reference_features(
+            evaluators["reference"], judge, evaluation_plan(seq, prof),
+            sequence_hash=seq.content_hash, cache_root=Path(out) / ".cache" / "reference")
+        results.write_bytes(run_dir / REFERENCE_FILE, quality.npy_bytes(reference.astype("float16")))
+    previous_state = base_state
     state: dict[str, Any] = {}
     if done and done[-1] > 0:
         last = results.step_dir(run_dir, done[-1])
         model.load_state_dict(_load_weights(last / "model.safetensors"))
+        previous_state = model.state_dict()
         if (last / "state.pt").exists():
             state = torch.load(last / "state.pt", weights_only=True)
         log(f"resuming {run_dir} after step {done[-1]}")
@@ -190,14 +201,27 @@ def run(
                 files["state.pt"] = buffer.getvalue()
             state = ctx.state
         _seed_everything(step_seed(seed, 10_000 + step))
+        observers: dict[str, Any] = {}
+        if hasattr(judge, "features"):
+            observers["features"] = quality.FeatureCollector(judge.features)
+        if "clip" in evaluators:
+            observers["clip"] = quality.ClipCollector(evaluators["clip"])
         with Meter() as meter:
             model.unet.eval()
-            cells, records = evaluate_presence(model, judge, seq, prof, progress)
+            cells, records = evaluate_presence(model, judge, seq, prof, progress, list(observers.values()))
         compute["eval"] = meter.to_dict()
+        if "clip" in observers:
+            for rec, score in zip(records, observers["clip"].scores, strict=True):
+                rec["clip"] = round(score, 6)
+        if "features" in observers:
+            files["features.npy"] = quality.npy_bytes(observers["features"].array().astype("float16"))
         files["samples.jsonl"] = results.samples_jsonl(records)
+        current = model.state_dict()
         record = {"step": step, "concept": concept, "status": "complete",
                   "model_sha256": model.weights_sha256(),
+                  "drift": _drift(current, base_state, previous_state),
                   "cells": {cid: cell.to_dict() for cid, cell in cells.items()}}
+        previous_state = current  # state_dict() returns a detached copy
         results.commit_step(run_dir, step, record, files)
         done.append(step)
         manifest.update(steps_committed=done, updated=provenance.now(),
@@ -210,6 +234,31 @@ def run(
         results.write_json(manifest_path, manifest)
         advance_step(1)
     return run_dir
+
+
+def _quality_evaluators(seq: Any, device: str) -> dict[str, Any]:
+    """The sequence's CLIP scorer and reference image set, when it names them."""
+    out: dict[str, Any] = {}
+    if seq.spec.eval.clip is not None:
+        out["clip"] = CLIP_SCORERS.get(seq.spec.eval.clip.name)(device=device, **seq.spec.eval.clip.options)
+    if seq.spec.eval.reference is not None:
+        spec = seq.spec.eval.reference
+        out["reference"] = REFERENCES.get(spec.name)(device=device, **spec.options)
+    return out
+
+
+def _drift(current: dict[str, Any], base: dict[str, Any], previous: dict[str, Any]) -> dict[str, float]:
+    """L2 distances of the UNet weights (``state_dict()``) to the base model and the previous step."""
+    import torch
+
+    def dist(other: dict[str, Any]) -> float:
+        return sum(float((current[k].float() - other[k].float()).pow(2).sum()) for k in current) ** 0.5
+
+    norm = sum(float(v.float().pow(2).sum()) for v in base.values()) ** 0.5
+    with torch.no_grad():
+        from_base, from_previous = dist(base), dist(previous)
+    return {"from_base": round(from_base, 6), "from_previous": round(from_previous, 6),
+            "relative_from_base": round(from_base / norm, 8) if norm else 0.0}
 
 
 def _check_identity(old: dict[str, Any], new: dict[str, Any], run_dir: Path) -> None:

@@ -26,6 +26,9 @@ from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, UnlearnReque
 from culbench.errors import TaskError
 
 ROLES = ("forget", "related", "general", "in_domain", "cross_domain")
+# A concept listed under retain.in_domain/cross_domain (and also under general) gets the more
+# specific role; general (far) retention averages over all three.
+GENERAL_ROLES = ("general", "in_domain", "cross_domain")
 SPLITS = ("train", "val", "eval")
 _ID = r"^[a-z0-9][a-z0-9_\-]*$"
 
@@ -54,10 +57,16 @@ class SamplerSpec(_Strict):
     guidance: float = Field(ge=0.0)
 
 
+class ScorerSpec(ComponentSpec):
+    name: str
+
+
 class EvalSpec(_Strict):
     sampler: SamplerSpec
     seeds: list[int] = Field(min_length=1)
     prompts_per_concept: int | None = Field(default=None, ge=1)
+    clip: ScorerSpec | None = None        # CLIP-score model (culbench.catalog.CLIP_SCORERS)
+    reference: ScorerSpec | None = None   # real images for FID (culbench.catalog.REFERENCES)
 
 
 class RetainSpec(_Strict):
@@ -140,6 +149,11 @@ class TaskSequence:
     def steps(self) -> list[str]:
         return list(self.spec.steps)
 
+    @property
+    def general_concepts(self) -> list[str]:
+        """Far retain concepts: retain.general, in_domain and cross_domain, each once."""
+        return [c for c, role in self.roles.items() if role in GENERAL_ROLES]
+
     def request(self, step: int) -> UnlearnRequest:
         """The ``step``-th (1-based) deletion request, with training prompts only."""
         target = self.spec.steps[step - 1]
@@ -154,7 +168,7 @@ class TaskSequence:
 
         forgotten = set(self.spec.steps[:step])
         related = [c for c in self.concepts[target].related if c not in forgotten]
-        general = [c for c in self.spec.retain.general if c not in forgotten]
+        general = [c for c in self.general_concepts if c not in forgotten]
         return UnlearnRequest(
             step=step,
             target=forget_set(target),
@@ -329,13 +343,14 @@ def load_sequence(path: str | Path) -> TaskSequence:
         _check_ids(path, lines, ("retain", key), getattr(spec.retain, key), known)
     if len(set(spec.steps)) != len(spec.steps):
         raise TaskError(f"{_where(path, lines, ('steps',))}: steps repeat a concept", "list each once")
-    clash = set(spec.steps) & set(spec.retain.general)
-    if clash:
-        raise TaskError(
-            f"{_where(path, lines, ('retain', 'general'))}: retain.general contains forget "
-            f"concept(s) {sorted(clash)}",
-            "a concept is either forgotten or retained",
-        )
+    for key in ("general", "in_domain", "cross_domain"):
+        clash = set(spec.steps) & set(getattr(spec.retain, key))
+        if clash:
+            raise TaskError(
+                f"{_where(path, lines, ('retain', key))}: retain.{key} contains forget "
+                f"concept(s) {sorted(clash)}",
+                "a concept is either forgotten or retained",
+            )
     if len(set(spec.eval.seeds)) != len(spec.eval.seeds):
         raise TaskError(f"{_where(path, lines, ('eval', 'seeds'))}: eval.seeds repeat", "make them distinct")
 
@@ -345,9 +360,10 @@ def load_sequence(path: str | Path) -> TaskSequence:
     for cid in spec.steps:
         for rid in concepts[cid].related:
             roles.setdefault(rid, "related")
-    for key in ("general", "in_domain", "cross_domain"):
-        for cid in getattr(spec.retain, key):
-            roles.setdefault(cid, key)
+    for cid in [*spec.retain.general, *spec.retain.in_domain, *spec.retain.cross_domain]:
+        if cid not in roles:  # first mention fixes the order of evaluation
+            roles[cid] = ("in_domain" if cid in spec.retain.in_domain else
+                          "cross_domain" if cid in spec.retain.cross_domain else "general")
 
     prompt_dir = (path.parent / spec.prompts).resolve()
     prompts = {

@@ -31,3 +31,13 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("smoke")
     return run("original", sequence="mock", profile="smoke", out=out, threads=2)
+
+
+@pytest.fixture(scope="session")
+def dfr_mock_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete `dfr` smoke run on the mock sequence: the model really changes."""
+    from culbench.runner import run
+
+    out = tmp_path_factory.mktemp("dfr-smoke")
+    return run("dfr", sequence="mock", profile="smoke", out=out, threads=2,
+               overrides=["dfr.iterations=4", "dfr.lr=1e-2"])

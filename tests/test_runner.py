@@ -67,7 +67,10 @@ def test_resume_after_sigkill_gives_identical_summary(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=300)
     assert straight.returncode == 0, straight.stderr[-2000:]
     other = tmp_path / "b" / "mock@1" / "killer" / "smoke" / "seed0"
-    assert (run_dir / "summary.json").read_bytes() == (other / "summary.json").read_bytes()
+    resumed_summary, straight_summary = (json.loads((d / "summary.json").read_text()) for d in (run_dir, other))
+    # wall times and memory differ between any two runs; every other number must be identical
+    assert resumed_summary.pop("compute") and straight_summary.pop("compute")
+    assert resumed_summary == straight_summary
     for step in (1, 2):
         a = json.loads((results.step_dir(run_dir, step) / "step.json").read_text())
         b = json.loads((results.step_dir(other, step) / "step.json").read_text())

@@ -69,7 +69,9 @@ def models() -> None:
 
 @app.command("judges", epilog=EXAMPLES)
 def judges() -> None:
-    """Judges a sequence can name."""
-    from culbench.catalog import JUDGES
+    """Judges, CLIP scorers and reference image sets a sequence can name."""
+    from culbench.catalog import CLIP_SCORERS, JUDGES, REFERENCES
 
-    _table("judges", _registry_rows(JUDGES))
+    _table("judges (sequence judge:)", _registry_rows(JUDGES))
+    _table("CLIP scorers (sequence eval.clip:)", _registry_rows(CLIP_SCORERS))
+    _table("reference image sets for FID (sequence eval.reference:)", _registry_rows(REFERENCES))

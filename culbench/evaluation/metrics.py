@@ -2,6 +2,10 @@
 
 Row 0 is the base model; row k the model after request k. ``forget_cols[k-1]`` is the
 column of the concept forgotten at step k. Everything here is numpy and side-effect free.
+
+Normalised forms divide by the base presence ``P[0, c]``; a concept the base model never
+shows (``P[0, c] = 0``) has no normalised value (NaN) and is left out of means over concepts
+instead of counting as perfectly forgotten or lost.
 """
 
 from __future__ import annotations
@@ -12,7 +16,16 @@ import numpy as np
 
 
 def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    return np.divide(num, den, out=np.zeros_like(num, dtype=float), where=den > 0)
+    return np.divide(num, den, out=np.full(np.shape(num), np.nan), where=den > 0)
+
+
+def _nanmean(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    """Mean ignoring NaN; NaN (without a warning) where every value is NaN."""
+    values = np.asarray(values, dtype=float)
+    count = (~np.isnan(values)).sum(axis=axis)
+    total = np.nansum(values, axis=axis)
+    return np.divide(total, count, out=np.full(np.shape(total), np.nan), where=count > 0) \
+        if np.ndim(total) else (float(total / count) if count else float("nan"))
 
 
 def new_target_ua(P: np.ndarray, forget_cols: Sequence[int], normalised: bool = True) -> np.ndarray:
@@ -43,7 +56,7 @@ def cumulative_ua(P: np.ndarray, forget_cols: Sequence[int], normalised: bool = 
         cols = list(forget_cols[:k])
         now = P[k, cols]
         ua = 1.0 - (np.clip(_safe_ratio(now, P[0, cols]), 0.0, None) if normalised else now)
-        out.append(float(ua.mean()))
+        out.append(float(_nanmean(ua)))
     return np.array(out)
 
 
@@ -55,13 +68,15 @@ def retention(P: np.ndarray, cols: Sequence[int], normalised: bool = True) -> np
     [1.0, 0.75]
     >>> retention(P, []).tolist()
     [nan, nan]
+    >>> retention(np.array([[0.0, 1.0], [0.5, 0.5]]), [0, 1]).tolist()  # P0 = 0: left out
+    [1.0, 0.5]
     """
     if len(cols) == 0:
         return np.full(P.shape[0], np.nan)
     values = P[:, list(cols)]
     if normalised:
         values = _safe_ratio(values, np.broadcast_to(P[0, list(cols)], values.shape))
-    return values.mean(axis=1)
+    return _nanmean(values, axis=1)
 
 
 def re_emergence(P: np.ndarray, forget_cols: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ Fails closed: a cell with fewer judged images than expected stops the step.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,8 +67,13 @@ def evaluate_presence(
     sequence: TaskSequence,
     profile: Profile,
     progress: Callable[[int, str], Callable[..., None]] | None = None,
+    observers: Sequence[Any] = (),
 ) -> tuple[dict[str, Cell], list[dict[str, Any]]]:
-    """Sample and judge every evaluation image; return the cells and per-image records."""
+    """Sample and judge every evaluation image; return the cells and per-image records.
+
+    Each of ``observers`` has ``observe(images, items)`` called on every sampled batch (in
+    record order), e.g. to collect FID features or CLIP scores from the same images.
+    """
     items = plan(sequence, profile)
     steps = profile.sample_steps or sequence.spec.eval.sampler.steps
     guidance = sequence.spec.eval.sampler.guidance
@@ -85,6 +90,8 @@ def evaluate_presence(
                 f"judge '{judge.name}' returned {len(verdict.present)} verdicts for {len(chunk)} images",
                 "fix the judge: one verdict per image",
             )
+        for observer in observers:
+            observer.observe(images, chunk)
         details = verdict.detail or [{} for _ in chunk]
         for item, present, score, detail in zip(chunk, verdict.present, verdict.score, details):
             if not math.isfinite(score):

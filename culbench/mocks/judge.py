@@ -32,6 +32,11 @@ class MockJudge:
         return torch.randn(3 * self.resolution**2, generator=gen)
 
     @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The downsampled image as a feature vector (so FID runs in tests)."""
+        return torch.nn.functional.adaptive_avg_pool2d(images.float().cpu(), self.resolution).flatten(1)
+
+    @torch.no_grad()
     def __call__(self, images: torch.Tensor, concepts: Sequence[Concept]) -> JudgeOutput:
         small = torch.nn.functional.adaptive_avg_pool2d(images.float().cpu(), self.resolution)
         flat = (small - 0.5).flatten(1)

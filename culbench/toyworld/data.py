@@ -28,7 +28,7 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,6 +36,7 @@ from PIL import Image
 
 from culbench.toyworld.render import (
     BACKGROUNDS,
+    CHARACTER_SPECS,
     CHARACTERS,
     COLOURS,
     OBJECTS,
@@ -79,6 +80,67 @@ def scene_from_labels(labels: Mapping[str, str]) -> Scene:
     character = labels["character"]
     return Scene(labels["object"], labels["colour"], labels["pattern"], labels["background"],
                  labels["position"], None if character == "none" else character)
+
+
+def scene_from_prompt(prompt: str) -> Scene:
+    """The scene a ToyWorld caption describes (every caption names all attributes; a
+    missing pattern means "solid").
+
+    >>> scene_from_prompt("a picture of a red star on a dark background, left").labels()["pattern"]
+    'solid'
+    >>> scene_from_prompt("zorb, right, light background").character
+    'zorb'
+
+    Raises:
+        ValueError: If the prompt does not name exactly one value of each attribute.
+    """
+    words = set(caption_words(prompt))
+    character = [c for c in CHARACTERS if c in words]
+    if len(character) == 1:
+        spec = CHARACTER_SPECS[character[0]]
+        labels = {"object": [spec.shape], "colour": [spec.colour], "pattern": [spec.pattern]}
+    elif character:
+        raise ValueError(f"prompt {prompt!r} names several characters {character}")
+    else:
+        labels = {"object": [o for o in OBJECTS if o in words],
+                  "colour": [c for c in COLOURS if c in words],
+                  "pattern": [p for p in PATTERNS if p in words] or ["solid"]}
+    labels["background"] = [b for b in BACKGROUNDS if b in words]
+    labels["position"] = [p for p in POSITIONS if p in words]
+    bad = {k: v for k, v in labels.items() if len(v) != 1}
+    if bad:
+        raise ValueError(f"prompt {prompt!r} is not a ToyWorld caption (ambiguous or missing: {bad})")
+    one = {k: v[0] for k, v in labels.items()}
+    return Scene(one["object"], one["colour"], one["pattern"], one["background"], one["position"],
+                 character[0] if character else None)
+
+
+def render_prompts(prompts: Sequence[str], seed: int = 0):  # -> torch.Tensor
+    """Real renders ``(N, 3, 32, 32)`` in [0, 1] of the scenes the prompts describe, with
+    jitter seeded per image (``seed`` + index): the FID reference of an evaluation set."""
+    import torch
+
+    images = [render(scene_from_prompt(p), 32, np.random.default_rng([seed, i]))
+              for i, p in enumerate(prompts)]
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255)
+
+
+class ToyWorldRenders:
+    """Reference images for ToyWorld prompts: renders of the scene each prompt describes."""
+
+    name = "toyworld-renders"
+
+    def __init__(self, **_: object) -> None:
+        self.version = RENDER_VERSION
+
+    def fingerprint(self) -> dict[str, object]:
+        return {"name": self.name, "impl": f"{__name__}.ToyWorldRenders", "render_version": self.version}
+
+    def images(self, prompts: Sequence[str], seeds: Sequence[int]) -> object:
+        """One jittered render per (prompt, seed); the seed fixes the jitter."""
+        import torch
+
+        return torch.cat([render_prompts([p], seed=s) for p, s in zip(prompts, seeds, strict=True)])
 
 
 # ----------------------------------------------------------------------------- captions

@@ -177,6 +177,8 @@ retain:
 eval:
   sampler: {{steps: 10, guidance: 1.0}}
   seeds: [{', '.join(map(str, EVAL_SEEDS))}]
+  clip: {{name: toyworld-clip}}
+  reference: {{name: toyworld-renders}}
 """
     return out
 

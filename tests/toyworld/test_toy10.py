@@ -24,7 +24,8 @@ def test_toy10_structure() -> None:
     assert seq.id == "toy10@1" and len(seq.steps) == 10
     kinds = {seq.concepts[c].kind for c in seq.steps}
     assert kinds == {"character", "object", "colour", "pattern"}
-    general = [c for c, role in seq.roles.items() if role == "general"]
+    general = seq.general_concepts
+    assert {seq.roles[c] for c in general} == {"in_domain", "cross_domain"}
     assert len(general) >= 10
     for step, concept in enumerate(seq.steps, start=1):
         related = seq.concepts[concept].related

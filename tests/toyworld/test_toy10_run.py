@@ -32,3 +32,14 @@ def test_original_on_toy10_smoke(tmp_path: Path) -> None:
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(summary["presence"]) == 11 and len(summary["concepts"]) == 38
     assert all(row == summary["presence"][0] for row in summary["presence"])
+    quality = summary["quality"]
+    # `original` never changes the model: identical images at every step, so FID to the base
+    # samples is 0, drift is 0 and CLIP scores repeat; the real-image FID is positive.
+    assert quality["fid_retained_vs_base"] == [0.0] * 11
+    assert quality["drift_from_base"] == [0.0] * 11
+    assert len(set(quality["clip_retained"])) == 1 and quality["clip_forgotten"][0] is None
+    assert all(v > 0 for v in quality["fid_retained_vs_real"])
+    assert {e["name"] for e in manifest["identity"]["evaluators"]} == {
+        "toyworld", "toyworld-clip", "toyworld-renders"}
+    assert (run_dir / "reference.npy").is_file()
+    assert any((tmp_path / ".cache" / "reference").iterdir())  # computed once, cached

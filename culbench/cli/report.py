@@ -1,0 +1,69 @@
+"""``culbench report``: compare finished runs — a table with intervals, plots, a Markdown file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from culbench.cli.console import console
+
+CONSOLE_KEYS = ("ua_cumulative", "retention_related", "retention_general", "re_emergence_max",
+                "headline_h", "fid_retained_vs_base", "unlearn_seconds_median")
+EXAMPLES = """Examples:
+
+  culbench report results/
+
+  culbench report results/toy10@1/dfr/standard/seed0 results/toy10@1/original/standard/seed0 --out report/
+"""
+
+
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories or results roots (searched for summary.json).")],
+    out: Annotated[Path | None, typer.Option(help="Folder for report.md and the PNG plots (default: ./report).")] = None,
+    plots: Annotated[bool, typer.Option(help="Write the plots (matplotlib).")] = True,
+) -> None:
+    """Final-step metrics per method (mean ± 95 % interval) and per-step plots.
+
+    One table per sequence@version × profile. With one seed the interval is the run's
+    bootstrap over evaluation prompts × seeds; with several, a t-interval over seeds.
+    """
+    from rich.table import Table
+
+    from culbench.reporting import COLUMNS, fmt, load_rows
+
+    rows = load_rows(runs)
+    out = out or Path("report")
+    out.mkdir(parents=True, exist_ok=True)
+    groups: dict[tuple[str, str], list] = {}
+    for row in rows:
+        groups.setdefault((row.sequence, row.profile), []).append(row)
+    lines = ["# culbench report", "",
+             "Final step; ± is half the 95 % interval (bootstrap over evaluation prompts × seeds for "
+             "one seed, t-interval over seeds for several). ↑ higher is better, ↓ lower.", ""]
+    for (sequence, profile), members in groups.items():
+        present = [c for c in COLUMNS if any(r.value(c[0])[0] is not None for r in members)]
+        header = ["method", "seeds"] + [f"{label} {'↑' if d > 0 else '↓'}" for _, label, d in present]
+        table = Table(title=f"{sequence} · profile {profile} (all columns: {out / 'report.md'})")
+        shown = [i for i, (key, _, _) in enumerate(present) if key in CONSOLE_KEYS]
+        for name in header[:2] + [header[2 + i] for i in shown]:
+            table.add_column(name, justify="left" if name in ("method", "seeds") else "right")
+        lines += [f"## {sequence} · profile {profile}", "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)]
+        for row in members:
+            cells = [row.label, ",".join(map(str, row.seeds))] + [fmt(*row.value(key)) for key, _, _ in present]
+            table.add_row(*cells[:2], *(cells[2 + i] for i in shown))
+            lines.append("| " + " | ".join(cells) + " |")
+        console.print(table)
+        lines.append("")
+        if plots:
+            from culbench import plots as figures
+
+            stem = f"{sequence}-{profile}".replace("@", "v")
+            written = [figures.curves(members, out / f"{stem}-curves.png"),
+                       figures.tradeoff(members, out / f"{stem}-tradeoff.png")]
+            written += [figures.heatmap(r, out / f"{stem}-{r.label}-presence.png") for r in members]
+            lines += [f"![{p.stem}]({p.name})" for p in written] + [""]
+    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    console.print(f"wrote {out / 'report.md'}" + (" and plots" if plots else ""), highlight=False, soft_wrap=True)

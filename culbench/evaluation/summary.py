@@ -1,0 +1,117 @@
+"""Every number of a run's ``summary.json``, computed only from its stored step files.
+
+Inputs per committed step: ``step.json`` (cells, parameter drift), ``samples.jsonl`` (one
+judged image per line, with its CLIP score when the sequence has a scorer) and
+``features.npy`` (judge features, same row order); at the run root ``reference.npy`` (judge
+features of the real reference images, same row order). Nothing is re-sampled, so anyone can
+recompute the summary — and re-threshold the judge — from a copied run directory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from culbench.errors import RunError
+from culbench.evaluation import stream
+from culbench.evaluation.quality import frechet, load_npy
+
+REFERENCE_FILE = "reference.npy"
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path} is unreadable ({exc})", "delete that step directory and rerun") from None
+
+
+def hit_arrays(per_step: Sequence[Sequence[Mapping[str, Any]]], concepts: Sequence[str]) -> list[np.ndarray]:
+    """Per concept, a ``(steps, images)`` bool array of judge verdicts; image j is the same
+    (prompt, seed) at every step (checked)."""
+    out = []
+    for concept in concepts:
+        rows, keys = [], None
+        for records in per_step:
+            mine = sorted((r["prompt_index"], r["seed"], bool(r["present"]))
+                          for r in records if r["concept"] == concept)
+            step_keys = [(p, s) for p, s, _ in mine]
+            if keys is not None and step_keys != keys:
+                raise RunError(f"concept '{concept}' was evaluated on different prompts/seeds across steps",
+                               "rerun the whole run with one culbench version")
+            keys = step_keys
+            rows.append([hit for _, _, hit in mine])
+        out.append(np.array(rows, dtype=bool))
+    return out
+
+
+def summarise(run_dir: Path, steps: Sequence[int], concepts: Sequence[str], roles: Mapping[str, str],
+              forget_order: Sequence[str], *, replicates: int, fid_replicates: int, seed: int = 0) -> dict[str, Any]:
+    """Metrics with 95 % bootstrap intervals: ``{"metrics": {...}, "ci": {...}, "quality": {...}}``."""
+    from culbench.results import read_json, step_dir
+
+    dirs = [step_dir(run_dir, k) for k in steps]
+    per_step = [read_samples(d / "samples.jsonl") for d in dirs]
+    hits = hit_arrays(per_step, concepts)
+    P = np.stack([h.mean(axis=1) for h in hits], axis=1)
+
+    def fn(matrix: np.ndarray) -> dict[str, stream.Value]:
+        return stream.stream_metrics(matrix, concepts, roles, forget_order)
+
+    values = {name: _clean(v) for name, v in fn(P).items()}
+    ci = stream.bootstrap(hits, fn, replicates, seed) if replicates else {}
+    quality, quality_ci = _quality(run_dir, dirs, per_step, roles, forget_order, fid_replicates, seed)
+    drift = [read_json(d / "step.json").get("drift") for d in dirs]
+    for key in ("from_base", "from_previous", "relative_from_base"):
+        quality[f"drift_{key}"] = [None if d is None else d.get(key) for d in drift]
+    return {"P": P, "metrics": values, "ci": ci, "quality": quality, "quality_ci": quality_ci}
+
+
+def _quality(run_dir: Path, dirs: Sequence[Path], per_step: Sequence[Sequence[Mapping[str, Any]]],
+             roles: Mapping[str, str], forget_order: Sequence[str], fid_replicates: int,
+             seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """FID vs base/real on retained concepts' images, CLIP scores, with bootstrap intervals."""
+    quality: dict[str, Any] = {}
+    intervals: dict[str, Any] = {}
+    records = per_step[0]
+    retained = np.array([roles[r["concept"]] != "forget" for r in records])
+    rng = np.random.default_rng(seed)
+
+    feature_files = [d / "features.npy" for d in dirs]
+    if all(f.is_file() for f in feature_files):
+        feats = [load_npy(f)[retained] for f in feature_files]
+        references = {"base": feats[0]}
+        if (run_dir / REFERENCE_FILE).is_file():
+            references["real"] = load_npy(run_dir / REFERENCE_FILE)[retained]
+        draws = [rng.integers(0, len(feats[0]), len(feats[0])) for _ in range(fid_replicates)]
+        for name, ref in references.items():
+            quality[f"fid_retained_vs_{name}"] = [round(frechet(f, ref), 6) for f in feats]
+            if draws:
+                intervals[f"fid_retained_vs_{name}"] = stream.percentile_ci(
+                    [np.array([frechet(f[i], ref[i]) for f in feats]) for i in draws])
+
+    if all("clip" in r for r in records):
+        forget_of_step = [set(forget_order[:k]) for k in range(len(per_step))]
+        for name, select in (("retained", lambda r, k: roles[r["concept"]] != "forget"),
+                             ("forgotten", lambda r, k: r["concept"] in forget_of_step[k])):
+            per = [np.array([r["clip"] for r in recs if select(r, k)]) for k, recs in enumerate(per_step)]
+            quality[f"clip_{name}"] = [round(float(x.mean()), 6) if len(x) else None for x in per]
+            intervals[f"clip_{name}"] = [_mean_ci(x, rng) for x in per]
+    return quality, intervals
+
+
+def _mean_ci(x: np.ndarray, rng: np.random.Generator, replicates: int = 1000) -> list[float | None]:
+    if len(x) == 0:
+        return [None, None]
+    means = x[rng.integers(0, len(x), (replicates, len(x)))].mean(axis=1)
+    return stream.percentile_ci(list(means))[0]
+
+
+def _clean(value: stream.Value) -> Any:
+    if isinstance(value, np.ndarray):
+        return [None if not np.isfinite(v) else round(float(v), 6) for v in value]
+    return None if not np.isfinite(value) else round(float(value), 6)

@@ -1,0 +1,107 @@
+"""Figures over result rows (matplotlib, headless): per-step curves, presence heat-maps and
+the forgetting-vs-retention trade-off. Every function writes one file and returns its path."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from culbench.reporting import Row
+
+CURVES: tuple[tuple[str, str], ...] = (
+    ("ua_cumulative", "cumulative UA (↑)"),
+    ("ua_new", "UA of the new target (↑)"),
+    ("retention_related", "near retention (↑)"),
+    ("retention_general", "far retention (↑)"),
+    ("collateral_damage", "collateral damage (↓)"),
+    ("fid_retained_vs_base", "FID vs base, retained (↓)"),
+)
+
+
+def _pyplot():  # -> module
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def curves(rows: Sequence[Row], path: Path) -> Path:
+    """Small multiples: one panel per metric, one line per row (mean over seeds, band = min–max)."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    cols = 3
+    fig, axes = plt.subplots(2, cols, figsize=(4.2 * cols, 6.4), squeeze=False)
+    for ax, (key, title) in zip(axes.flat, CURVES, strict=False):
+        for row in rows:
+            data = row.curve(key)
+            if data.size == 0 or np.isnan(data).all():
+                continue
+            start = 1 if key.startswith("ua_") else 0
+            x = np.arange(start, start + data.shape[1])
+            mean = np.nanmean(data, axis=0)
+            line, = ax.plot(x, mean, marker="o", markersize=3, label=f"{row.label} (n={len(row.seeds)})")
+            if data.shape[0] > 1:
+                ax.fill_between(x, np.nanmin(data, axis=0), np.nanmax(data, axis=0),
+                                color=line.get_color(), alpha=0.15, linewidth=0)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(handles)), fontsize=8)
+    fig.suptitle(f"{rows[0].sequence} · {rows[0].profile}", fontsize=11)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.96))
+    return _save(fig, plt, path)
+
+
+def heatmap(row: Row, path: Path) -> Path:
+    """Step × concept presence of a row's first seed, concepts grouped by role."""
+    plt = _pyplot()
+    summary = min(row.summaries, key=lambda s: s["seed"])
+    concepts, roles = summary["concepts"], summary["roles"]
+    order = list(summary["forget_order"]) + [c for c in concepts if c not in summary["forget_order"]]
+    P = np.array(summary["presence"])[:, [concepts.index(c) for c in order]]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.24 * len(order) + 2), 0.32 * P.shape[0] + 2))
+    image = ax.imshow(P, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(order)), [f"{c} ({roles[c][0]})" for c in order], rotation=90, fontsize=7)
+    ax.set_yticks(range(P.shape[0]), ["base"] + [f"{k}: {c}" for k, c in enumerate(summary["forget_order"], 1)],
+                  fontsize=7)
+    ax.set_title(f"presence P[k, c] — {row.label}, seed {summary['seed']} "
+                 "(f=forget, r=related, g/i/c=general/in-/cross-domain)", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def tradeoff(rows: Sequence[Row], path: Path) -> Path:
+    """Final cumulative UA against final far retention, with interval whiskers."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for row in rows:
+        ua, ua_lo, ua_hi = row.value("ua_cumulative")
+        ret, ret_lo, ret_hi = row.value("retention_general")
+        if ua is None or ret is None:
+            continue
+        ax.errorbar([ua], [ret], xerr=[[ua - ua_lo], [ua_hi - ua]], yerr=[[ret - ret_lo], [ret_hi - ret]],
+                    fmt="o", capsize=3, label=row.label)
+    ax.set_xlabel("cumulative UA at the last step (↑)")
+    ax.set_ylabel("far retention at the last step (↑)")
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(-0.05, 1.1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def _save(fig, plt, path: Path) -> Path:  # noqa: ANN001
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

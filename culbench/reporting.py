@@ -1,0 +1,172 @@
+"""Comparative views over result files: load summaries, group seeds, build table rows.
+
+A *row* is one method × config × sequence@version × profile; its runs are the seeds. With one
+seed a value's interval is the run's bootstrap interval (prompts × seeds of the evaluation
+set); with several seeds it is a 95 % t-interval of the mean over seeds. Rows of different
+sequence versions or profiles are never merged, and a missing value is never averaged over.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from culbench.errors import RunError
+
+# (key, label, direction, how to read it from a summary); direction +1 = higher is better.
+COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("ua_cumulative", "UA cum", +1),
+    ("retention_related", "Ret near", +1),
+    ("retention_general", "Ret far", +1),
+    ("retention_in_domain", "Ret in-dom", +1),
+    ("retention_cross_domain", "Ret cross-dom", +1),
+    ("re_emergence_max", "Re-emerg", -1),
+    ("collateral_damage", "Collateral", -1),
+    ("auc_ua_cumulative", "AUC UA", +1),
+    ("auc_retention_general", "AUC Ret far", +1),
+    ("headline_h", "H", +1),
+    ("fid_retained_vs_base", "FID vs base", -1),
+    ("fid_retained_vs_real", "FID vs real", -1),
+    ("clip_retained", "CLIP ret", +1),
+    ("unlearn_seconds_median", "s/request", -1),
+)
+
+
+@dataclass
+class Row:
+    """One method configuration on one sequence@version × profile, over its seeds."""
+
+    sequence: str
+    method: str
+    config_hash: str
+    profile: str
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.method if not self.config_hash else f"{self.method}+{self.config_hash[:8]}"
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(s["seed"] for s in self.summaries)
+
+    def value(self, key: str) -> tuple[float | None, float | None, float | None]:
+        """Final-step (or scalar) ``(mean, low, high)`` of a column over this row's seeds."""
+        points = [final_value(s, key) for s in self.summaries]
+        if any(p[0] is None for p in points):
+            return None, None, None  # never average over a missing cell
+        if len(points) == 1:
+            return points[0]
+        values = np.array([p[0] for p in points], dtype=float)
+        mean, half = float(values.mean()), t_half_width(values)
+        return mean, mean - half, mean + half
+
+    def curve(self, key: str) -> np.ndarray:
+        """Per-step values of a metric, one row per seed (NaN where missing)."""
+        rows = [series(s, key) for s in self.summaries]
+        width = max(len(r) for r in rows)
+        return np.array([r + [math.nan] * (width - len(r)) for r in rows], dtype=float)
+
+
+def t_half_width(values: np.ndarray, level: float = 0.95) -> float:
+    """Half-width of the t-interval of the mean.
+
+    >>> round(t_half_width(np.array([0.8, 0.9, 1.0])), 4)
+    0.2484
+    """
+    from scipy import stats
+
+    n = len(values)
+    if n < 2:
+        return 0.0
+    return float(stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
+
+
+def series(summary: dict[str, Any], key: str) -> list[float]:
+    raw = summary.get("metrics", {}).get(key, summary.get("quality", {}).get(key))
+    if not isinstance(raw, list):
+        return []
+    return [math.nan if v is None else float(v) for v in raw]
+
+
+def final_value(summary: dict[str, Any], key: str) -> tuple[float | None, float | None, float | None]:
+    """``(value, low, high)`` of ``key`` at the last step (or the scalar), from one summary."""
+    for values, intervals in ((summary.get("metrics", {}), summary.get("metrics_ci", {})),
+                              (summary.get("quality", {}), summary.get("quality_ci", {}))):
+        if key in values:
+            value, ci = values[key], intervals.get(key)
+            if isinstance(value, list):
+                value, ci = (value[-1] if value else None), (ci[-1] if ci else None)
+            elif isinstance(ci, list) and ci and isinstance(ci[0], list):
+                ci = ci[0]
+            low, high = (ci if ci else (value, value))
+            return value, low, high
+    compute = summary.get("compute", {})
+    if key in compute:
+        return compute[key], compute[key], compute[key]
+    return None, None, None
+
+
+def find_summaries(paths: Iterable[Path]) -> list[Path]:
+    """``summary.json`` files in the given run directories or results roots."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_file() and path.name == "summary.json":
+            found.append(path)
+        elif (path / "summary.json").is_file():
+            found.append(path / "summary.json")
+        elif path.is_dir():
+            found.extend(sorted(p for p in path.rglob("summary.json") if ".cache" not in p.parts))
+        else:
+            raise RunError(f"{path} does not exist", "pass run directories or a results root")
+    if not found:
+        raise RunError(f"no complete runs (summary.json) under {', '.join(map(str, paths))}",
+                       "finish a run with `culbench run` (rerun it to resume) first")
+    return found
+
+
+def load_rows(paths: Sequence[Path]) -> list[Row]:
+    """Summaries grouped into rows, ordered by sequence, profile and method."""
+    rows: dict[tuple[str, str, str, str], Row] = {}
+    for path in find_summaries(paths):
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RunError(f"{path} is corrupt ({exc.msg})", "rerun `culbench validate` on that run") from None
+        key = (summary["sequence"], summary["method"], summary.get("config_hash", ""), summary["profile"])
+        row = rows.setdefault(key, Row(*key))
+        if summary["seed"] in row.seeds:
+            raise RunError(f"{path}: seed {summary['seed']} of {row.label} appears twice",
+                           "pass each run once")
+        row.summaries.append(summary)
+    _drop_default_hash(rows.values())
+    return sorted(rows.values(), key=lambda r: (r.sequence, r.profile, r.method, r.config_hash))
+
+
+def _drop_default_hash(rows: Iterable[Row]) -> None:
+    """Show the config hash only to tell apart configs of the same method."""
+    by_method: dict[tuple[str, str, str], list[Row]] = {}
+    for row in rows:
+        by_method.setdefault((row.sequence, row.profile, row.method), []).append(row)
+    for group in by_method.values():
+        if len(group) == 1:
+            group[0].config_hash = ""
+
+
+def fmt(value: float | None, low: float | None, high: float | None, digits: int = 3) -> str:
+    """``0.912 ±0.031`` (half the interval width), ``—`` when missing.
+
+    >>> fmt(0.9, 0.85, 0.97), fmt(None, None, None), fmt(1.0, 1.0, 1.0)
+    ('0.900 ±0.060', '—', '1.000')
+    """
+    if value is None:
+        return "—"
+    if low is None or high is None or high - low < 10 ** -digits:
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} ±{(high - low) / 2:.{digits}f}"
