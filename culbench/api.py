@@ -268,6 +268,17 @@ class T2IModel(Protocol):
         """
         ...
 
+    @property
+    def num_train_timesteps(self) -> int:
+        """Length T of the training noise schedule (t ranges over 0..T-1)."""
+        ...
+
+    def sample_partial(self, prompts: Sequence[str], seeds: Sequence[int], *, steps: int, stop: int,
+                       guidance: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``stop`` of ``steps`` DDIM steps from each seed's noise: ``(x_t, t)``,
+        with ``t`` the timestep (one per sample) at which ``x_t`` sits."""
+        ...
+
     def parameter_groups(self) -> ParameterGroups:
         """Named groups of UNet parameter names: ``full``, ``xattn``, ``xattn_kv``, ``non_xattn``."""
         ...
@@ -306,6 +317,11 @@ class Method:
 
     def __init__(self, config: Any = None) -> None:
         self.config = config if config is not None else type(self).Config()
+
+    def trained_groups(self) -> tuple[str, ...]:
+        """Groups this *configured* instance may change (default: all of ``trains``); the
+        contract suite checks that nothing outside them moves."""
+        return tuple(type(self).trains)
 
     def on_sequence_start(self, model: T2IModel, ctx: StepContext) -> None:  # noqa: B027
         """Called once before step 1 (not again on resume: keep lasting state in ``ctx.state``)."""

@@ -100,6 +100,9 @@ class DFR(Method):
 
     trains = ("full",)
 
+    def trained_groups(self) -> tuple[str, ...]:
+        return (self.config.param_group,)
+
     def _mapped(self, request: UnlearnRequest) -> list[str]:
         concept = request.concept
         if self.config.mapping == "contextual":

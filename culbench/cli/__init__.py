@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import typer
 
+from culbench.cli import check as check_cli
 from culbench.cli import ls as ls_cli
 from culbench.cli import report as report_cli
 from culbench.cli import run as run_cli
@@ -30,6 +31,7 @@ app = typer.Typer(
 app.command("run", epilog=run_cli.EXAMPLES)(run_cli.run)
 app.command("validate", epilog=validate_cli.EXAMPLES)(validate_cli.validate)
 app.command("report", epilog=report_cli.EXAMPLES)(report_cli.report)
+app.command("check-method", epilog=check_cli.EXAMPLES)(check_cli.check_method)
 app.add_typer(ls_cli.app, name="ls")
 app.add_typer(tasks_cli.app, name="tasks")
 app.add_typer(toyworld_cli.app, name="toyworld")

@@ -154,12 +154,23 @@ class DiffusersT2I:
                 progress(len(chunk_prompts))
         return torch.cat(chunks) if chunks else torch.empty(0, *self.latent_shape)
 
-    def _denoise(self, prompts: list[str], seeds: list[int], steps: int, guidance: float) -> torch.Tensor:
+    @torch.no_grad()
+    def sample_partial(self, prompts: Sequence[str], seeds: Sequence[int], *, steps: int, stop: int,
+                       guidance: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the first ``stop`` of ``steps`` DDIM steps; return ``(x_t, t)`` where ``t`` is the
+        timestep the next step would denoise (ESD-style intermediate latents)."""
+        if not 0 <= stop < steps:
+            raise ValueError(f"stop must be in [0, {steps}), not {stop}")
+        x = self._denoise(list(prompts), list(seeds), steps, guidance, stop=stop)
+        return x, self._sampler(steps).timesteps[stop].expand(len(prompts))
+
+    def _denoise(self, prompts: list[str], seeds: list[int], steps: int, guidance: float,
+                 stop: int | None = None) -> torch.Tensor:
         sampler = self._sampler(steps)
         x = initial_noise(seeds, self.latent_shape).to(self.device) * sampler.init_noise_sigma
         cond = self.encode(prompts)
         uncond = self.encode([""] * len(prompts)) if guidance != 1.0 else None
-        for t in sampler.timesteps:
+        for t in sampler.timesteps[:stop]:
             if uncond is None:
                 out = self.predict(x, t, cond)
             else:

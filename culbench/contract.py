@@ -1,0 +1,152 @@
+"""The method contract: checks every method — built-in or plugin — must pass.
+
+``culbench check-method NAME`` runs them on the mock sequence (tiny random model, seconds):
+
+* ``config``: the Config is a frozen dataclass whose values round-trip through JSON and
+  ``--set`` parsing;
+* ``returns``: ``unlearn`` returns a T2IModel with the same components (text encoder, VAE and
+  tokenizer untouched);
+* ``groups``: only parameters in the groups the method declares (``trains``) change;
+* ``frozen``: the model handed in (the previous step, often the teacher) and the base model are
+  left as they were, unless the method returns that very object;
+* ``deterministic``: the same request and seed give identical weights;
+* ``smoke``: a whole smoke run of the mock sequence finishes (and its time is reported).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _hash_state(module: Any) -> dict[str, Any]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    import torch
+
+    return [k for k in a if not torch.equal(a[k], b[k])]
+
+
+def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -> list[Check]:
+    """Run every check for method ``name``; never raises for a failing method."""
+    import torch
+
+    from culbench.api import Budget, StepContext
+    from culbench.catalog import METHODS, MODELS
+    from culbench.config import build_config, config_to_dict, parse_overrides
+    from culbench.profiles import get_profile
+    from culbench.runner import run
+    from culbench.tasks import resolve_sequence
+
+    torch.set_num_threads(threads)
+    cls = METHODS.get(name)
+    checks: list[Check] = []
+
+    def check(label: str, fn: Callable[[], str]) -> None:
+        try:
+            checks.append(Check(label, True, fn()))
+        except AssertionError as exc:
+            checks.append(Check(label, False, str(exc)))
+        except Exception as exc:  # a crash inside the method is a failed check, with its reason
+            checks.append(Check(label, False, f"{type(exc).__name__}: {exc}"))
+
+    config = build_config(cls.Config, name, parse_overrides(overrides, name))
+
+    def config_check() -> str:
+        assert dataclasses.is_dataclass(config) and type(config).__dataclass_params__.frozen, \
+            "Config must be a frozen dataclass"
+        as_dict = config_to_dict(config)
+        again = build_config(cls.Config, name, {k: str(v) for k, v in as_dict.items()
+                                                if not isinstance(v, (list, dict))})
+        assert config_to_dict(again) == as_dict, f"--set round trip changed {as_dict} -> {config_to_dict(again)}"
+        return f"{len(as_dict)} fields"
+
+    check("config", config_check)
+
+    seq = resolve_sequence("mock")
+    profile = get_profile("smoke")
+
+    def fresh_model() -> Any:
+        return MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
+
+    def one_request(seed: int) -> tuple[Any, Any, Any, dict[str, Any], Any]:
+        model, base = fresh_model(), fresh_model()
+        before = _hash_state(model.unet)
+        ctx = StepContext(step=1, seed=seed, budget=Budget(profile.max_iterations, profile.max_samples),
+                          base_model=lambda: base)
+        torch.manual_seed(seed)
+        method = cls(config)
+        method.on_sequence_start(model, ctx)
+        out = method.unlearn(model, seq.request(1), ctx)
+        return model, base, out, before, fresh_model()
+
+    results: dict[str, Any] = {}
+
+    def returns_check() -> str:
+        model, base, out, before, pristine = one_request(0)
+        results.update(model=model, base=base, out=out, before=before, pristine=pristine)
+        for attr in ("unet", "text_encoder", "sample", "state_dict", "parameters"):
+            assert hasattr(out, attr), f"unlearn returned {type(out).__name__} without .{attr}"
+        assert not _same(_hash_state(out.text_encoder), _hash_state(pristine.text_encoder)), \
+            "the text encoder changed (it is frozen)"
+        if out.vae is not None:
+            assert not _same(_hash_state(out.vae), _hash_state(pristine.vae)), "the VAE changed"
+        return type(out).__name__
+
+    check("returns", returns_check)
+
+    def groups_check() -> str:
+        assert results, "skipped: unlearn failed"
+        out, before = results["out"], results["before"]
+        changed = _same(before, _hash_state(out.unet))
+        groups = out.parameter_groups()
+        declared = getattr(cls(config), "trained_groups", lambda: tuple(cls.trains))()
+        allowed = {n for g in declared for n in groups.get(g, [])}
+        stray = [k for k in changed if k not in allowed]
+        assert not stray, f"changed outside the declared groups {declared}: {stray[:3]}"
+        return f"{len(changed)} tensors changed, all in {declared or '()'}"
+
+    check("groups", groups_check)
+
+    def frozen_check() -> str:
+        assert results, "skipped: unlearn failed"
+        model, base, out, before = results["model"], results["base"], results["out"], results["before"]
+        if out is not model:
+            moved = _same(before, _hash_state(model.unet))
+            assert not moved, f"the model handed in was modified: {moved[:3]}"
+        moved = _same(_hash_state(results["pristine"].unet), _hash_state(base.unet))
+        assert not moved, f"the base model was modified: {moved[:3]}"
+        return "input and base model unchanged" if out is not model else "edits in place (returns its input)"
+
+    check("frozen", frozen_check)
+
+    def deterministic_check() -> str:
+        assert results, "skipped: unlearn failed"
+        again = one_request(0)[2]
+        diff = _same(_hash_state(results["out"].unet), _hash_state(again.unet))
+        assert not diff, f"two runs with seed 0 differ in {diff[:3]}"
+        return "identical weights for the same seed"
+
+    check("deterministic", deterministic_check)
+
+    def smoke_check() -> str:
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as out:
+            run(name, sequence="mock", profile="smoke", out=out, overrides=overrides, threads=threads)
+        return f"mock smoke run in {time.perf_counter() - start:.1f} s"
+
+    check("smoke", smoke_check)
+    return checks

@@ -1,0 +1,76 @@
+"""Small pieces every fine-tuning method needs (part of the method-facing core API).
+
+>>> import torch
+>>> w = torch.nn.Parameter(torch.ones(3))
+>>> opt, sched = optimiser([w], lr=0.1, warmup=2)
+>>> [round(g["lr"], 3) for g in opt.param_groups]
+[0.05]
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from culbench.api import T2IModel
+
+
+def trainable_copy(model: T2IModel, group: str) -> tuple[T2IModel, list[torch.nn.Parameter]]:
+    """A clone of ``model`` whose UNet parameters in ``group`` (only) require gradients.
+
+    ``model`` itself is frozen (it is the previous step's model, usually the teacher).
+    """
+    model.unet.requires_grad_(False)
+    student = model.clone()
+    student.unet.requires_grad_(False)
+    params = student.parameters(group)
+    for p in params:
+        p.requires_grad_(True)
+    student.unet.train()
+    return student, params
+
+
+def optimiser(params: Sequence[torch.nn.Parameter], *, lr: float, warmup: int = 0,
+              weight_decay: float = 0.0) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW with a linear warm-up over ``warmup`` steps, then a constant rate."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup)))
+    return opt, sched
+
+
+def step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched: Any,
+         params: Sequence[torch.nn.Parameter], grad_clip: float | None,
+         mask: Sequence[torch.Tensor] | None = None) -> None:
+    """Backward, optional gradient mask (SalUn), clip, optimiser and scheduler step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if mask is not None:
+        for p, m in zip(params, mask, strict=True):
+            if p.grad is not None:
+                p.grad.mul_(m)
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+    sched.step()
+
+
+def finish(student: T2IModel) -> T2IModel:
+    """Freeze and switch the trained copy to eval mode before returning it."""
+    student.unet.eval().requires_grad_(False)
+    return student
+
+
+def noised(model: T2IModel, x0: torch.Tensor, t_max: int, gen: torch.Generator,
+           t_min: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x_t, t, noise)`` with ``t ~ U[t_min, t_max)`` and fresh Gaussian noise."""
+    t = torch.randint(t_min, t_max, (x0.shape[0],), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
+    return model.add_noise(x0, noise, t), t, noise
+
+
+def pick(rng: random.Random, n: int, k: int) -> list[int]:
+    """``k`` indices drawn with replacement from ``range(n)``."""
+    return [rng.randrange(n) for _ in range(k)]

@@ -1,0 +1,64 @@
+"""Naive sequential fine-tuning: the "stability crisis" control.
+
+Each request fine-tunes the whole UNet, starting from the previous step's model, with the
+plain denoising loss on pairs (forget prompt, image of its mapped prompt): the forget prompt is
+taught to produce the anchor's images. There is no retain term, no regularisation and no frozen
+teacher, so whatever the edit disturbs is never repaired — the failure mode the CUIG and DFR
+papers document for sequential requests ("Continual Unlearning for Text-to-Image Diffusion
+Models: A Regularization Perspective", CUIG, ICLR 2026; DFR, arXiv:2512.02657, §1). Culbench's
+own control row; no reference code.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+import torch.nn.functional as F
+
+from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
+from culbench.training import finish, noised, optimiser, pick, step, trainable_copy
+
+
+@register_method("finetune")
+class NaiveFinetune(Method):
+    """Naive sequential fine-tuning toward the mapped prompt's images, with no retain term."""
+
+    @dataclass(frozen=True)
+    class Config:
+        lr: float = 1e-4                 # AdamW learning rate (DFR's ToyWorld lr)
+        iterations: int = 80             # optimiser steps per request
+        batch_size: int = 32
+        anchor_images: int = 128         # images generated from the mapped prompts per request
+        sample_steps: int = 20           # DDIM steps for them
+        param_group: Literal["full", "xattn", "xattn_kv", "non_xattn"] = "full"
+        grad_clip: float = 1.0
+
+    trains = ("full", "xattn", "xattn_kv", "non_xattn")
+
+    def trained_groups(self) -> tuple[str, ...]:
+        return (self.config.param_group,)
+
+    def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
+        cfg = self.config
+        rng = random.Random(ctx.seed)
+        gen = ctx.generator()
+        size = ctx.budget.samples(cfg.anchor_images)
+        index = pick(rng, len(request.forget), size)
+        prompts = [request.forget[i].prompt for i in index]
+        x0_bank = model.sample([request.forget[i].mapped for i in index],
+                               [ctx.seed * 7919 + i for i in range(size)],
+                               steps=cfg.sample_steps, guidance=1.0, output="latent")
+        student, params = trainable_copy(model, cfg.param_group)
+        opt, sched = optimiser(params, lr=cfg.lr)
+        iterations = ctx.budget.iterations(cfg.iterations)
+        tick = ctx.progress(iterations, f"finetune: forgetting {request.concept.id}")
+        for _ in range(iterations):
+            batch = pick(rng, size, min(cfg.batch_size, size))
+            x0 = x0_bank[batch]
+            x_t, t, noise = noised(student, x0, student.num_train_timesteps, gen)
+            pred = student.predict(x_t, t, student.encode([prompts[i] for i in batch]))
+            step(F.mse_loss(pred, student.target(x0, noise, t)), opt, sched, params, cfg.grad_clip)
+            tick(1)
+        return finish(student)

@@ -1,0 +1,57 @@
+"""The method contract suite: every built-in passes; a method that breaks a rule is caught."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from culbench.api import Method, StepContext, T2IModel, UnlearnRequest
+from culbench.catalog import METHODS
+from culbench.contract import run_contract
+from conftest import run_cli
+
+
+@pytest.mark.parametrize("name", [e.name for e in METHODS.entries() if e.source == "builtin"])
+def test_builtin_methods_pass_the_contract(name: str) -> None:
+    failed = [f"{c.name}: {c.detail}" for c in run_contract(name) if not c.ok]
+    assert not failed, failed
+
+
+class _Sloppy(Method):
+    """Declares xattn but nudges every UNet weight, in place, nondeterministically."""
+
+    @dataclass(frozen=True)
+    class Config:
+        scale: float = 1e-3
+
+    trains = ("xattn",)
+
+    def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
+        twin = model.clone()
+        unseeded = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
+        with torch.no_grad():
+            for p in twin.unet.parameters():
+                p.add_(torch.randn(p.shape, generator=unseeded) * self.config.scale)
+            for p in model.unet.parameters():  # and damages its input
+                p.mul_(0.5)
+        return twin
+
+
+def test_contract_catches_a_sloppy_method() -> None:
+    METHODS.register("sloppy-test-only")(_Sloppy)
+    try:
+        verdict = {c.name: c.ok for c in run_contract("sloppy-test-only")}
+    finally:
+        METHODS._entries.pop("sloppy-test-only", None)
+    assert verdict["config"] and verdict["returns"] and verdict["smoke"]
+    assert not verdict["groups"] and not verdict["frozen"] and not verdict["deterministic"]
+
+
+def test_check_method_cli() -> None:
+    done = run_cli("check-method", "uce")
+    assert done.returncode == 0 and "pass" in done.stdout and "FAIL" not in done.stdout
+    bad = run_cli("check-method", "ucee")
+    assert bad.returncode != 0 and "did you mean" in bad.stderr.lower()
