@@ -139,7 +139,8 @@ def load_rows(paths: Sequence[Path]) -> list[Row]:
             summary = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise RunError(f"{path} is corrupt ({exc.msg})", "rerun `culbench validate` on that run") from None
-        key = (summary["sequence"], summary["method"], summary.get("config_hash", ""), summary["profile"])
+        method = summary["method"] + ("" if summary.get("mode", "sequential") == "sequential" else f"~{summary['mode']}")
+        key = (summary["sequence"], method, summary.get("config_hash", ""), summary["profile"])
         row = rows.setdefault(key, Row(*key))
         if summary["seed"] in row.seeds:
             raise RunError(f"{path}: seed {summary['seed']} of {row.label} appears twice",

@@ -7,6 +7,7 @@ resumed run gives the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import random
@@ -54,9 +55,14 @@ def _method_source(name: str) -> str:
     return METHODS.entry(name).source
 
 
+MODES = ("sequential", "independent")
+
+
 def run_dir_for(out: Path, sequence_id: str, method: str, cfg_hash: str | None,
-                profile: str, seed: int) -> Path:
+                profile: str, seed: int, mode: str = "sequential") -> Path:
     label = method if cfg_hash is None else f"{method}+{cfg_hash[:8]}"
+    if mode != "sequential":
+        label = f"{label}~{mode}"
     return out / sequence_id / label / profile / f"seed{seed}"
 
 
@@ -74,6 +80,7 @@ def run(
     progress: ProgressFactory | None = None,
     log: Callable[[str], None] | None = None,
     argv: Sequence[str] | None = None,
+    mode: str = "sequential",
 ) -> Path:
     """Run ``method`` through ``sequence`` and return the run directory.
 
@@ -90,6 +97,9 @@ def run(
         progress: ``progress(total, description) -> advance`` for progress bars.
         log: called with one-line status messages.
         argv: the command line to record (defaults to ``sys.argv``).
+        mode: ``sequential`` (each request edits the previous step's model: the benchmark) or
+            ``independent`` (each request edits the base model alone, with no history: the
+            reference row that shows what a method does without accumulation).
     """
     import torch
 
@@ -97,6 +107,8 @@ def run(
     log = log or (lambda message: None)
     torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
 
+    if mode not in MODES:
+        raise CulbenchError(f"unknown mode '{mode}'", f"use one of: {', '.join(MODES)}")
     seq = resolve_sequence(sequence)
     prof = get_profile(profile)
     method_cls = METHODS.get(method)
@@ -104,7 +116,7 @@ def run(
     default_hash = config_hash(method_cls.Config())
     cfg_hash = config_hash(config)
     run_dir = run_dir_for(Path(out), seq.id, method, None if cfg_hash == default_hash else cfg_hash,
-                          prof.name, seed)
+                          prof.name, seed, mode)
 
     backend_options = {**seq.spec.model.options, **(model_options or {})}
     model = MODELS.get(seq.spec.model.backend)(device=device, **backend_options)
@@ -116,6 +128,7 @@ def run(
                    "config": config_to_dict(config), "config_hash": cfg_hash},
         "profile": prof.to_dict(),
         "seed": seed,
+        "mode": mode,
         "model": {"backend": seq.spec.model.backend, "options": backend_options,
                   "base_sha256": model.weights_sha256()},
         "evaluators": [judge.fingerprint(), *(e.fingerprint() for e in evaluators.values())],
@@ -184,6 +197,9 @@ def run(
         files: dict[str, bytes] = {}
         if step > 0:
             log(f"step {step}/{len(seq.steps)}: forgetting '{concept}'")
+            if mode == "independent":  # every request starts from the base model, no history
+                model.load_state_dict(base_state)
+                state = {}
             ctx = StepContext(step=step, seed=step_seed(seed, step), device=device,
                               budget=Budget(prof.max_iterations, prof.max_samples), progress=progress, state=state,
                               base_model=base_model)
@@ -191,7 +207,10 @@ def run(
             with Meter() as meter:
                 if step == 1:
                     method_obj.on_sequence_start(model, ctx)
-                model = method_obj.unlearn(model, seq.request(step), ctx)
+                request = seq.request(step)
+                if mode == "independent":
+                    request = dataclasses.replace(request, previous=())
+                model = method_obj.unlearn(model, request, ctx)
             _check_returned(model, method)
             compute["unlearn"] = meter.to_dict()
             files["model.safetensors"] = _weights_bytes(model.state_dict())
@@ -262,7 +281,7 @@ def _drift(current: dict[str, Any], base: dict[str, Any], previous: dict[str, An
 
 
 def _check_identity(old: dict[str, Any], new: dict[str, Any], run_dir: Path) -> None:
-    for key in ("sequence", "method", "profile", "seed", "model", "evaluators"):
+    for key in ("sequence", "method", "profile", "seed", "mode", "model", "evaluators"):
         if old.get(key) != new.get(key):
             raise RunError(
                 f"{run_dir} was started with a different {key}",

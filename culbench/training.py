@@ -74,3 +74,19 @@ def noised(model: T2IModel, x0: torch.Tensor, t_max: int, gen: torch.Generator,
 def pick(rng: random.Random, n: int, k: int) -> list[int]:
     """``k`` indices drawn with replacement from ``range(n)``."""
     return [rng.randrange(n) for _ in range(k)]
+
+
+def sample_bank(model: T2IModel, prompts: Sequence[str], size: int, rng: random.Random, seed: int,
+                steps: int) -> tuple[list[str], torch.Tensor]:
+    """``size`` prompts drawn with replacement and the model's DDIM latents for them (no CFG):
+    a replay/anchor bank. Seeds are ``seed + i``, so the bank is reproducible."""
+    chosen = [prompts[i] for i in pick(rng, len(prompts), size)]
+    latents = model.sample(chosen, [seed + i for i in range(size)], steps=steps, guidance=1.0, output="latent")
+    return chosen, latents
+
+
+def denoising_loss(model: T2IModel, x0: torch.Tensor, prompts: Sequence[str], gen: torch.Generator) -> torch.Tensor:
+    """The standard diffusion loss ``|| model(x_t, t, c) − target ||²`` with ``t ~ U[0, T)``."""
+    x_t, t, noise = noised(model, x0, model.num_train_timesteps, gen)
+    return torch.nn.functional.mse_loss(model.predict(x_t, t, model.encode(list(prompts))),
+                                        model.target(x0, noise, t))

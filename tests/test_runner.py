@@ -124,3 +124,15 @@ def test_corrupt_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(RunError, match="corrupt") as info:
         run("original", sequence="mock", profile="smoke", out=tmp_path, threads=2)
     assert "fix: delete" in info.value.one_line()
+
+
+def test_independent_mode_starts_every_request_from_the_base(tmp_path: Path) -> None:
+    seq_dir = run("finetune", sequence="mock", profile="smoke", out=tmp_path, threads=1)
+    ind_dir = run("finetune", sequence="mock", profile="smoke", out=tmp_path, threads=1, mode="independent")
+    assert ind_dir.parent.parent.name == "finetune~independent"
+    assert validate_run(ind_dir) == []
+    step = lambda d, k: json.loads((results.step_dir(d, k) / "step.json").read_text())  # noqa: E731
+    # step 1 is the same edit of the same base model; step 2 differs (different starting point)
+    assert step(seq_dir, 1)["model_sha256"] == step(ind_dir, 1)["model_sha256"]
+    assert step(seq_dir, 2)["model_sha256"] != step(ind_dir, 2)["model_sha256"]
+    assert json.loads((ind_dir / "summary.json").read_text())["mode"] == "independent"

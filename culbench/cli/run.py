@@ -32,6 +32,7 @@ def run(
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    mode: Annotated[str, typer.Option(help="sequential (the benchmark) | independent (each request from the base model: reference row).")] = "sequential",
 ) -> None:
     """Run METHOD through every deletion request of a sequence, evaluating after each step.
 
@@ -65,7 +66,7 @@ def run(
             method, sequence=sequence or DEFAULT_SEQUENCE, seed=seed, profile=profile, out=out,
             overrides=set_ or [], device=device, threads=threads, progress=progress,
             log=(lambda m: bars.console.print(m, highlight=False)) if not quiet else None,
-            argv=["culbench", *sys.argv[1:]],
+            argv=["culbench", *sys.argv[1:]], mode=mode,
         )
     _print_result(run_dir)
 
