@@ -109,6 +109,7 @@ class UnlearnRequest:
         related: confusable concepts to keep (near retention), with prompts.
         general: far concepts to keep (general retention), with prompts.
         previous: the requests already served, oldest first (for methods that re-visit them).
+        anchor: the concept's anchor (the target of a *fixed* mapping), if it declares one.
     """
 
     step: int
@@ -116,6 +117,7 @@ class UnlearnRequest:
     related: tuple[RetainSet, ...] = ()
     general: tuple[RetainSet, ...] = ()
     previous: tuple[ForgetSet, ...] = ()
+    anchor: Concept | None = None
 
     @property
     def concept(self) -> Concept:

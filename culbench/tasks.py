@@ -175,6 +175,7 @@ class TaskSequence:
             related=tuple(retain_set(c) for c in related),
             general=tuple(retain_set(c) for c in general),
             previous=tuple(forget_set(c) for c in self.spec.steps[: step - 1]),
+            anchor=self.concepts.get(self.concepts[target].anchor or ""),
         )
 
     def eval_items(self, prompts_per_concept: int | None, seeds_per_prompt: int | None) -> list[EvalItem]:

@@ -109,7 +109,7 @@ class DFR(Method):
             return [pair.mapped for pair in request.forget]
         if self.config.mapping == "null":
             return ["" for _ in request.forget]
-        anchor = concept.anchor or ""
+        anchor = request.anchor.name if request.anchor else ""
         return [pair.prompt.replace(concept.name, anchor) for pair in request.forget]
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:

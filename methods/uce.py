@@ -116,7 +116,7 @@ class UCE(Method):
         forget = rng.sample(forget, min(cfg.max_prompts, len(forget)))
         keep = request.retain_prompts(cfg.preserve)
         keep = rng.sample(keep, min(cfg.max_prompts, len(keep)))
-        anchor = _anchor_name(request)
+        anchor = request.anchor.name if request.anchor else None
         c_erase, c_guide = self._erase_pairs(model, request, forget, anchor)
         c_keep = torch.cat(_rows(model, keep)).double() if keep else c_erase[:0]
 
@@ -137,13 +137,3 @@ class UCE(Method):
                 layer.weight.copy_(torch.linalg.solve(right, left.T).T.to(layer.weight.dtype))
                 tick(1)
         return edited
-
-
-def _anchor_name(request: UnlearnRequest) -> str | None:
-    """The anchor concept's name: the mapped side of the request (None when it has no anchor)."""
-    anchor = request.concept.anchor
-    for group in (request.related, request.general):
-        for retain in group:
-            if retain.concept.id == anchor:
-                return retain.concept.name
-    return anchor

@@ -41,6 +41,7 @@ STEPS: tuple[tuple[str, tuple[str, str, str], str], ...] = (
     ("yellow", ("orange", "green", "brown"), "purple"),
     ("checkered", ("dotted", "outlined", "solid"), "solid"),
 )
+ANCHOR = {concept: anchor for concept, _, anchor in STEPS}
 GENERAL = ("square", "arrow", "house", "bolt", "tree", "dark", "light", "left", "center", "right")
 IN_DOMAIN = ("square", "arrow", "house", "bolt", "tree")
 CROSS_DOMAIN = ("dark", "light", "left", "center", "right")
@@ -79,14 +80,21 @@ def _template(scene: tw.Scene, concept: str, rng: np.random.Generator) -> int:
 
 
 def _mapped(scene: tw.Scene, kind: str, index: int, forget: set[str], rng: np.random.Generator) -> str:
-    """The same scene with the concept swapped for a safe one of its kind (context kept)."""
+    """The same scene with the concept swapped for its anchor (context kept).
+
+    One consistent replacement per concept, as an anchor concept is used by CA and by DFR's
+    mapped prompts: in the first draft every prompt drew a random other value of the kind,
+    which gave methods contradictory targets (DFR on `red` kept 0.60 presence with two
+    alternating replacements vs 0.39 with one, on validation prompts). The random draw is
+    still consumed so that the prompts themselves are unchanged.
+    """
     if kind == "character":  # the identity goes, the plain shape in its colour stays
         plain = tw.Scene(scene.object, scene.colour, scene.pattern, scene.background, scene.position)
         return twd.prompt_for(plain, index % len(twd.TEMPLATES))
-    current = getattr(scene, FIELD[kind])
-    options = [v for v in KIND_VALUES[kind] if v not in forget and v != current]
+    concept = getattr(scene, FIELD[kind])
+    rng.integers(len([v for v in KIND_VALUES[kind] if v not in forget and v != concept]))
     fields = scene.labels()
-    fields[FIELD[kind]] = options[int(rng.integers(len(options)))]
+    fields[FIELD[kind]] = ANCHOR[concept]
     return twd.prompt_for(twd.scene_from_labels(fields), index)
 
 

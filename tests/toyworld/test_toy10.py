@@ -39,3 +39,15 @@ def test_toy10_structure() -> None:
         train = {p.prompt for p in prompts.train} | {p.prompt for p in prompts.val}
         assert not train & set(prompts.eval), f"{cid}: eval prompts leak into train/val"
         assert len(prompts.eval) >= 12
+
+
+def test_mapped_prompts_use_the_anchor_and_keep_context() -> None:
+    from culbench.toyworld.data import scene_from_prompt
+
+    seq = resolve_sequence("toy10")
+    request = seq.request(3)  # red
+    assert request.concept.id == "red" and request.anchor is not None and request.anchor.id == "green"
+    for pair in request.forget:
+        before, after = scene_from_prompt(pair.prompt).labels(), scene_from_prompt(pair.mapped).labels()
+        assert after["colour"] == "green"
+        assert {k: v for k, v in before.items() if k != "colour"} == {k: v for k, v in after.items() if k != "colour"}
