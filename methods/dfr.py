@@ -30,7 +30,10 @@ Deviations from the reference code:
    v-predictions (the reference compares ε on SD 1.5); the ``replay`` ablation targets the
    true v (or ε).
 3. **Prompts** come from the sequence's data files (train split) rather than GPT-generated
-   files. LACU's locality-aware candidate selection is not implemented yet.
+   files. LACU's locality-aware target selection is ``mapping="lacu"``, with the candidates
+   taken from the task (the anchor and same-kind retain concepts) instead of an LLM's list;
+   LACU's locality-aware *replay* selection (ranking related concepts the same way) is not
+   implemented.
 4. **Hyperparameters** are scaled to ToyWorld (iterations, batch, lr) and were chosen on the
    sequence's *validation* prompts, never the evaluation prompts; SD defaults are in
    ``SD_DEFAULTS``.
@@ -92,7 +95,8 @@ class DFR(Method):
         cached: bool = True              # cached replay bank (deviation 1) vs online
         preservation: Literal["distillation", "replay"] = "distillation"
         teacher: Literal["previous", "base"] = "previous"  # preservation teacher
-        mapping: Literal["contextual", "fixed", "null"] = "contextual"
+        mapping: Literal["contextual", "fixed", "null", "lacu"] = "contextual"
+        lacu_probes: int = 32            # (x_t, t) probes per candidate for mapping="lacu" (LACU: 32)
         retain: Literal["all", "related", "general"] = "all"
         param_group: Literal["full", "xattn", "non_xattn"] = "full"
         grad_clip: float = 1.0
@@ -103,14 +107,41 @@ class DFR(Method):
     def trained_groups(self) -> tuple[str, ...]:
         return (self.config.param_group,)
 
-    def _mapped(self, request: UnlearnRequest) -> list[str]:
+    def _mapped(self, request: UnlearnRequest, model: T2IModel | None = None,
+                gen: torch.Generator | None = None) -> list[str]:
         concept = request.concept
+        if self.config.mapping == "lacu" and model is not None and gen is not None:
+            return self._lacu(request, model, gen)
         if self.config.mapping == "contextual":
             return [pair.mapped for pair in request.forget]
         if self.config.mapping == "null":
             return ["" for _ in request.forget]
         anchor = request.anchor.name if request.anchor else ""
         return [pair.prompt.replace(concept.name, anchor) for pair in request.forget]
+
+    @torch.no_grad()
+    def _lacu(self, request: UnlearnRequest, model: T2IModel, gen: torch.Generator) -> list[str]:
+        """LACU's locality-aware target: per forget prompt, the candidate replacement whose
+        prediction under the current model is closest to the forget prompt's, i.e. the mean
+        over ``lacu_probes`` random (x_t, t) of ||model(x_t, t, cand) − model(x_t, t, src)||².
+        Candidates: the anchor and the request's retain concepts of the same kind (the
+        reference asks an LLM for 10 CLIP-filtered candidates)."""
+        concept = request.concept
+        names = ([request.anchor.name] if request.anchor else []) + [
+            r.concept.name for r in request.related + request.general if r.concept.kind == concept.kind]
+        names = list(dict.fromkeys(n for n in names if n and n != concept.name))
+        if not names:  # nothing of the same kind to steer to: the task's mapped prompts
+            return [pair.mapped for pair in request.forget]
+        k = self.config.lacu_probes
+        x_t = torch.randn((k, *model.latent_shape), generator=gen).to(model.device)
+        t = torch.randint(0, model.num_train_timesteps, (k,), generator=gen)
+        chosen = []
+        for pair in request.forget:
+            source = model.predict(x_t, t, model.encode([pair.prompt] * k))
+            candidates = [pair.prompt.replace(concept.name, n) for n in names]
+            scores = [float(((model.predict(x_t, t, model.encode([c] * k)) - source) ** 2).mean()) for c in candidates]
+            chosen.append(candidates[scores.index(min(scores))])
+        return chosen
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
@@ -128,7 +159,7 @@ class DFR(Method):
         anchor = [p.detach().clone() for p in params]
 
         forget = [pair.prompt for pair in request.forget]
-        mapped = self._mapped(request)
+        mapped = self._mapped(request, teacher, ctx.generator(offset=17))
         retain = request.retain_prompts(cfg.retain) or forget  # nothing to keep: no-op term
         batch = cfg.batch_size
 
