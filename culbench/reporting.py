@@ -47,6 +47,7 @@ class Row:
     config_hash: str
     profile: str
     summaries: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # summary.json paths, one per seed
 
     @property
     def label(self) -> str:
@@ -146,6 +147,7 @@ def load_rows(paths: Sequence[Path]) -> list[Row]:
             raise RunError(f"{path}: seed {summary['seed']} of {row.label} appears twice",
                            "pass each run once")
         row.summaries.append(summary)
+        row.sources.append(str(path))
     _drop_default_hash(rows.values())
     return sorted(rows.values(), key=lambda r: (r.sequence, r.profile, r.method, r.config_hash))
 

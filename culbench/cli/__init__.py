@@ -11,6 +11,7 @@ import click
 import typer
 
 from culbench.cli import check as check_cli
+from culbench.cli import leaderboard as leaderboard_cli
 from culbench.cli import ls as ls_cli
 from culbench.cli import report as report_cli
 from culbench.cli import run as run_cli
@@ -33,6 +34,7 @@ app.command("validate", epilog=validate_cli.EXAMPLES)(validate_cli.validate)
 app.command("report", epilog=report_cli.EXAMPLES)(report_cli.report)
 app.command("check-method", epilog=check_cli.EXAMPLES)(check_cli.check_method)
 app.add_typer(ls_cli.app, name="ls")
+app.add_typer(leaderboard_cli.app, name="leaderboard")
 app.add_typer(tasks_cli.app, name="tasks")
 app.add_typer(toyworld_cli.app, name="toyworld")
 

@@ -1,0 +1,55 @@
+"""``culbench leaderboard``: build the comparative tables from result files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from culbench.cli.console import console
+
+EXAMPLES = """Examples:
+
+  culbench leaderboard build                                   # leaderboard/results + leaderboard/submissions
+
+  culbench leaderboard build results/ --format html --out board.html
+
+  culbench leaderboard build results/ --format latex
+"""
+
+app = typer.Typer(help="Comparative leaderboard tables from result files.", no_args_is_help=True)
+DEFAULT_SOURCES = (Path("leaderboard/results"), Path("leaderboard/submissions"))
+
+
+@app.command("build", epilog=EXAMPLES)
+def build(
+    runs: Annotated[list[Path] | None, typer.Argument(help="Results roots or run directories (default: leaderboard/results and leaderboard/submissions).")] = None,
+    format_: Annotated[str, typer.Option("--format", help="md | csv | json | latex | html.")] = "md",
+    out: Annotated[Path | None, typer.Option(help="Write here instead of printing.")] = None,
+    plots: Annotated[bool, typer.Option(help="Inline the plots (html only).")] = True,
+) -> None:
+    """One table per sequence@version × profile: mean ± 95 % interval per method, tie-aware ranks,
+    best value per column marked, verified vs self-reported."""
+    from culbench.errors import CulbenchError
+    from culbench.leaderboard import FORMATS, build as build_tables, render
+
+    if format_ not in (*FORMATS, "html"):
+        raise CulbenchError(f"unknown format '{format_}'", f"use one of: {', '.join(FORMATS)}, html")
+    sources = list(runs or [p for p in DEFAULT_SOURCES if p.exists()])
+    if not sources:
+        raise CulbenchError("no result folders given and no leaderboard/results here",
+                            "pass results roots, e.g. `culbench leaderboard build results/`")
+    tables = build_tables(sources)
+    if format_ == "html":
+        from culbench.leaderboard_html import render_html
+
+        text = render_html(tables, plots=plots)
+    else:
+        text = render(tables, format_)
+    if out is None:
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out} ({len(tables)} table(s))", highlight=False)

@@ -1,0 +1,161 @@
+"""The leaderboard: tables generated from result files, never edited by hand.
+
+``build(paths)`` groups complete runs into rows (``culbench.reporting``), one table per
+sequence@version × profile, and renders them as Markdown, CSV, JSON or LaTeX. Rules (see
+``docs/leaderboard.md``): sequence versions and profiles are never mixed; a missing value is
+shown as missing, never averaged over; every value carries its 95 % interval; ranks are
+tie-aware — a row's rank is 1 + the number of rows whose interval lies entirely above (or, for
+↓ columns, below) its own; rows from ``leaderboard/results`` (re-run by the maintainers'
+pipeline) are *verified*, everything else is *self-reported*.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from culbench.errors import RunError
+from culbench.reporting import COLUMNS, Row, fmt, load_rows
+
+RANK_KEY = "headline_h"
+FORMATS = ("md", "csv", "json", "latex")
+
+
+@dataclass
+class Table:
+    sequence: str
+    profile: str
+    rows: list[Row]
+    columns: list[tuple[str, str, int]]
+    ranks: list[int]
+    best: dict[str, set[int]]
+
+    @property
+    def title(self) -> str:
+        return f"{self.sequence} · profile {self.profile}"
+
+
+def tie_aware_ranks(intervals: Sequence[tuple[float | None, float | None, float | None]], direction: int) -> list[int]:
+    """1 + number of rows that are better with non-overlapping intervals; missing values rank last.
+
+    >>> tie_aware_ranks([(0.9, 0.85, 0.95), (0.88, 0.8, 0.9), (0.5, 0.45, 0.55)], +1)
+    [1, 1, 3]
+    >>> tie_aware_ranks([(0.1, 0.05, 0.15), (None, None, None)], -1)
+    [1, 2]
+    """
+    ranks = []
+    for value, low, high in intervals:
+        if value is None:
+            ranks.append(len(intervals))
+            continue
+        better = 0
+        for other, o_low, o_high in intervals:
+            if other is None:
+                continue
+            if direction > 0 and o_low is not None and high is not None and o_low > high:
+                better += 1
+            if direction < 0 and o_high is not None and low is not None and o_high < low:
+                better += 1
+        ranks.append(1 + better)
+    return ranks
+
+
+def is_verified(row: Row) -> bool:
+    """All of the row's runs come from ``leaderboard/results`` (the maintainers' pipeline)."""
+    return bool(row.sources) and all("results" in Path(s).parts and "submissions" not in Path(s).parts
+                                      for s in row.sources)
+
+
+def build(paths: Sequence[Path]) -> list[Table]:
+    """Tables over every complete run found under ``paths``; refuses partial runs."""
+    partial = [m.parent for p in paths if p.is_dir() for m in p.rglob("manifest.json")
+               if not (m.parent / "summary.json").exists() and ".cache" not in m.parts]
+    if partial:
+        raise RunError(f"{len(partial)} incomplete run(s), e.g. {partial[0]}",
+                       "finish them (rerun the same `culbench run`) or move them out of the leaderboard folders")
+    rows = load_rows(list(paths))
+    tables: list[Table] = []
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.sequence, row.profile), []).append(row)
+    for (sequence, profile), members in groups.items():
+        columns = [c for c in COLUMNS if any(r.value(c[0])[0] is not None for r in members)]
+        rank_dir = next((d for k, _, d in columns if k == RANK_KEY), +1)
+        ranks = tie_aware_ranks([r.value(RANK_KEY) for r in members], rank_dir)
+        order = sorted(range(len(members)), key=lambda i: (ranks[i], members[i].label))
+        members = [members[i] for i in order]
+        ranks = [ranks[i] for i in order]
+        best: dict[str, set[int]] = {}
+        for key, _, direction in columns:
+            values = [r.value(key)[0] for r in members]
+            present = [v for v in values if v is not None]
+            if present:
+                top = max(present) if direction > 0 else min(present)
+                best[key] = {i for i, v in enumerate(values) if v == top}
+        tables.append(Table(sequence, profile, members, columns, ranks, best))
+    return tables
+
+
+def _cells(table: Table, i: int, bold: tuple[str, str]) -> list[str]:
+    row = table.rows[i]
+    out = [str(table.ranks[i]), row.label, ",".join(map(str, row.seeds)),
+           "verified" if is_verified(row) else "self-reported"]
+    for key, _, _ in table.columns:
+        text = fmt(*row.value(key))
+        out.append(f"{bold[0]}{text}{bold[1]}" if i in table.best.get(key, ()) else text)
+    return out
+
+
+def _header(table: Table) -> list[str]:
+    return ["rank", "method", "seeds", "status"] + [f"{label} {'↑' if d > 0 else '↓'}" for _, label, d in table.columns]
+
+
+def render(tables: Sequence[Table], fmt_name: str) -> str:
+    """One text document with every table in ``fmt_name`` (md, csv, json or latex)."""
+    if fmt_name == "md":
+        parts = []
+        for t in tables:
+            parts += [f"### {t.title}", "", "| " + " | ".join(_header(t)) + " |", "|" + "---|" * len(_header(t))]
+            parts += ["| " + " | ".join(_cells(t, i, ("**", "**"))) + " |" for i in range(len(t.rows))]
+            parts += ["", f"Ranked by {RANK_KEY} with tie-aware ranks (overlapping 95 % intervals share a rank); "
+                      "bold = best value per column; ± = half the 95 % interval.", ""]
+        return "\n".join(parts)
+    if fmt_name == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["sequence", "profile", "rank", "method", "seeds", "status", "column", "value", "ci_low", "ci_high"])
+        for t in tables:
+            for i, row in enumerate(t.rows):
+                for key, _, _ in t.columns:
+                    value, low, high = row.value(key)
+                    writer.writerow([t.sequence, t.profile, t.ranks[i], row.label, " ".join(map(str, row.seeds)),
+                                     "verified" if is_verified(row) else "self-reported", key,
+                                     *("" if v is None else f"{v:.6f}" for v in (value, low, high))])
+        return buffer.getvalue()
+    if fmt_name == "json":
+        return json.dumps([_table_json(t) for t in tables], indent=2, sort_keys=True) + "\n"
+    if fmt_name == "latex":
+        parts = []
+        for t in tables:
+            header = [h.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$") for h in _header(t)]
+            parts += [r"\begin{tabular}{" + "l" * len(header) + "}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
+            for i in range(len(t.rows)):
+                cells = [c.replace("±", r"$\pm$").replace("_", r"\_") for c in _cells(t, i, (r"\textbf{", "}"))]
+                parts.append(" & ".join(cells) + r" \\")
+            parts += [r"\bottomrule", r"\end{tabular}", f"% {t.title}", ""]
+        return "\n".join(parts)
+    raise RunError(f"unknown format '{fmt_name}'", f"use one of: {', '.join(FORMATS)}, html")
+
+
+def _table_json(t: Table) -> dict[str, Any]:
+    return {"sequence": t.sequence, "profile": t.profile, "rank_by": RANK_KEY,
+            "rows": [{"rank": t.ranks[i], "method": r.label, "seeds": r.seeds,
+                      "status": "verified" if is_verified(r) else "self-reported",
+                      "values": {k: dict(zip(("value", "ci_low", "ci_high"), r.value(k), strict=True))
+                                 for k, _, _ in t.columns}}
+                     for i, r in enumerate(t.rows)]}

@@ -1,0 +1,49 @@
+"""`culbench leaderboard build`: every format from result files, tie-aware ranks, refusals."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+from conftest import run_cli
+
+from culbench.leaderboard import build, render
+
+
+def test_formats_and_rows(smoke_run: Path, dfr_mock_run: Path) -> None:
+    tables = build([smoke_run, dfr_mock_run])
+    assert [t.title for t in tables] == ["mock@1 · profile smoke"]
+    assert {r.label for r in tables[0].rows} == {"dfr", "original"}
+    md = render(tables, "md")
+    assert md.count("| self-reported |") == 2 and "tie-aware" in md
+    rows = list(csv.DictReader(io.StringIO(render(tables, "csv"))))
+    assert {r["method"] for r in rows} == {"dfr", "original"} and all(r["status"] == "self-reported" for r in rows)
+    data = json.loads(render(tables, "json"))
+    assert data[0]["rank_by"] == "headline_h" and len(data[0]["rows"]) == 2
+    assert r"\begin{tabular}" in render(tables, "latex")
+
+
+def test_verified_rows_come_from_leaderboard_results(smoke_run: Path, tmp_path: Path) -> None:
+    target = tmp_path / "leaderboard" / "results" / "run"
+    shutil.copytree(smoke_run, target)
+    assert "| verified |" in render(build([tmp_path / "leaderboard" / "results"]), "md")
+
+
+def test_html_is_one_self_contained_file(smoke_run: Path, dfr_mock_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "board.html"
+    done = run_cli("leaderboard", "build", str(smoke_run), str(dfr_mock_run), "--format", "html", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    page = out.read_text()
+    assert page.count("<tr class=") == 2 and "data:image/png;base64," in page
+    assert "http://" not in page and "https://" not in page  # no external assets
+
+
+def test_partial_runs_are_refused(smoke_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "partial"
+    shutil.copytree(smoke_run, copy)
+    (copy / "summary.json").unlink()
+    done = run_cli("leaderboard", "build", str(tmp_path))
+    assert done.returncode != 0 and "incomplete run" in done.stderr and "fix:" in done.stderr
