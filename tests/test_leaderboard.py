@@ -47,3 +47,17 @@ def test_partial_runs_are_refused(smoke_run: Path, tmp_path: Path) -> None:
     (copy / "summary.json").unlink()
     done = run_cli("leaderboard", "build", str(tmp_path))
     assert done.returncode != 0 and "incomplete run" in done.stderr and "fix:" in done.stderr
+
+
+def test_sweep_runs_skips_done_and_writes_the_table(tmp_path: Path) -> None:
+    args = ["sweep", "--methods", "original,finetune", "--seeds", "0,1", "--sequence", "mock", "--profile", "smoke",
+            "--out", str(tmp_path / "r"), "--table", str(tmp_path / "board.md")]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert len(list((tmp_path / "r").rglob("summary.json"))) == 4
+    table = (tmp_path / "board.md").read_text()
+    assert "| finetune | 0,1 |" in table and "| original | 0,1 |" in table
+    again = run_cli(*args)  # everything is complete: nothing reruns
+    assert again.returncode == 0 and again.stderr.count("already complete") == 4
+    printed = run_cli("sweep", "--methods", "dfr", "--seeds", "0", "--print-commands")
+    assert printed.stdout.strip().startswith("culbench run --method dfr --seed 0")

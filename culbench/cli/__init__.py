@@ -16,6 +16,7 @@ from culbench.cli import ls as ls_cli
 from culbench.cli import report as report_cli
 from culbench.cli import run as run_cli
 from culbench.cli import submit as submit_cli
+from culbench.cli import sweep as sweep_cli
 from culbench.cli import tasks as tasks_cli
 from culbench.cli import toyworld as toyworld_cli
 from culbench.cli import validate as validate_cli
@@ -36,6 +37,7 @@ app.command("report", epilog=report_cli.EXAMPLES)(report_cli.report)
 app.command("check-method", epilog=check_cli.EXAMPLES)(check_cli.check_method)
 app.command("new-method", epilog=submit_cli.EXAMPLES)(submit_cli.new_method)
 app.command("submit", epilog=submit_cli.EXAMPLES)(submit_cli.submit)
+app.command("sweep", epilog=sweep_cli.EXAMPLES)(sweep_cli.sweep)
 app.add_typer(ls_cli.app, name="ls")
 app.add_typer(leaderboard_cli.app, name="leaderboard")
 app.add_typer(tasks_cli.app, name="tasks")
