@@ -1,7 +1,8 @@
 """ToyWorld speed bars (issue: sampling 64 images <= 3 s; one optimiser step at batch 32 with a
-frozen teacher forward <= 0.3 s; one standard-profile checkpoint evaluation).
+frozen teacher forward <= 0.3 s; one standard-profile checkpoint evaluation <= 20 s, as the
+runner does it: presence + judge features + CLIP scores; the summary of an 11-step run).
 
-    python benchmarks/toyworld_speed.py [--threads 2] [--repeats 5]
+    python benchmarks/toyworld_speed.py [--threads 2] [--repeats 5] [--eval] [--run-dir RUN]
 
 Prints medians (min, max) of several runs, measured side by side in one process.
 """
@@ -30,6 +31,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--eval", action="store_true", help="also time one standard-profile evaluation")
+    parser.add_argument("--run-dir", default=None, help="also time summary.json of this complete run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -68,10 +70,28 @@ def main() -> None:
         from culbench.profiles import get_profile
         from culbench.toyworld.judge import ToyWorldJudge
 
-        judge = ToyWorldJudge()
+        from culbench.evaluation.quality import ClipCollector, FeatureCollector
+        from culbench.toyworld.clip import ToyWorldCLIP
+
+        judge, clip = ToyWorldJudge(), ToyWorldCLIP()
         profile = get_profile("standard")
-        rows.append(("evaluate one checkpoint (standard)",
-                     timed(lambda: evaluate_presence(model, judge, seq, profile), max(1, args.repeats // 2))))
+
+        def evaluate() -> None:
+            observers = [FeatureCollector(judge.features), ClipCollector(clip)]
+            evaluate_presence(model, judge, seq, profile, observers=observers)
+
+        rows.append(("evaluate one checkpoint (standard, +FID/CLIP)", timed(evaluate, max(1, args.repeats // 2))))
+    if args.run_dir:
+        import json
+        from pathlib import Path
+
+        from culbench import results
+
+        run_dir = Path(args.run_dir)
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        order = json.loads((run_dir / "summary.json").read_text())["forget_order"]
+        rows.append(("summary.json of the run (bootstrap CIs)",
+                     timed(lambda: results.build_summary(run_dir, manifest, order), 2)))
     for name, (median, low, high) in rows:
         print(f"{name:40s} median {median:7.3f} s   (min {low:.3f}, max {high:.3f})")
 
