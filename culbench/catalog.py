@@ -101,6 +101,10 @@ MODELS.register_lazy(
     "toyworld", "culbench.toyworld.model:build_toyworld_model",
     summary="the embedded ToyWorld model (shipped weights; 32 px, 8x8 latents)",
 )
+MODELS.register_lazy(
+    "sd", "culbench.models.sd:build_sd_model",
+    summary="Stable Diffusion v1.x from a diffusers folder or cached hub id (--model PATH_OR_ID)",
+)
 JUDGES.register_lazy(
     "toyworld", "culbench.toyworld.judge:ToyWorldJudge",
     summary="ToyWorld CNN judge, one head per attribute",

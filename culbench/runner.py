@@ -176,7 +176,7 @@ def run(
     state: dict[str, Any] = {}
     if done and done[-1] > 0:
         last = results.step_dir(run_dir, done[-1])
-        model.load_state_dict(_load_weights(last / "model.safetensors"))
+        model.load_state_dict(load_weights(last / "model.safetensors", base_state))
         previous_state = model.state_dict()
         if (last / "state.pt").exists():
             state = torch.load(last / "state.pt", weights_only=True)
@@ -213,7 +213,7 @@ def run(
                 model = method_obj.unlearn(model, request, ctx)
             _check_returned(model, method)
             compute["unlearn"] = meter.to_dict()
-            files["model.safetensors"] = _weights_bytes(model.state_dict())
+            files["model.safetensors"] = _weights_bytes(model.state_dict(), base_state)
             if ctx.state:
                 buffer = io.BytesIO()
                 torch.save(ctx.state, buffer)
@@ -298,18 +298,28 @@ def _check_returned(model: Any, method: str) -> None:
             )
 
 
-def _weights_bytes(state: dict[str, Any]) -> bytes:
+def _weights_bytes(state: dict[str, Any], base: dict[str, Any]) -> bytes:
+    """The tensors that differ from the base model (a UNet delta: a cross-attention method on
+    SD stores megabytes, not a whole UNet); ``load_weights`` adds the base back."""
+    import torch
     from safetensors.torch import save
 
-    return save({k: v.contiguous() for k, v in state.items()})
+    changed = {k: v.contiguous() for k, v in state.items() if not torch.equal(v, base[k])}
+    return save(changed, metadata={"culbench": "delta-from-base", "tensors": str(len(state))})
 
 
-def _load_weights(path: Path) -> dict[str, Any]:
-    from safetensors import SafetensorError
+def load_weights(path: Path, base: dict[str, Any]) -> dict[str, Any]:
+    """A step's full UNet state: its stored tensors over the base model's."""
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+        stored = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise RunError(f"checkpoint {path} is corrupt ({exc})",
                        f"delete {path.parent} and rerun to redo that step") from None
+    if meta.get("culbench") != "delta-from-base":
+        return stored  # a full state (runs written before deltas)
+    return {**base, **stored}

@@ -106,10 +106,10 @@ def bundle(run_dirs: Sequence[Path], out: Path, grid: bool = True) -> Path:
 def sample_grid(run_dir: Path, path: Path, per_concept: int = 3) -> Path:
     """Rows = forget concepts; left half the base model, right half the final model (eval seeds)."""
     import torch
-    from safetensors.torch import load_file
     from torchvision.utils import save_image
 
     from culbench.catalog import MODELS
+    from culbench.runner import load_weights
     from culbench.tasks import resolve_sequence
 
     manifest = results.read_json(run_dir / "manifest.json")
@@ -120,7 +120,7 @@ def sample_grid(run_dir: Path, path: Path, per_concept: int = 3) -> Path:
     sampler = {"steps": seq.spec.eval.sampler.steps, "guidance": seq.spec.eval.sampler.guidance}
     base = model.sample(prompts, seeds, **sampler)
     final = results.step_dir(run_dir, manifest["steps_total"]) / "model.safetensors"
-    model.load_state_dict(load_file(str(final)))
+    model.load_state_dict(load_weights(final, model.state_dict()))
     after = model.sample(prompts, seeds, **sampler)
     rows = [torch.cat([base[i : i + per_concept], after[i : i + per_concept]])
             for i in range(0, len(prompts), per_concept)]

@@ -136,3 +136,12 @@ def test_independent_mode_starts_every_request_from_the_base(tmp_path: Path) -> 
     assert step(seq_dir, 1)["model_sha256"] == step(ind_dir, 1)["model_sha256"]
     assert step(seq_dir, 2)["model_sha256"] != step(ind_dir, 2)["model_sha256"]
     assert json.loads((ind_dir / "summary.json").read_text())["mode"] == "independent"
+
+
+def test_checkpoints_are_deltas_from_the_base(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    run_dir = run("uce", sequence="mock", profile="smoke", out=tmp_path, threads=1)
+    stored = load_file(str(results.step_dir(run_dir, 1) / "model.safetensors"))
+    assert stored and all(".attn2.to_k." in k or ".attn2.to_v." in k for k in stored)
+    assert validate_run(run_dir) == []

@@ -33,6 +33,8 @@ def run(
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     mode: Annotated[str, typer.Option(help="sequential (the benchmark) | independent (each request from the base model: reference row).")] = "sequential",
+    model: Annotated[str | None, typer.Option(help="Model weights for backends that take them: an SD folder or cached hub id.")] = None,
+    model_option: Annotated[list[str] | None, typer.Option(help="Backend option KEY=VALUE (repeatable), e.g. dtype=bfloat16.")] = None,
 ) -> None:
     """Run METHOD through every deletion request of a sequence, evaluating after each step.
 
@@ -66,9 +68,24 @@ def run(
             method, sequence=sequence or DEFAULT_SEQUENCE, seed=seed, profile=profile, out=out,
             overrides=set_ or [], device=device, threads=threads, progress=progress,
             log=(lambda m: bars.console.print(m, highlight=False)) if not quiet else None,
-            argv=["culbench", *sys.argv[1:]], mode=mode,
+            argv=["culbench", *sys.argv[1:]], mode=mode, model_options=_model_options(model, model_option),
         )
     _print_result(run_dir)
+
+
+def _model_options(model: str | None, items: list[str] | None) -> dict[str, object]:
+    """``--model`` and ``--model-option k=v`` as backend options (ints, floats, bools parsed)."""
+    import yaml
+
+    from culbench.errors import ConfigError
+
+    options: dict[str, object] = {"model": model} if model else {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"bad --model-option '{item}'", "write KEY=VALUE, e.g. --model-option dtype=bfloat16")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
 
 
 def _print_result(run_dir: Path) -> None:

@@ -1,0 +1,67 @@
+"""The SD backend on a tiny random SD folder: loads offline, samples, trains, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from culbench.catalog import MODELS
+from culbench.errors import CulbenchError
+from conftest import HELPERS, run_cli
+
+import sys
+
+sys.path.insert(0, str(HELPERS))
+from tiny_sd import write_tiny_sd  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_sd(tmp_path_factory.mktemp("tiny-sd") / "sd")
+
+
+def test_loads_samples_and_trains(tiny_sd: Path) -> None:
+    model = MODELS.get("sd")(model=str(tiny_sd), device="cpu", sample_steps=2, guidance=2.0)
+    images = model.sample(["a red apple", "a dog"], [0, 1], steps=2)
+    assert images.shape == (2, 3, 16, 16) and 0 <= images.min() and images.max() <= 1
+    again = model.sample(["a dog"], [1], steps=2)
+    assert torch.allclose(images[1:], again, atol=1e-5)  # per-seed noise, batch-independent
+    assert model.prediction_type == "epsilon" and next(model.unet.parameters()).dtype == torch.float32
+    kv = model.parameter_groups()["xattn_kv"]
+    assert kv and all(".attn2.to_k." in n or ".attn2.to_v." in n for n in kv)
+    x_t, t = model.sample_partial(["a dog"], [0], steps=4, stop=2)
+    loss = model.predict(x_t, t, model.encode(["a dog"])).pow(2).mean()
+    loss.backward()
+    assert any(p.grad is not None for p in model.parameters("xattn_kv"))
+
+
+def test_uce_edits_exactly_the_cross_attention_kv(tiny_sd: Path) -> None:
+    from culbench.api import ForgetSet, PromptPair, StepContext, UnlearnRequest, Concept, RetainSet
+    from culbench.methods.uce import UCE
+
+    model = MODELS.get("sd")(model=str(tiny_sd), device="cpu", sample_steps=2)
+    before = model.state_dict()
+    concept = Concept("apple", "object", "apple", None, ())
+    request = UnlearnRequest(1, ForgetSet(concept, (PromptPair("a red apple on a table", "a red ball on a table"),)),
+                             general=(RetainSet(Concept("dog", "object", "dog", None, ()), ("a dog in a park",)),))
+    edited = UCE().unlearn(model, request, StepContext(step=1, seed=0))
+    changed = {k for k, v in edited.state_dict().items() if not torch.equal(v, before[k])}
+    kv = set(model.parameter_groups()["xattn_kv"])
+    assert changed and changed <= kv
+
+
+def test_errors_are_one_line_with_a_fix(tmp_path: Path) -> None:
+    with pytest.raises(CulbenchError, match="needs a model"):
+        MODELS.get("sd")(device="cpu")
+    with pytest.raises(CulbenchError, match="does not exist"):
+        MODELS.get("sd")(model=str(tmp_path / "nowhere"))
+    (tmp_path / "half").mkdir()
+    with pytest.raises(CulbenchError, match="not a diffusers Stable Diffusion folder"):
+        MODELS.get("sd")(model=str(tmp_path / "half"))
+    with pytest.raises(CulbenchError, match="not in your HF cache|could not load"):
+        MODELS.get("sd")(model="someone/not-cached-model")
+    if not torch.cuda.is_available():
+        with pytest.raises(CulbenchError, match="no CUDA GPU"):
+            MODELS.get("sd")(model=str(tmp_path / "half"), device="cuda")
