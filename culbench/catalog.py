@@ -110,6 +110,14 @@ JUDGES.register_lazy(
     summary="ToyWorld CNN judge, one head per attribute",
 )
 JUDGES.register_lazy(
+    "clip-zeroshot", "culbench.evaluation.clip_judge:ClipZeroShotJudge",
+    summary="open_clip zero-shot among a concept and its confusables (weights from your local cache)",
+)
+CLIP_SCORERS.register_lazy(
+    "openclip", "culbench.evaluation.clip_judge:OpenCLIPEmbedder",
+    summary="open_clip CLIP score (model/pretrained from your local cache)",
+)
+JUDGES.register_lazy(
     "mock", "culbench.mocks.judge:MockJudge", summary="fixed random projections (tests)"
 )
 CLIP_SCORERS.register_lazy(

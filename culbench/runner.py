@@ -77,6 +77,7 @@ def run(
     device: str = "cpu",
     threads: int | None = None,
     model_options: dict[str, Any] | None = None,
+    judge_options: dict[str, Any] | None = None,
     progress: ProgressFactory | None = None,
     log: Callable[[str], None] | None = None,
     argv: Sequence[str] | None = None,
@@ -94,6 +95,7 @@ def run(
         device: torch device.
         threads: torch CPU threads (default: all cores).
         model_options: extra options for the model backend (e.g. a weights path).
+        judge_options: extra options for the judge (e.g. which CLIP checkpoint).
         progress: ``progress(total, description) -> advance`` for progress bars.
         log: called with one-line status messages.
         argv: the command line to record (defaults to ``sys.argv``).
@@ -120,7 +122,9 @@ def run(
 
     backend_options = {**seq.spec.model.options, **(model_options or {})}
     model = MODELS.get(seq.spec.model.backend)(device=device, **backend_options)
-    judge = JUDGES.get(seq.spec.judge.name)(device=device, **seq.spec.judge.options)
+    judge = JUDGES.get(seq.spec.judge.name)(device=device, **{**seq.spec.judge.options, **(judge_options or {})})
+    if hasattr(judge, "bind"):  # judges that need the sequence's concepts (confusables)
+        judge.bind(seq.concepts, seq.roles)
     evaluators = _quality_evaluators(seq, device)
     identity = {
         "sequence": {"id": seq.id, "content_hash": seq.content_hash},

@@ -65,3 +65,17 @@ def test_errors_are_one_line_with_a_fix(tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(CulbenchError, match="no CUDA GPU"):
             MODELS.get("sd")(model=str(tmp_path / "half"), device="cuda")
+
+
+@pytest.mark.parametrize("method", ["dfr", "uce"])
+def test_dfr10_smoke_on_tiny_sd_with_injected_clip(method: str, tiny_sd: Path, tmp_path: Path) -> None:
+    from tiny_sd import write_tiny_clip
+
+    config, weights = write_tiny_clip(tmp_path / "clip")
+    done = run_cli("run", "--method", method, "--sequence", "dfr10-sd15", "--model", str(tiny_sd),
+                   "--judge-option", "model=tiny-clip-test", "--judge-option", f"model_config={config}",
+                   "--judge-option", f"pretrained={weights}", "--profile", "smoke", "--quiet",
+                   "--out", str(tmp_path / "out"), timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = next((tmp_path / "out").rglob("summary.json"))
+    assert '"sequence": "dfr10-sd15@1"' in summary.read_text()

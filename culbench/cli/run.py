@@ -35,6 +35,7 @@ def run(
     mode: Annotated[str, typer.Option(help="sequential (the benchmark) | independent (each request from the base model: reference row).")] = "sequential",
     model: Annotated[str | None, typer.Option(help="Model weights for backends that take them: an SD folder or cached hub id.")] = None,
     model_option: Annotated[list[str] | None, typer.Option(help="Backend option KEY=VALUE (repeatable), e.g. dtype=bfloat16.")] = None,
+    judge_option: Annotated[list[str] | None, typer.Option(help="Judge option KEY=VALUE (repeatable), e.g. pretrained=/path/clip.pt.")] = None,
 ) -> None:
     """Run METHOD through every deletion request of a sequence, evaluating after each step.
 
@@ -69,6 +70,7 @@ def run(
             overrides=set_ or [], device=device, threads=threads, progress=progress,
             log=(lambda m: bars.console.print(m, highlight=False)) if not quiet else None,
             argv=["culbench", *sys.argv[1:]], mode=mode, model_options=_model_options(model, model_option),
+            judge_options=_model_options(None, judge_option),
         )
     _print_result(run_dir)
 

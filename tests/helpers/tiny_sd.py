@@ -45,3 +45,23 @@ def write_tiny_sd(folder: Path, seed: int = 0) -> Path:
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(str(folder))
     return folder
+
+
+def write_tiny_clip(folder: Path) -> tuple[Path, Path]:
+    """A tiny open_clip architecture (``tiny-clip-test``, default BPE tokenizer) and random weights."""
+    import open_clip
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "tiny-clip-test.json"
+    config.write_text(json.dumps({
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }))
+    open_clip.add_model_config(str(config))
+    torch.manual_seed(0)
+    model = open_clip.create_model("tiny-clip-test")
+    weights = folder / "tiny-clip-test.pt"
+    torch.save(model.state_dict(), weights)
+    return config, weights
