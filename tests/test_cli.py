@@ -79,3 +79,11 @@ def test_help_ends_with_examples() -> None:
     done = run_cli("run", "--help")
     assert done.returncode == 0
     assert "culbench run --method dfr" in done.stdout
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path) -> None:
+    done = run_cli("run", "--method", "dfr", "--sequence", "mock", "--profile", "smoke", "--dry-run",
+                   "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "2 requests:" in done.stdout and "ms/image" in done.stdout and "3 checkpoints x 32 images" in done.stdout
+    assert not any(tmp_path.iterdir())

@@ -36,6 +36,7 @@ def run(
     model: Annotated[str | None, typer.Option(help="Model weights for backends that take them: an SD folder or cached hub id.")] = None,
     model_option: Annotated[list[str] | None, typer.Option(help="Backend option KEY=VALUE (repeatable), e.g. dtype=bfloat16.")] = None,
     judge_option: Annotated[list[str] | None, typer.Option(help="Judge option KEY=VALUE (repeatable), e.g. pretrained=/path/clip.pt.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan (requests, images, time estimate from one timed batch) and exit.")] = False,
 ) -> None:
     """Run METHOD through every deletion request of a sequence, evaluating after each step.
 
@@ -45,6 +46,15 @@ def run(
 
     from culbench.runner import DEFAULT_SEQUENCE
     from culbench.runner import run as run_sequence
+
+    if dry_run:
+        from culbench.plan import dry_run as make_plan
+
+        plan = make_plan(method, sequence=sequence or DEFAULT_SEQUENCE, profile=profile, device=device,
+                         overrides=tuple(set_ or ()), model_options=_model_options(model, model_option))
+        for line in plan.lines():
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+        return
 
     bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=err_console, disable=quiet, transient=False)
