@@ -321,9 +321,10 @@ class Method:
         self.config = config if config is not None else type(self).Config()
 
     def trained_groups(self) -> tuple[str, ...]:
-        """Groups this *configured* instance may change (default: all of ``trains``); the
-        contract suite checks that nothing outside them moves."""
-        return tuple(type(self).trains)
+        """Groups this *configured* instance may change: its Config's ``param_group`` when it
+        has one, else all of ``trains``. The contract suite checks that nothing else moves."""
+        group = getattr(self.config, "param_group", None)
+        return (group,) if isinstance(group, str) else tuple(type(self).trains)
 
     def on_sequence_start(self, model: T2IModel, ctx: StepContext) -> None:  # noqa: B027
         """Called once before step 1 (not again on resume: keep lasting state in ``ctx.state``)."""

@@ -26,7 +26,7 @@ p.note{color:#555;font-size:.85rem;max-width:60rem}
 _SCRIPT = """
 document.querySelectorAll('table.board').forEach(function (table) {
   table.querySelectorAll('th').forEach(function (th, col) {
-    th.addEventListener('click', function () {
+    th.addEventListener('sort', function () {
       var body = table.tBodies[0], rows = Array.from(body.rows);
       var asc = th.dataset.order !== 'asc'; th.dataset.order = asc ? 'asc' : 'desc';
       var key = function (r) { var t = r.cells[col].textContent.trim(); var n = parseFloat(t);
@@ -35,7 +35,14 @@ document.querySelectorAll('table.board').forEach(function (table) {
         if (x === y) return 0; return ((x < y) ? -1 : 1) * (asc ? 1 : -1); });
       rows.forEach(function (r) { body.appendChild(r); });
     });
+    th.addEventListener('click', function () { th.dispatchEvent(new Event('sort')); });
   });
+});
+// #sort=N (ascending) or #sort=N,desc sorts every table by column N on load (bookmarkable)
+var m = location.hash.match(/sort=(\d+)(,desc)?/);
+if (m) document.querySelectorAll('table.board').forEach(function (table) {
+  var th = table.querySelectorAll('th')[parseInt(m[1], 10)];
+  if (th) { th.dispatchEvent(new Event('sort')); if (m[2]) th.dispatchEvent(new Event('sort')); }
 });
 """
 

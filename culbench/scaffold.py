@@ -62,10 +62,7 @@ class {cls}(Method):
         bank: int = 64                   # generated images per side per request
         param_group: Literal["full", "xattn", "xattn_kv", "non_xattn"] = "xattn"
 
-    trains = ("full", "xattn", "xattn_kv", "non_xattn")
-
-    def trained_groups(self) -> tuple[str, ...]:
-        return (self.config.param_group,)
+    trains = ("full", "xattn", "xattn_kv", "non_xattn")  # the contract checks only param_group moves
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config

@@ -12,11 +12,11 @@ the context. A test fails if the committed files differ from what this writes.
 
 from __future__ import annotations
 
-import csv
-import io
 import random
 import sys
 from pathlib import Path
+
+from culbench.tasks import prompt_csv, write_task_files
 
 VERSION = 1
 SEED = 2512_02657
@@ -110,11 +110,7 @@ def files() -> dict[str, str]:
     out: dict[str, str] = {}
 
     def write_csv(cid: str, data: list[tuple[str, str, str]]) -> None:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["split", "prompt", "mapped"])
-        writer.writerows(data)
-        out[f"prompts/{cid}.csv"] = buffer.getvalue()
+        out[f"prompts/{cid}.csv"] = prompt_csv(data)
 
     anchors: dict[str, str] = {}
     for cid, kind, phrase, anchor, anchor_phrase, related in STEPS:
@@ -154,10 +150,7 @@ eval:
 
 
 def write(root: Path) -> None:
-    for relative, content in files().items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
+    write_task_files(root, files())
 
 
 if __name__ == "__main__":

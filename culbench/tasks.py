@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -394,3 +395,21 @@ def resolve_sequence(name_or_path: str) -> TaskSequence:
             f"use --sequence {sequence.id} or install the culbench release that ships it",
         )
     return sequence
+
+
+# -- writing generated task folders -----------------------------------------------------------
+def prompt_csv(rows: list[tuple[str, str, str]]) -> str:
+    """A ``prompts/<id>.csv`` file's text from ``(split, prompt, mapped)`` rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["split", "prompt", "mapped"])
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_task_files(root: Path, files: dict[str, str]) -> None:
+    """Write a generator's ``{relative path: text}`` into a task folder."""
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from culbench.api import T2IModel
+from culbench.api import PromptPair, T2IModel, UnlearnRequest
 
 
 def trainable_copy(model: T2IModel, group: str) -> tuple[T2IModel, list[torch.nn.Parameter]]:
@@ -83,6 +83,16 @@ def sample_bank(model: T2IModel, prompts: Sequence[str], size: int, rng: random.
     chosen = [prompts[i] for i in pick(rng, len(prompts), size)]
     latents = model.sample(chosen, [seed + i for i in range(size)], steps=steps, guidance=1.0, output="latent")
     return chosen, latents
+
+
+def mapped_bank(model: T2IModel, request: UnlearnRequest, size: int, rng: random.Random, seed: int,
+                steps: int) -> tuple[list[PromptPair], torch.Tensor]:
+    """``size`` forget pairs drawn with replacement and the model's latents for their *mapped*
+    prompts: anchor/surrogate images to be learnt under the forget prompts."""
+    pairs = [request.forget[i] for i in pick(rng, len(request.forget), size)]
+    latents = model.sample([p.mapped for p in pairs], [seed + i for i in range(size)], steps=steps,
+                           guidance=1.0, output="latent")
+    return pairs, latents
 
 
 def denoising_loss(model: T2IModel, x0: torch.Tensor, prompts: Sequence[str], gen: torch.Generator) -> torch.Tensor:

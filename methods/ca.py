@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
-from culbench.training import finish, noised, optimiser, pick, step, trainable_copy
+from culbench.training import finish, mapped_bank, noised, optimiser, pick, step, trainable_copy
 
 SD_DEFAULTS = {"lr": 8e-6, "iterations": 100, "batch_size": 4, "anchor_images": 200,
                "param_group": "xattn_kv", "loss": "model", "sample_steps": 50}
@@ -61,20 +61,13 @@ class ConceptAblation(Method):
 
     trains = ("xattn_kv", "xattn", "full")
 
-    def trained_groups(self) -> tuple[str, ...]:
-        return (self.config.param_group,)
-
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
         rng = random.Random(ctx.seed)
         gen = ctx.generator()
-        pairs = request.forget
         size = ctx.budget.samples(cfg.anchor_images)
-        index = pick(rng, len(pairs), size)
-        anchors = [pairs[i].mapped for i in index]
-        targets = [pairs[i].prompt for i in index]
-        x0_bank = model.sample(anchors, [ctx.seed * 7919 + i for i in range(size)],
-                               steps=cfg.sample_steps, guidance=1.0, output="latent")
+        pairs, x0_bank = mapped_bank(model, request, size, rng, ctx.seed * 7919, cfg.sample_steps)
+        anchors, targets = [p.mapped for p in pairs], [p.prompt for p in pairs]
         student, params = trainable_copy(model, cfg.param_group)
         opt, sched = optimiser(params, lr=cfg.lr)
         iterations = ctx.budget.iterations(cfg.iterations)

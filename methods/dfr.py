@@ -104,9 +104,6 @@ class DFR(Method):
 
     trains = ("full",)
 
-    def trained_groups(self) -> tuple[str, ...]:
-        return (self.config.param_group,)
-
     def _mapped(self, request: UnlearnRequest, model: T2IModel | None = None,
                 gen: torch.Generator | None = None) -> list[str]:
         concept = request.concept

@@ -18,7 +18,7 @@ from typing import Literal
 import torch.nn.functional as F
 
 from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
-from culbench.training import finish, noised, optimiser, pick, step, trainable_copy
+from culbench.training import finish, mapped_bank, noised, optimiser, pick, step, trainable_copy
 
 
 @register_method("finetune")
@@ -37,19 +37,13 @@ class NaiveFinetune(Method):
 
     trains = ("full", "xattn", "xattn_kv", "non_xattn")
 
-    def trained_groups(self) -> tuple[str, ...]:
-        return (self.config.param_group,)
-
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
         rng = random.Random(ctx.seed)
         gen = ctx.generator()
         size = ctx.budget.samples(cfg.anchor_images)
-        index = pick(rng, len(request.forget), size)
-        prompts = [request.forget[i].prompt for i in index]
-        x0_bank = model.sample([request.forget[i].mapped for i in index],
-                               [ctx.seed * 7919 + i for i in range(size)],
-                               steps=cfg.sample_steps, guidance=1.0, output="latent")
+        pairs, x0_bank = mapped_bank(model, request, size, rng, ctx.seed * 7919, cfg.sample_steps)
+        prompts = [p.prompt for p in pairs]
         student, params = trainable_copy(model, cfg.param_group)
         opt, sched = optimiser(params, lr=cfg.lr)
         iterations = ctx.budget.iterations(cfg.iterations)

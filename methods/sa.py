@@ -32,7 +32,8 @@ from typing import Literal
 import torch
 
 from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
-from culbench.training import denoising_loss, finish, optimiser, pick, sample_bank, step, trainable_copy
+from culbench.training import (denoising_loss, finish, mapped_bank, optimiser, pick, sample_bank, step,
+                               trainable_copy)
 
 SD_DEFAULTS = {"lr": 1e-5, "lambda_ewc": 50.0, "gamma": 1.0, "param_group": "full", "batch_size": 4}
 
@@ -57,9 +58,6 @@ class SelectiveAmnesia(Method):
 
     trains = ("full", "xattn", "non_xattn", "xattn_kv")
 
-    def trained_groups(self) -> tuple[str, ...]:
-        return (self.config.param_group,)
-
     def _fisher(self, model: T2IModel, prompts: list[str], bank: torch.Tensor, rng: random.Random,
                 gen: torch.Generator) -> list[torch.Tensor]:
         """Diagonal Fisher: mean squared gradient of the denoising loss over replay batches."""
@@ -79,9 +77,7 @@ class SelectiveAmnesia(Method):
         rng = random.Random(ctx.seed)
         gen = ctx.generator()
         size = ctx.budget.samples(cfg.bank)
-        pairs = [request.forget[i] for i in pick(rng, len(request.forget), size)]
-        surrogate = model.sample([p.mapped for p in pairs], [ctx.seed * 7919 + i for i in range(size)],
-                                 steps=cfg.sample_steps, guidance=1.0, output="latent")
+        pairs, surrogate = mapped_bank(model, request, size, rng, ctx.seed * 7919, cfg.sample_steps)
         retain = request.retain_prompts("all") or [p.prompt for p in request.forget]
         r_prompts, r_bank = sample_bank(model, retain, size, rng, ctx.seed * 7919 + 10**6, cfg.sample_steps)
 

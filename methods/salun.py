@@ -57,9 +57,6 @@ class SalUn(Method):
 
     trains = ("xattn", "full", "non_xattn", "xattn_kv")
 
-    def trained_groups(self) -> tuple[str, ...]:
-        return (self.config.param_group,)
-
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
         rng = random.Random(ctx.seed)

@@ -61,3 +61,34 @@ def test_sweep_runs_skips_done_and_writes_the_table(tmp_path: Path) -> None:
     assert again.returncode == 0 and again.stderr.count("already complete") == 4
     printed = run_cli("sweep", "--methods", "dfr", "--seeds", "0", "--print-commands")
     assert printed.stdout.strip().startswith("culbench run --method dfr --seed 0")
+
+
+def test_html_renders_and_sorts_in_headless_chromium(smoke_run: Path, dfr_mock_run: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    import numpy as np
+    import pytest
+    from PIL import Image
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is missing: .ci/run installs it (apt-get install chromium)")
+        pytest.skip("chromium not installed here (CI installs it)")
+    out = tmp_path / "board.html"
+    assert run_cli("leaderboard", "build", str(smoke_run), str(dfr_mock_run), "--format", "html",
+                   "--out", str(out)).returncode == 0
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+    for fragment, first in (("#sort=1", ">dfr<"), ("#sort=1,desc", ">original<")):
+        dom = subprocess.run([*flags, "--dump-dom", f"file://{out}{fragment}"], capture_output=True, text=True,
+                             timeout=120)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        assert dom.stdout.count("<tr class=") == 2  # both rows rendered by the browser
+        other = ">original<" if first == ">dfr<" else ">dfr<"
+        assert dom.stdout.index(first) < dom.stdout.index(other), f"{fragment}: {first} should come first"
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,900", f"file://{out}"],
+                   capture_output=True, timeout=120, check=True)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 10, "the screenshot is blank"

@@ -27,11 +27,11 @@ def train(
     out: Annotated[Path, typer.Option(help="Folder for the weights (toyworld.json, *.safetensors, SHA256SUMS).")],
     seed: Annotated[int, typer.Option(help="Recipe seed (0 reproduces the shipped weights).")] = 0,
     exclude: Annotated[str, typer.Option(help="Comma-separated concepts to leave out of the data (retrain oracle).")] = "",
-    stages: Annotated[str, typer.Option(help="Stages to train; the rest are copied from the shipped assets.")] = "judge,vae,unet",
+    stages: Annotated[str, typer.Option(help="Stages to train; the rest are copied from the shipped assets.")] = "judge,vae,unet,clip",
     quick: Annotated[bool, typer.Option(help="A seconds-long miniature recipe (for tests; useless weights).")] = False,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
 ) -> None:
-    """Train ToyWorld's judge, VAE and text encoder + UNet from a seed (about 75 minutes on 2 cores)."""
+    """Train ToyWorld's judge, VAE, text encoder + UNet and CLIP from a seed (about 85 minutes on 2 cores)."""
     import os
     from dataclasses import replace
 
@@ -39,17 +39,18 @@ def train(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from culbench.errors import CulbenchError
-    from culbench.toyworld.train import Recipe, train_all
+    from culbench.toyworld.train import STAGES, Recipe, train_all
 
     torch.set_num_threads(threads or max(1, os.cpu_count() or 1))  # timings assume this
     recipe = Recipe(seed=seed)
     if quick:
         recipe = replace(recipe, n_images=256, judge_images=256, judge_epochs=1, vae_steps=2,
-                         vae_batch=8, unet_steps=2, unet_batch=8, held_out=64)
+                         vae_batch=8, unet_steps=2, unet_batch=8, held_out=64, clip_steps=2,
+                         clip_batch=8, report_profile="smoke", report_fid_samples=0)
     chosen = [s.strip() for s in stages.split(",") if s.strip()]
-    unknown = set(chosen) - {"judge", "vae", "unet"}
+    unknown = set(chosen) - set(STAGES)
     if unknown or "unet" not in chosen:
-        raise CulbenchError(f"bad --stages '{stages}'", "use a subset of judge,vae,unet that includes unet")
+        raise CulbenchError(f"bad --stages '{stages}'", f"use a subset of {','.join(STAGES)} that includes unet")
     bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=err_console)
     with bars:

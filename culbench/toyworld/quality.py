@@ -12,8 +12,10 @@ import numpy as np
 
 
 def base_presence(weights: str | None, profile: str = "standard", device: str = "cpu",
-                  progress: Callable[[int, str], Callable[..., None]] | None = None) -> dict[str, float]:
-    """P0(c) for every toy10 concept under ``profile`` with the model in ``weights``."""
+                  progress: Callable[[int, str], Callable[..., None]] | None = None,
+                  judge_weights: str | None = None) -> dict[str, float]:
+    """P0(c) for every toy10 concept under ``profile`` with the model in ``weights``, judged by
+    the judge in ``judge_weights`` (default: the shipped judge)."""
     from culbench.evaluation.presence import evaluate_presence
     from culbench.profiles import get_profile
     from culbench.tasks import resolve_sequence
@@ -22,7 +24,7 @@ def base_presence(weights: str | None, profile: str = "standard", device: str = 
 
     seq = resolve_sequence("toy10")
     model = build_toyworld_model(device=device, weights=weights)
-    judge = ToyWorldJudge(device=device)
+    judge = ToyWorldJudge(device=device, weights=judge_weights)
     cells, _ = evaluate_presence(model, judge, seq, get_profile(profile), progress)
     return {cid: cell.presence for cid, cell in cells.items()}
 

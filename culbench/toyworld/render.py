@@ -18,7 +18,9 @@ import numpy as np
 
 # Bump whenever images for the same seed change (cached datasets are keyed on it).
 # 2: added the arrow, house, bolt and tree objects.
-RENDER_VERSION = 2
+# 3: "dotted" is a solid fill with contrasting dots (it was dots plus an outline, which on
+#    thin shapes left one or two dots and was confused with "outlined").
+RENDER_VERSION = 3
 
 OBJECTS: tuple[str, ...] = (
     "circle", "square", "triangle", "star", "heart",
@@ -213,7 +215,7 @@ def _pattern_mask(name: str, px: np.ndarray, py: np.ndarray, dot_shift: float) -
     if name == "striped":  # horizontal bands, 2 px on / 2 px off
         return np.floor(py / 2.0) % 2 == 0
     if name == "dotted":  # ~2x2 px dots on a 4 px grid, one at the centre so that
-        # even small interiors (star, cross) show a dot; bigger dots read as a mesh.
+        # even small interiors (star, cross) show a dot. Drawn over a solid fill.
         qx, qy = px + 2.0 - dot_shift, py + 2.0 - dot_shift
         return ((qx % 4.0) - 2.0) ** 2 + ((qy % 4.0) - 2.0) ** 2 <= 1.05**2
     if name == "checkered":  # 4 px checkers
@@ -221,6 +223,13 @@ def _pattern_mask(name: str, px: np.ndarray, py: np.ndarray, dot_shift: float) -
     if name == "outlined":
         return np.zeros(np.broadcast_shapes(px.shape, py.shape), dtype=bool)
     return None
+
+
+def _dot_rgb(colour: str) -> tuple[float, float, float]:
+    """Dot colour for "dotted": black on light fills, white on dark ones (from the base
+    colour, so jitter never flips it)."""
+    r, g, b = _COLOUR_RGB[colour]
+    return _BLACK if 0.299 * r + 0.587 * g + 0.114 * b > 140 else _WHITE
 
 
 def _erode(mask: np.ndarray, r: int, outside: bool = False) -> np.ndarray:
@@ -325,8 +334,15 @@ def render(scene: Scene, size: int = 32, rng: np.random.Generator | None = None)
     ax, ay = round(cx), round(cy)
     dot_shift = 0.0 if round(2 * k) % 2 == 0 else 0.5 / k
     pattern = _pattern_mask(scene.pattern, (xs - ax) / k, (ys - ay) / k, dot_shift)
+    dots = None
     if pattern is None:
         body = shape
+    elif scene.pattern == "dotted":
+        # Solid body with contrasting dots kept 1 px inside the edge: the silhouette stays
+        # clean and even thin shapes (bolt, cross, star) read as filled-with-dots, never as
+        # an outline.
+        body = shape
+        dots = _erode(shape, max(1, round(k * _SS))) & pattern
     else:
         # Patterned shapes keep an outline so the silhouette stays readable.
         # Band of 1.25 px at 32 px (never under 1 px): thick enough to survive
@@ -336,6 +352,8 @@ def render(scene: Scene, size: int = 32, rng: np.random.Generator | None = None)
         body = outline | (shape & pattern)
 
     layers = [(body, tuple(fill))]
+    if dots is not None:
+        layers.append((dots, _dot_rgb(scene.colour)))
     if scene.character is not None:
         mark = CHARACTER_SPECS[scene.character].mark
         layers += _mark_layers(mark, u, v, shape, border=max(1, round(_SS * k)))

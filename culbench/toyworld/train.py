@@ -1,4 +1,4 @@
-"""The ToyWorld pretraining recipe: judge, VAE, then text encoder + UNet, from one seed.
+"""The ToyWorld pretraining recipe: judge, VAE, text encoder + UNet, then CLIP, from one seed.
 
 ``culbench toyworld train --out DIR`` reproduces the shipped weights (up to float
 non-determinism across machines); ``--exclude`` drops scenes showing given concepts, which
@@ -47,6 +47,11 @@ class Recipe:
     ema: float = 0.999
     grad_clip: float = 1.0
     held_out: int = 3_000           # held-out renders for the judge/VAE accuracy report
+    clip_steps: int = 600
+    clip_batch: int = 256
+    clip_lr: float = 2e-3
+    report_profile: str = "standard"  # profile of the base-presence report written at the end
+    report_fid_samples: int = 2_000   # per FID seed (two seeds); 0 skips the FID report
 
 
 def render_training_set(recipe: Recipe, exclude: Callable[[Any], bool] | None) -> tuple[torch.Tensor, list[str]]:
@@ -181,14 +186,20 @@ def concept_filter(concepts: Sequence[str]) -> Callable[[Any], bool] | None:
     return lambda scene: bool(wanted & set(scene.labels().values()))
 
 
+STAGES = ("judge", "vae", "unet", "clip")
+
+
 def train_all(
-    out: Path, recipe: Recipe, *, exclude: Sequence[str] = (), stages: Sequence[str] = ("judge", "vae", "unet"),
+    out: Path, recipe: Recipe, *, exclude: Sequence[str] = (), stages: Sequence[str] = STAGES,
     log: Log = lambda m: None, progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Run the recipe's stages and write weights, ``toyworld.json`` and ``SHA256SUMS`` to ``out``.
 
     Stages not run are copied from the shipped assets (the retrain oracle re-trains only the
-    text encoder + UNet on data without the excluded concepts, and keeps judge and VAE).
+    text encoder + UNet on data without the excluded concepts, and keeps judge, VAE and CLIP).
+    The report ends with the quality figures ``culbench toyworld check`` compares: base
+    presence per toy10 concept and FID (judge features) against renders, both measured with
+    the judge in ``out``.
     """
     import shutil
 
@@ -238,5 +249,51 @@ def train_all(
     unet, text = train_unet(latents, captions, recipe, log, progress)
     report["seconds"]["unet"] = round(time.perf_counter() - start, 1)
     report["threads"] = torch.get_num_threads()
+    del images, latents
+    _clip_stage(out, recipe, "clip" in stages, report, log)
+    save_model(out, vae, unet, text, scale, recipe, {"report": report})
+    report.update(quality_report(out, recipe, log))
     save_model(out, vae, unet, text, scale, recipe, {"report": report})
     return report
+
+
+def _clip_stage(out: Path, recipe: Recipe, train: bool, report: dict[str, Any], log: Log) -> None:
+    import shutil
+
+    from culbench.toyworld import clip as tw_clip
+
+    start = time.perf_counter()
+    if train:
+        model = tw_clip.train_clip(seed=recipe.seed, n_images=recipe.n_images, steps=recipe.clip_steps,
+                                   batch_size=recipe.clip_batch, lr=recipe.clip_lr, log=log)
+        tw_clip.save_clip(model, out)
+        report["seconds"]["clip"] = round(time.perf_counter() - start, 1)
+    else:
+        shutil.copy(assets.asset_path(tw_clip.WEIGHTS_FILE), out / tw_clip.WEIGHTS_FILE)
+        model = tw_clip.ToyWorldCLIP(weights=out)
+    report["clip_retrieval_top1_1000"] = round(tw_clip.caption_retrieval_accuracy(model), 4)
+    log(f"clip caption retrieval top-1 (1000 held-out scenes): {report['clip_retrieval_top1_1000']}")
+
+
+def quality_report(out: Path, recipe: Recipe, log: Log) -> dict[str, Any]:
+    """Base presence on toy10 and FID vs renders of the weights in ``out`` (its own judge)."""
+    from culbench.toyworld.judge import ToyWorldJudge
+    from culbench.toyworld.model import build_toyworld_model
+    from culbench.toyworld.quality import base_presence, fid_vs_renders
+
+    start = time.perf_counter()
+    presence = base_presence(str(out), recipe.report_profile, judge_weights=str(out))
+    figures: dict[str, Any] = {
+        "presence": {c: round(p, 4) for c, p in sorted(presence.items())},
+        "presence_setting": {"profile": recipe.report_profile, "sequence": "toy10"},
+    }
+    low = sorted(c for c, p in presence.items() if p < 0.9)
+    log(f"base presence: min {min(presence.values()):.3f}, mean {np.mean(list(presence.values())):.3f}; "
+        f"below 0.90: {low or 'none'}")
+    if recipe.report_fid_samples:
+        model, judge = build_toyworld_model(weights=str(out)), ToyWorldJudge(weights=str(out))
+        figures["fid_judge_vs_renders"] = [round(fid_vs_renders(model, judge, n=recipe.report_fid_samples, seed=s), 4)
+                                           for s in (0, 1)]
+        log(f"FID (judge features) vs renders, seeds 0/1: {figures['fid_judge_vs_renders']}")
+    figures["seconds_report"] = round(time.perf_counter() - start, 1)
+    return figures
