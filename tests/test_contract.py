@@ -55,3 +55,8 @@ def test_check_method_cli() -> None:
     assert done.returncode == 0 and "pass" in done.stdout and "FAIL" not in done.stdout
     bad = run_cli("check-method", "ucee")
     assert bad.returncode != 0 and "did you mean" in bad.stderr.lower()
+
+
+def test_retrain_refuses_a_non_toyworld_model(tmp_path) -> None:  # noqa: ANN001
+    done = run_cli("run", "--method", "retrain", "--sequence", "mock", "--profile", "smoke", "--out", str(tmp_path))
+    assert done.returncode != 0 and "ToyWorld" in done.stderr and "fix:" in done.stderr

@@ -68,7 +68,9 @@ def build_mock_model(
     scheduler = DDPMScheduler(
         num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon"
     )
-    return DiffusersT2I(
+    model = DiffusersT2I(
         unet, text_encoder, tokenizer, scheduler, device=device,
         sample_steps=sample_steps, guidance=guidance,
     )
+    model.backend = "mock"
+    return model

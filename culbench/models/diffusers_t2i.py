@@ -66,6 +66,7 @@ class DiffusersT2I:
         batch_size: int = 64,
     ) -> None:
         self.device = device
+        self.backend = "diffusers"  # set by the builders: "mock", "toyworld", "sd"
         self.unet = unet.to(device)
         self.text_encoder = text_encoder.to(device).eval().requires_grad_(False)
         self.vae = vae.to(device).eval().requires_grad_(False) if vae is not None else None

@@ -84,8 +84,10 @@ def build_sd_model(
         raise CulbenchError(f"could not load Stable Diffusion weights from {model} ({first})",
                             "check the folder (or that the hub id is in your HF cache; downloads need "
                             "--model-option allow_download=true and a network)") from None
-    return _SDModel(unet, text, tokenizer, scheduler, vae, device=device, sample_steps=sample_steps,
-                    guidance=guidance, batch_size=batch_size)
+    loaded = _SDModel(unet, text, tokenizer, scheduler, vae, device=device, sample_steps=sample_steps,
+                      guidance=guidance, batch_size=batch_size)
+    loaded.backend = "sd"
+    return loaded
 
 
 class _SDModel(DiffusersT2I):

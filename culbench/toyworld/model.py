@@ -81,10 +81,12 @@ def build_toyworld_model(
     parts["vae"].register_to_config(scaling_factor=meta["scaling_factor"])
     for name in ("vae", "unet", "text_encoder"):
         parts[name].load_state_dict(assets.load_tensors(f"{name}.safetensors", folder))
-    return DiffusersT2I(
+    model = DiffusersT2I(
         parts["unet"], parts["text_encoder"], parts["tokenizer"], parts["scheduler"], parts["vae"],
         device=device, sample_steps=sample_steps, guidance=guidance, batch_size=batch_size,
     )
+    model.backend = "toyworld"
+    return model
 
 
 def to_pixels(images: torch.Tensor) -> torch.Tensor:

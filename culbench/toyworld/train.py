@@ -112,24 +112,34 @@ def decode_latents(vae: Any, latents: torch.Tensor, scale: float) -> torch.Tenso
 
 
 def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, log: Log,
-               progress: Callable[[int], None] | None = None) -> tuple[Any, Any]:
-    """Train text encoder + UNet jointly (v-prediction, cosine schedule, EMA); return EMA copies."""
+               progress: Callable[[int], None] | None = None, text_encoder: Any = None) -> tuple[Any, Any]:
+    """Train text encoder + UNet jointly (v-prediction, cosine schedule, EMA); return EMA copies.
+
+    With ``text_encoder`` given, that encoder is used frozen and only the UNet is trained (the
+    retrain oracle: a new UNet for the shipped text encoder).
+    """
     torch.manual_seed(recipe.seed + 20)
     parts = tw_model.build_parts(recipe.latent_channels)
     unet, text, tok, sched = parts["unet"], parts["text_encoder"], parts["tokenizer"], parts["scheduler"]
+    frozen_text = text_encoder is not None
+    if frozen_text:
+        text = text_encoder.eval().requires_grad_(False)
     tokens = tok(list(captions) + [""], padding="max_length", max_length=tw_model.MAX_TOKENS,
                  truncation=True, return_tensors="pt").input_ids
     empty = tokens[-1]
     tokens = tokens[:-1]
-    params = list(unet.parameters()) + list(text.parameters())
+    params = list(unet.parameters()) + ([] if frozen_text else list(text.parameters()))
     opt = torch.optim.AdamW(params, lr=recipe.unet_lr, weight_decay=1e-2)
     lr_at = lambda s: min(1.0, (s + 1) / recipe.unet_warmup) * 0.5 * (1 + math.cos(math.pi * s / recipe.unet_steps))
     lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    ema_unet, ema_text = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(text).requires_grad_(False)
+    ema_unet = copy.deepcopy(unet).requires_grad_(False)
+    ema_text = text if frozen_text else copy.deepcopy(text).requires_grad_(False)
+    pairs = [(ema_unet, unet)] + ([] if frozen_text else [(ema_text, text)])
     gen = torch.Generator().manual_seed(recipe.seed + 21)
     start = time.perf_counter()
     unet.train()
-    text.train()
+    if not frozen_text:
+        text.train()
     for step in range(recipe.unet_steps):
         idx = torch.randint(len(latents), (recipe.unet_batch,), generator=gen)
         x0 = latents[idx]
@@ -140,7 +150,8 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
         t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), generator=gen)
         x_t = sched.add_noise(x0, noise, t)
         target = sched.get_velocity(x0, noise, t)
-        emb = text(ids)[0]
+        with torch.set_grad_enabled(not frozen_text):
+            emb = text(ids)[0]
         pred = unet(x_t, t, encoder_hidden_states=emb).sample
         loss = torch.nn.functional.mse_loss(pred, target)
         opt.zero_grad(set_to_none=True)
@@ -150,7 +161,7 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
         lr_sched.step()
         with torch.no_grad():
             decay = min(recipe.ema, (1 + step) / (10 + step))
-            for ema, live in ((ema_unet, unet), (ema_text, text)):
+            for ema, live in pairs:
                 for p_ema, p in zip(ema.parameters(), live.parameters()):
                     p_ema.lerp_(p, 1 - decay)
         if progress is not None:
