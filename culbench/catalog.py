@@ -113,6 +113,10 @@ JUDGES.register_lazy(
     "clip-zeroshot", "culbench.evaluation.clip_judge:ClipZeroShotJudge",
     summary="open_clip zero-shot among a concept and its confusables (weights from your local cache)",
 )
+JUDGES.register_lazy(
+    "uc-classifier", "culbench.evaluation.uc_judge:UnlearnCanvasJudge",
+    summary="UnlearnCanvas style/object ViT classifiers (--judge-option classifier_dir=DIR)",
+)
 CLIP_SCORERS.register_lazy(
     "openclip", "culbench.evaluation.clip_judge:OpenCLIPEmbedder",
     summary="open_clip CLIP score (model/pretrained from your local cache)",
