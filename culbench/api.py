@@ -85,6 +85,7 @@ class ForgetSet:
 
     concept: Concept
     pairs: tuple[PromptPair, ...]
+    anchor: Concept | None = None  # the concept's anchor (target of a fixed mapping), if declared
 
     @property
     def prompts(self) -> tuple[str, ...]:
@@ -110,6 +111,9 @@ class UnlearnRequest:
         general: far concepts to keep (general retention), with prompts.
         previous: the requests already served, oldest first (for methods that re-visit them).
         anchor: the concept's anchor (the target of a *fixed* mapping), if it declares one.
+        targets: every concept to erase in this request when there are several (the
+            ``simultaneous`` reference mode erases concepts 1..k at once); empty = ``(target,)``.
+            Methods that handle one concept at a time should iterate over :attr:`all_targets`.
     """
 
     step: int
@@ -118,16 +122,22 @@ class UnlearnRequest:
     general: tuple[RetainSet, ...] = ()
     previous: tuple[ForgetSet, ...] = ()
     anchor: Concept | None = None
+    targets: tuple[ForgetSet, ...] = ()
 
     @property
     def concept(self) -> Concept:
-        """The concept being forgotten now."""
+        """The concept being forgotten now (the newest one when there are several)."""
         return self.target.concept
 
     @property
+    def all_targets(self) -> tuple[ForgetSet, ...]:
+        """Every concept to erase in this request (usually just ``target``)."""
+        return self.targets or (self.target,)
+
+    @property
     def forget(self) -> tuple[PromptPair, ...]:
-        """Forget prompts paired with their context-preserving mapped prompts."""
-        return self.target.pairs
+        """Forget prompts paired with their context-preserving mapped prompts (all targets)."""
+        return tuple(pair for target in self.all_targets for pair in target.pairs)
 
     def retain_prompts(self, which: str = "all") -> list[str]:
         """Flattened retain prompts: ``"related"``, ``"general"`` or ``"all"``."""

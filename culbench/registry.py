@@ -136,6 +136,8 @@ class Registry(Generic[T]):
                 f"lazy {self.kind} target '{target}' has no ':'", "write it as 'module:attribute'"
             )
         existing = self._entries.get(name)
+        if existing is not None and existing.target == target and existing.source == source:
+            return  # the module was imported (its decorator ran) before discovery: same entry
         if existing is not None:
             if source.startswith("plugin") and not existing.is_plugin:
                 raise RegistryError(

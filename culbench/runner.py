@@ -55,7 +55,7 @@ def _method_source(name: str) -> str:
     return METHODS.entry(name).source
 
 
-MODES = ("sequential", "independent")
+MODES = ("sequential", "independent", "simultaneous")
 
 
 def run_dir_for(out: Path, sequence_id: str, method: str, cfg_hash: str | None,
@@ -99,9 +99,10 @@ def run(
         progress: ``progress(total, description) -> advance`` for progress bars.
         log: called with one-line status messages.
         argv: the command line to record (defaults to ``sys.argv``).
-        mode: ``sequential`` (each request edits the previous step's model: the benchmark) or
-            ``independent`` (each request edits the base model alone, with no history: the
-            reference row that shows what a method does without accumulation).
+        mode: ``sequential`` (each request edits the previous step's model: the benchmark),
+            ``independent`` (each request edits the base model alone, with no history) or
+            ``simultaneous`` (step k erases concepts 1..k at once from the base model: CUIG's
+            upper reference). The last two are reference rows.
     """
     import torch
 
@@ -201,7 +202,7 @@ def run(
         files: dict[str, bytes] = {}
         if step > 0:
             log(f"step {step}/{len(seq.steps)}: forgetting '{concept}'")
-            if mode == "independent":  # every request starts from the base model, no history
+            if mode != "sequential":  # every request starts from the base model, no history
                 model.load_state_dict(base_state)
                 state = {}
             ctx = StepContext(step=step, seed=step_seed(seed, step), device=device,
@@ -211,7 +212,7 @@ def run(
             with Meter() as meter:
                 if step == 1:
                     method_obj.on_sequence_start(model, ctx)
-                request = seq.request(step)
+                request = seq.request(step, simultaneous=mode == "simultaneous")
                 if mode == "independent":
                     request = dataclasses.replace(request, previous=())
                 model = method_obj.unlearn(model, request, ctx)

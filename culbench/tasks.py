@@ -155,12 +155,17 @@ class TaskSequence:
         """Far retain concepts: retain.general, in_domain and cross_domain, each once."""
         return [c for c, role in self.roles.items() if role in GENERAL_ROLES]
 
-    def request(self, step: int) -> UnlearnRequest:
-        """The ``step``-th (1-based) deletion request, with training prompts only."""
+    def request(self, step: int, *, simultaneous: bool = False) -> UnlearnRequest:
+        """The ``step``-th (1-based) deletion request, with training prompts only.
+
+        ``simultaneous``: one request erasing concepts 1..step at once from the base model (the
+        reference row), with the related concepts of all of them and no history.
+        """
         target = self.spec.steps[step - 1]
 
         def forget_set(cid: str) -> ForgetSet:
-            return ForgetSet(self.concepts[cid], self.prompts[cid].train)
+            anchor = self.concepts.get(self.concepts[cid].anchor or "")
+            return ForgetSet(self.concepts[cid], self.prompts[cid].train, anchor)
 
         def retain_set(cid: str) -> RetainSet:
             return RetainSet(
@@ -168,15 +173,18 @@ class TaskSequence:
             )
 
         forgotten = set(self.spec.steps[:step])
-        related = [c for c in self.concepts[target].related if c not in forgotten]
+        sources = self.spec.steps[:step] if simultaneous else [target]
+        related = [c for c in dict.fromkeys(r for s in sources for r in self.concepts[s].related) if c not in forgotten]
         general = [c for c in self.general_concepts if c not in forgotten]
+        current = forget_set(target)
         return UnlearnRequest(
             step=step,
-            target=forget_set(target),
+            target=current,
             related=tuple(retain_set(c) for c in related),
             general=tuple(retain_set(c) for c in general),
-            previous=tuple(forget_set(c) for c in self.spec.steps[: step - 1]),
-            anchor=self.concepts.get(self.concepts[target].anchor or ""),
+            previous=() if simultaneous else tuple(forget_set(c) for c in self.spec.steps[: step - 1]),
+            anchor=current.anchor,
+            targets=tuple(forget_set(c) for c in self.spec.steps[:step]) if simultaneous else (),
         )
 
     def eval_items(self, prompts_per_concept: int | None, seeds_per_prompt: int | None) -> list[EvalItem]:

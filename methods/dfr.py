@@ -106,15 +106,14 @@ class DFR(Method):
 
     def _mapped(self, request: UnlearnRequest, model: T2IModel | None = None,
                 gen: torch.Generator | None = None) -> list[str]:
-        concept = request.concept
         if self.config.mapping == "lacu" and model is not None and gen is not None:
             return self._lacu(request, model, gen)
         if self.config.mapping == "contextual":
             return [pair.mapped for pair in request.forget]
         if self.config.mapping == "null":
             return ["" for _ in request.forget]
-        anchor = request.anchor.name if request.anchor else ""
-        return [pair.prompt.replace(concept.name, anchor) for pair in request.forget]
+        return [pair.prompt.replace(t.concept.name, t.anchor.name if t.anchor else "")  # aligned with request.forget
+                for t in request.all_targets for pair in t.pairs]
 
     @torch.no_grad()
     def _lacu(self, request: UnlearnRequest, model: T2IModel, gen: torch.Generator) -> list[str]:
@@ -123,21 +122,24 @@ class DFR(Method):
         over ``lacu_probes`` random (x_t, t) of ||model(x_t, t, cand) − model(x_t, t, src)||².
         Candidates: the anchor and the request's retain concepts of the same kind (the
         reference asks an LLM for 10 CLIP-filtered candidates)."""
-        concept = request.concept
-        names = ([request.anchor.name] if request.anchor else []) + [
-            r.concept.name for r in request.related + request.general if r.concept.kind == concept.kind]
-        names = list(dict.fromkeys(n for n in names if n and n != concept.name))
-        if not names:  # nothing of the same kind to steer to: the task's mapped prompts
-            return [pair.mapped for pair in request.forget]
         k = self.config.lacu_probes
         x_t = torch.randn((k, *model.latent_shape), generator=gen).to(model.device)
         t = torch.randint(0, model.num_train_timesteps, (k,), generator=gen)
         chosen = []
-        for pair in request.forget:
-            source = model.predict(x_t, t, model.encode([pair.prompt] * k))
-            candidates = [pair.prompt.replace(concept.name, n) for n in names]
-            scores = [float(((model.predict(x_t, t, model.encode([c] * k)) - source) ** 2).mean()) for c in candidates]
-            chosen.append(candidates[scores.index(min(scores))])
+        for target in request.all_targets:
+            concept = target.concept
+            names = ([target.anchor.name] if target.anchor else []) + [
+                r.concept.name for r in request.related + request.general if r.concept.kind == concept.kind]
+            names = list(dict.fromkeys(n for n in names if n and n != concept.name))
+            for pair in target.pairs:
+                if not names:  # nothing of the same kind to steer to: the task's mapped prompt
+                    chosen.append(pair.mapped)
+                    continue
+                source = model.predict(x_t, t, model.encode([pair.prompt] * k))
+                candidates = [pair.prompt.replace(concept.name, n) for n in names]
+                scores = [float(((model.predict(x_t, t, model.encode([c] * k)) - source) ** 2).mean())
+                          for c in candidates]
+                chosen.append(candidates[scores.index(min(scores))])
         return chosen
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:

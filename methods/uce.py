@@ -77,10 +77,9 @@ class UCE(Method):
 
     trains = ("xattn_kv",)
 
-    def _erase_pairs(self, model: T2IModel, request: UnlearnRequest, prompts: list[str],
-                     anchor: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Erase rows c_i and guide rows (whose current outputs become v*_i)."""
-        concept: Concept = request.concept
+    def _erase_pairs(self, model: T2IModel, concept: Concept, prompts: list[str],
+                     anchor: str | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Erase rows c_i of one concept and guide rows (whose current outputs become v*_i)."""
         null_eos = None
         erase, guide = [], []
         for prompt in prompts:
@@ -107,17 +106,19 @@ class UCE(Method):
 
             raise CulbenchError(f"uce: the name '{concept.name}' of concept '{concept.id}' occurs in none of its forget prompts",
                                 "fix the concept's name in concepts.yaml or its prompts")
-        return torch.stack(erase).double(), torch.stack(guide).double()
+        return erase, guide
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
         rng = random.Random(ctx.seed)
-        forget = [pair.prompt for pair in request.forget]
-        forget = rng.sample(forget, min(cfg.max_prompts, len(forget)))
+        erase, guide = [], []
+        for target in request.all_targets:  # several at once in the simultaneous reference mode
+            forget = rng.sample(list(target.prompts), min(cfg.max_prompts, len(target.pairs)))
+            rows = self._erase_pairs(model, target.concept, forget, target.anchor.name if target.anchor else None)
+            erase, guide = erase + rows[0], guide + rows[1]
+        c_erase, c_guide = torch.stack(erase).double(), torch.stack(guide).double()
         keep = request.retain_prompts(cfg.preserve)
         keep = rng.sample(keep, min(cfg.max_prompts, len(keep)))
-        anchor = request.anchor.name if request.anchor else None
-        c_erase, c_guide = self._erase_pairs(model, request, forget, anchor)
         c_keep = torch.cat(_rows(model, keep)).double() if keep else c_erase[:0]
 
         edited = model.clone()

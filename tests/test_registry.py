@@ -91,3 +91,13 @@ def test_method_without_frozen_config_is_rejected() -> None:
             METHODS.get("tmp_bad_method")
         finally:
             METHODS.unregister("tmp_bad_method")
+
+
+def test_importing_a_builtin_method_before_discovery_is_fine() -> None:
+    import subprocess
+    import sys
+
+    code = ("import culbench.methods.dfr; from culbench.catalog import METHODS; "
+            "print(sorted(METHODS.names()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "'dfr'" in done.stdout, done.stderr[-2000:]

@@ -145,3 +145,15 @@ def test_checkpoints_are_deltas_from_the_base(tmp_path: Path) -> None:
     stored = load_file(str(results.step_dir(run_dir, 1) / "model.safetensors"))
     assert stored and all(".attn2.to_k." in k or ".attn2.to_v." in k for k in stored)
     assert validate_run(run_dir) == []
+
+
+def test_simultaneous_mode_erases_all_concepts_so_far_from_the_base(tmp_path: Path) -> None:
+    from culbench.tasks import resolve_sequence
+
+    request = resolve_sequence("toy10").request(3, simultaneous=True)
+    assert [t.concept.id for t in request.all_targets] == ["zorb", "star", "red"] and request.previous == ()
+    assert len(request.forget) == sum(len(t.pairs) for t in request.all_targets)
+    assert {"cross", "orange", "kix"} <= {r.concept.id for r in request.related}
+    for method in ("uce", "dfr"):
+        run_dir = run(method, sequence="mock", profile="smoke", out=tmp_path, threads=1, mode="simultaneous")
+        assert run_dir.parent.parent.name == f"{method}~simultaneous" and validate_run(run_dir) == []

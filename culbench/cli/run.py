@@ -32,7 +32,7 @@ def run(
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    mode: Annotated[str, typer.Option(help="sequential (the benchmark) | independent (each request from the base model: reference row).")] = "sequential",
+    mode: Annotated[str, typer.Option(help="sequential (the benchmark) | independent (each request from the base model) | simultaneous (concepts 1..k at once from the base): reference rows.")] = "sequential",
     model: Annotated[str | None, typer.Option(help="Model weights for backends that take them: an SD folder or cached hub id.")] = None,
     model_option: Annotated[list[str] | None, typer.Option(help="Backend option KEY=VALUE (repeatable), e.g. dtype=bfloat16.")] = None,
     judge_option: Annotated[list[str] | None, typer.Option(help="Judge option KEY=VALUE (repeatable), e.g. pretrained=/path/clip.pt.")] = None,
