@@ -67,7 +67,14 @@ def test_errors_are_one_line_with_a_fix(tmp_path: Path) -> None:
             MODELS.get("sd")(model=str(tmp_path / "half"), device="cuda")
 
 
-@pytest.mark.parametrize("method", ["dfr", "uce"])
+def _sd_methods() -> list[str]:
+    from culbench.catalog import METHODS
+
+    return [e.name for e in METHODS.entries()
+            if e.source == "builtin" and "mock" in getattr(METHODS.get(e.name), "backends", ("mock",))]
+
+
+@pytest.mark.parametrize("method", _sd_methods())
 def test_dfr10_smoke_on_tiny_sd_with_injected_clip(method: str, tiny_sd: Path, tmp_path: Path) -> None:
     from tiny_sd import write_tiny_clip
 

@@ -89,10 +89,14 @@ def _quality(run_dir: Path, dirs: Sequence[Path], per_step: Sequence[Sequence[Ma
             references["real"] = load_npy(run_dir / REFERENCE_FILE)[retained]
         draws = [rng.integers(0, len(feats[0]), len(feats[0])) for _ in range(fid_replicates)]
         for name, ref in references.items():
-            quality[f"fid_retained_vs_{name}"] = [round(frechet(f, ref), 6) for f in feats]
+            point = np.array([frechet(f, ref) for f in feats])
+            quality[f"fid_retained_vs_{name}"] = [round(float(v), 6) for v in point]
             if draws:
-                intervals[f"fid_retained_vs_{name}"] = stream.percentile_ci(
-                    [np.array([frechet(f[i], ref[i]) for f in feats]) for i in draws])
+                # FID of a resample is biased upwards (duplicated rows shrink the covariance), so
+                # the percentile interval is shifted back by the bootstrap bias (median − estimate).
+                boot = np.array([[frechet(f[i], ref[i]) for f in feats] for i in draws])
+                shifted = boot - (np.median(boot, axis=0) - point)
+                intervals[f"fid_retained_vs_{name}"] = stream.percentile_ci(list(np.clip(shifted, 0, None)))
 
     if all("clip" in r for r in records):
         forget_of_step = [set(forget_order[:k]) for k in range(len(per_step))]
