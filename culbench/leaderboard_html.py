@@ -23,7 +23,7 @@ b{color:#1d4ed8}img{max-width:100%;border:1px solid #eee;margin:.5rem 0}
 p.note{color:#555;font-size:.85rem;max-width:60rem}
 """
 
-_SCRIPT = """
+_SCRIPT = r"""
 document.querySelectorAll('table.board').forEach(function (table) {
   table.querySelectorAll('th').forEach(function (th, col) {
     th.addEventListener('sort', function () {

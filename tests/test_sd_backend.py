@@ -74,7 +74,8 @@ def _sd_methods() -> list[str]:
             if e.source == "builtin" and "mock" in getattr(METHODS.get(e.name), "backends", ("mock",))]
 
 
-@pytest.mark.parametrize("method", _sd_methods())
+@pytest.mark.parametrize("method", [m if m in ("dfr", "uce") else pytest.param(m, marks=pytest.mark.slow)
+                                    for m in _sd_methods()])  # all: pytest -m slow (~5 min)
 def test_dfr10_smoke_on_tiny_sd_with_injected_clip(method: str, tiny_sd: Path, tmp_path: Path) -> None:
     from tiny_sd import write_tiny_clip
 
