@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
+from culbench.training import finish, noised, optimiser, step, trainable_copy
 
 #: The v1 reference settings on Stable Diffusion 1.5 (for ``--set`` on the SD tier).
 SD_DEFAULTS = {"lr": 1e-5, "iterations": 600, "warmup": 800, "batch_size": 78,
@@ -59,12 +60,6 @@ SD_DEFAULTS = {"lr": 1e-5, "iterations": 600, "warmup": 800, "batch_size": 78,
 def _sample_x0(model: T2IModel, prompts: list[str], seeds: list[int], steps: int) -> torch.Tensor:
     """Teacher samples as latents (DDIM, guidance 1 = no CFG, η = 0)."""
     return model.sample(prompts, seeds, steps=steps, guidance=1.0, output="latent")
-
-
-def _noised(model: T2IModel, x0: torch.Tensor, t_max: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    t = torch.randint(0, t_max, (x0.shape[0],), generator=gen)
-    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
-    return model.add_noise(x0, noise, t), t, noise
 
 
 def regularisation(student: list[torch.nn.Parameter], anchor: list[torch.Tensor], reduction: str) -> torch.Tensor:
@@ -147,14 +142,9 @@ class DFR(Method):
         rng = random.Random(ctx.seed)
         gen = ctx.generator()
         iterations = ctx.budget.iterations(cfg.iterations)
-        teacher = model  # M_{k-1}, frozen: only the student's weights change
-        teacher.unet.requires_grad_(False)
+        teacher = model  # M_{k-1}, frozen (trainable_copy freezes it): only the student changes
+        student, params = trainable_copy(model, cfg.param_group)
         preserve_teacher = ctx.base_model() if cfg.teacher == "base" and ctx.base_model else teacher
-        student = model.clone()
-        student.unet.requires_grad_(False)
-        params = student.parameters(cfg.param_group)
-        for p in params:
-            p.requires_grad_(True)
         anchor = [p.detach().clone() for p in params]
 
         forget = [pair.prompt for pair in request.forget]
@@ -172,10 +162,8 @@ class DFR(Method):
             f_index, f_bank = bank(forget, size, 0)
             r_index, r_bank = bank(retain, size, 10**6)
 
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup)))
+        opt, sched = optimiser(params, lr=cfg.lr, warmup=cfg.warmup, weight_decay=cfg.weight_decay)
         tick = ctx.progress(iterations, f"dfr: forgetting {request.concept.id}")
-        student.unet.train()
         for it in range(iterations):
             if cfg.cached:
                 pick_f = [rng.randrange(len(f_index)) for _ in range(min(batch, len(f_index)))]
@@ -188,13 +176,13 @@ class DFR(Method):
                 ri, x0_r = bank(retain, batch, 3 * 10**6 + it * batch)
 
             # forget: student on p_f matches the teacher on the mapped prompt p_m
-            xt_f, t_f, _ = _noised(student, x0_f, cfg.t_max_unlearn, gen)
+            xt_f, t_f, _ = noised(student, x0_f, cfg.t_max_unlearn, gen)
             with torch.no_grad():
                 target_f = teacher.predict(xt_f, t_f, teacher.encode([mapped[i] for i in fi]))
             loss_u = F.mse_loss(student.predict(xt_f, t_f, student.encode([forget[i] for i in fi])), target_f)
 
             # retain: distil the teacher on replayed samples (or fit the true target)
-            xt_r, t_r, noise_r = _noised(student, x0_r, student.scheduler.config.num_train_timesteps, gen)
+            xt_r, t_r, noise_r = noised(student, x0_r, student.num_train_timesteps, gen)
             emb_r = student.encode([retain[i] for i in ri])
             if cfg.preservation == "distillation":
                 with torch.no_grad():
@@ -205,11 +193,6 @@ class DFR(Method):
 
             loss_reg = regularisation(params, anchor, cfg.reg_reduction)
             loss = cfg.lambda_preserve * loss_p + cfg.lambda_unlearn * loss_u + cfg.lambda_reg * loss_reg
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            sched.step()
+            step(loss, opt, sched, params, cfg.grad_clip)
             tick(1)
-        student.unet.eval().requires_grad_(False)
-        return student
+        return finish(student)

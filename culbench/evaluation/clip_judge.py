@@ -87,7 +87,9 @@ class ClipZeroShotJudge:
 
     def bind(self, concepts: Mapping[str, Concept], roles: Mapping[str, str]) -> None:
         """Learn each evaluated concept's confusables from the sequence (the runner calls this)."""
-        far = [concepts[c] for c, r in roles.items() if r in ("general", "in_domain", "cross_domain")]
+        from culbench.tasks import GENERAL_ROLES
+
+        far = [concepts[c] for c, r in roles.items() if r in GENERAL_ROLES]
         for cid, role in roles.items():
             if role == "forget":
                 group = [concepts[cid], *(concepts[r] for r in concepts[cid].related)]

@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from culbench.evaluation import metrics
+from culbench.tasks import GENERAL_ROLES
 
 Value = np.ndarray | float
-GENERAL_ROLES = ("general", "in_domain", "cross_domain")
 
 
 def role_columns(concepts: Sequence[str], roles: Mapping[str, str]) -> dict[str, list[int]]:
