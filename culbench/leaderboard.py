@@ -79,6 +79,10 @@ def build(paths: Sequence[Path]) -> list[Table]:
         raise RunError(f"{len(partial)} incomplete run(s), e.g. {partial[0]}",
                        "finish them (rerun the same `culbench run`) or move them out of the leaderboard folders")
     rows = load_rows(list(paths))
+    tuning = [r for r in rows if r.summaries[0].get("split", "eval") != "eval"]
+    if tuning:
+        raise RunError(f"{tuning[0].sources[0]} was evaluated on the validation prompts (--split val)",
+                       "tuning runs are never ranked: move them out of the leaderboard folders")
     tables: list[Table] = []
     groups: dict[tuple[str, str], list[Row]] = {}
     for row in rows:

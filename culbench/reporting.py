@@ -48,10 +48,15 @@ class Row:
     profile: str
     summaries: list[dict[str, Any]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # summary.json paths, one per seed
+    settings: str = ""  # non-default config fields ("lr=0.0002 iterations=40"), when known
 
     @property
     def label(self) -> str:
-        return self.method if not self.config_hash else f"{self.method}+{self.config_hash[:8]}"
+        """``dfr``, ``dfr[lambda_preserve=0.0]`` (non-default settings of a registered method)
+        or ``dfr+1a2b3c4d`` (config hash, when the method's defaults are unknown here)."""
+        if not self.config_hash:
+            return self.method
+        return f"{self.method}[{self.settings}]" if self.settings else f"{self.method}+{self.config_hash[:8]}"
 
     @property
     def seeds(self) -> list[int]:
@@ -141,8 +146,9 @@ def load_rows(paths: Sequence[Path]) -> list[Row]:
         except json.JSONDecodeError as exc:
             raise RunError(f"{path} is corrupt ({exc.msg})", "rerun `culbench validate` on that run") from None
         method = summary["method"] + ("" if summary.get("mode", "sequential") == "sequential" else f"~{summary['mode']}")
+        method += "" if summary.get("split", "eval") == "eval" else f"~{summary['split']}"
         key = (summary["sequence"], method, summary.get("config_hash", ""), summary["profile"])
-        row = rows.setdefault(key, Row(*key))
+        row = rows.setdefault(key, Row(*key, settings=_settings(path.parent / "manifest.json", summary["method"])))
         if summary["seed"] in row.seeds:
             raise RunError(f"{path}: seed {summary['seed']} of {row.label} appears twice",
                            "pass each run once")
@@ -150,6 +156,20 @@ def load_rows(paths: Sequence[Path]) -> list[Row]:
         row.sources.append(str(path))
     _drop_default_hash(rows.values())
     return sorted(rows.values(), key=lambda r: (r.sequence, r.profile, r.method, r.config_hash))
+
+
+def _settings(manifest: Path, method: str) -> str:
+    """The run's config fields that differ from the registered method's defaults ("" when the
+    manifest or the method is unavailable, or nothing differs)."""
+    try:
+        from culbench.catalog import METHODS
+        from culbench.config import config_to_dict
+
+        config = json.loads(manifest.read_text(encoding="utf-8"))["identity"]["method"]["config"]
+        defaults = json.loads(json.dumps(config_to_dict(METHODS.get(method).Config())))
+    except Exception:  # noqa: BLE001 - labels fall back to the config hash
+        return ""
+    return " ".join(f"{k}={v}" for k, v in config.items() if defaults.get(k, object()) != v)
 
 
 def _drop_default_hash(rows: Iterable[Row]) -> None:

@@ -59,10 +59,12 @@ MODES = ("sequential", "independent", "simultaneous")
 
 
 def run_dir_for(out: Path, sequence_id: str, method: str, cfg_hash: str | None,
-                profile: str, seed: int, mode: str = "sequential") -> Path:
+                profile: str, seed: int, mode: str = "sequential", split: str = "eval") -> Path:
     label = method if cfg_hash is None else f"{method}+{cfg_hash[:8]}"
     if mode != "sequential":
         label = f"{label}~{mode}"
+    if split != "eval":
+        label = f"{label}~{split}"
     return out / sequence_id / label / profile / f"seed{seed}"
 
 
@@ -82,6 +84,7 @@ def run(
     log: Callable[[str], None] | None = None,
     argv: Sequence[str] | None = None,
     mode: str = "sequential",
+    split: str = "eval",
 ) -> Path:
     """Run ``method`` through ``sequence`` and return the run directory.
 
@@ -103,6 +106,8 @@ def run(
             ``independent`` (each request edits the base model alone, with no history) or
             ``simultaneous`` (step k erases concepts 1..k at once from the base model: CUIG's
             upper reference). The last two are reference rows.
+        split: ``eval`` (the benchmark) or ``val``: evaluate on the validation prompts, for
+            choosing hyper-parameters (such runs are labelled ``~val`` and never ranked).
     """
     import torch
 
@@ -112,14 +117,14 @@ def run(
 
     if mode not in MODES:
         raise CulbenchError(f"unknown mode '{mode}'", f"use one of: {', '.join(MODES)}")
-    seq = resolve_sequence(sequence)
+    seq = resolve_sequence(sequence).with_split(split)
     prof = get_profile(profile)
     method_cls = METHODS.get(method)
     config = build_config(method_cls.Config, method, parse_overrides(overrides, method))
     default_hash = config_hash(method_cls.Config())
     cfg_hash = config_hash(config)
     run_dir = run_dir_for(Path(out), seq.id, method, None if cfg_hash == default_hash else cfg_hash,
-                          prof.name, seed, mode)
+                          prof.name, seed, mode, split)
 
     backend_options = {**seq.spec.model.options, **(model_options or {})}
     model = MODELS.get(seq.spec.model.backend)(device=device, **backend_options)
@@ -134,6 +139,7 @@ def run(
         "profile": prof.to_dict(),
         "seed": seed,
         "mode": mode,
+        **({"split": split} if split != "eval" else {}),  # absent = eval (older manifests)
         "model": {"backend": seq.spec.model.backend, "options": backend_options,
                   "base_sha256": model.weights_sha256()},
         "evaluators": [judge.fingerprint(), *(e.fingerprint() for e in evaluators.values())],

@@ -16,7 +16,7 @@ import difflib
 import io
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +154,22 @@ class TaskSequence:
     def general_concepts(self) -> list[str]:
         """Far retain concepts: retain.general, in_domain and cross_domain, each once."""
         return [c for c, role in self.roles.items() if role in GENERAL_ROLES]
+
+    def with_split(self, split: str) -> TaskSequence:
+        """This sequence evaluated on another prompt split: ``eval`` (the benchmark) or ``val``
+        (hyper-parameter tuning: every concept's validation prompts stand in for its
+        evaluation prompts; seeds and profile limits are unchanged)."""
+        if split == "eval":
+            return self
+        if split != "val":
+            raise TaskError(f"unknown split '{split}'", "use --split eval (the benchmark) or val (tuning)")
+        missing = [cid for cid in self.roles if not self.prompts[cid].val]
+        if missing:
+            raise TaskError(f"{self.id}: no 'val' prompts for {', '.join(missing)}",
+                            "add rows with split=val to those prompt files")
+        prompts = {cid: replace(p, eval=tuple(pair.prompt for pair in p.val)) if cid in self.roles else p
+                   for cid, p in self.prompts.items()}
+        return replace(self, prompts=prompts)
 
     def request(self, step: int, *, simultaneous: bool = False) -> UnlearnRequest:
         """The ``step``-th (1-based) deletion request, with training prompts only.

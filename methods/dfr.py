@@ -70,6 +70,31 @@ def regularisation(student: list[torch.nn.Parameter], anchor: list[torch.Tensor]
     return total
 
 
+def losses(student: T2IModel, teacher: T2IModel, preserve_teacher: T2IModel,
+           forget_xt: tuple[torch.Tensor, torch.Tensor], forget: list[str], mapped: list[str],
+           retain_xt: tuple[torch.Tensor, torch.Tensor], retain: list[str],
+           replay_target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(L_u, L_p)`` for one batch.
+
+    L_u = MSE(S(x_f, t_f, forget), T(x_f, t_f, mapped)); L_p = MSE(S(x_r, t_r, retain), target)
+    with target = T_p(x_r, t_r, retain) (distillation) or ``replay_target`` (the true ε/v).
+    The student (and the teacher, when it also gives the retain target) runs once over
+    [forget; retain]: the UNet keeps no batch statistics, so this equals separate passes.
+    """
+    (xt_f, t_f), (xt_r, t_r), n_f = forget_xt, retain_xt, len(forget)
+    with torch.no_grad():
+        emb_m, emb_r = teacher.encode(mapped), teacher.encode(retain)
+        if replay_target is None and preserve_teacher is teacher:
+            both = teacher.predict(torch.cat([xt_f, xt_r]), torch.cat([t_f, t_r]), torch.cat([emb_m, emb_r]))
+            target_f, target_r = both[:n_f], both[n_f:]
+        else:
+            target_f = teacher.predict(xt_f, t_f, emb_m)
+            target_r = preserve_teacher.predict(xt_r, t_r, emb_r) if replay_target is None else replay_target
+    pred = student.predict(torch.cat([xt_f, xt_r]), torch.cat([t_f, t_r]),
+                           torch.cat([student.encode(forget), student.encode(retain)]))
+    return F.mse_loss(pred[:n_f], target_f), F.mse_loss(pred[n_f:], target_r)
+
+
 @register_method("dfr")
 class DFR(Method):
     """Distill, Forget, Repeat (arXiv 2512.02657): distillation + mapped-prompt forgetting + L2 to previous."""
@@ -175,22 +200,11 @@ class DFR(Method):
                 fi, x0_f = bank(forget, batch, 2 * 10**6 + it * batch)
                 ri, x0_r = bank(retain, batch, 3 * 10**6 + it * batch)
 
-            # forget: student on p_f matches the teacher on the mapped prompt p_m
             xt_f, t_f, _ = noised(student, x0_f, cfg.t_max_unlearn, gen)
-            with torch.no_grad():
-                target_f = teacher.predict(xt_f, t_f, teacher.encode([mapped[i] for i in fi]))
-            loss_u = F.mse_loss(student.predict(xt_f, t_f, student.encode([forget[i] for i in fi])), target_f)
-
-            # retain: distil the teacher on replayed samples (or fit the true target)
             xt_r, t_r, noise_r = noised(student, x0_r, student.num_train_timesteps, gen)
-            emb_r = student.encode([retain[i] for i in ri])
-            if cfg.preservation == "distillation":
-                with torch.no_grad():
-                    target_r = preserve_teacher.predict(xt_r, t_r, emb_r)
-            else:
-                target_r = student.target(x0_r, noise_r, t_r)
-            loss_p = F.mse_loss(student.predict(xt_r, t_r, emb_r), target_r)
-
+            replay_target = student.target(x0_r, noise_r, t_r) if cfg.preservation == "replay" else None
+            loss_u, loss_p = losses(student, teacher, preserve_teacher, (xt_f, t_f), [forget[i] for i in fi],
+                                    [mapped[i] for i in fi], (xt_r, t_r), [retain[i] for i in ri], replay_target)
             loss_reg = regularisation(params, anchor, cfg.reg_reduction)
             loss = cfg.lambda_preserve * loss_p + cfg.lambda_unlearn * loss_u + cfg.lambda_reg * loss_reg
             step(loss, opt, sched, params, cfg.grad_clip)

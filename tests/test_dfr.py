@@ -26,3 +26,69 @@ def test_mapping_options(mapping: str) -> None:
         assert set(mapped) == {""}
     else:
         assert all("green" in m and "red" not in m.split() for m in mapped)
+
+
+def _tiny_pair() -> tuple:
+    from culbench.mocks.model import build_mock_model
+    from culbench.training import trainable_copy
+
+    teacher = build_mock_model()
+    student, params = trainable_copy(teacher, "full")
+    with torch.no_grad():  # make the student differ from the teacher
+        for p in params:
+            p.add_(0.05 * torch.randn_like(p))
+    return teacher, student
+
+
+def _hand_mse(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(((a - b) ** 2).sum() / a.numel())
+
+
+def test_loss_terms_match_a_hand_computation() -> None:
+    from culbench.methods.dfr import losses
+
+    torch.manual_seed(0)
+    teacher, student = _tiny_pair()
+    base = _tiny_pair()[1]  # a third, different model as the "base" preservation teacher
+    shape = teacher.latent_shape
+    xf, xr = torch.randn(3, *shape), torch.randn(2, *shape)
+    tf, tr = torch.tensor([5, 300, 699]), torch.tensor([10, 900])
+    forget, mapped = ["a red star"] * 3, ["a green star", "a blue star", "a green star"]
+    retain = ["a pink circle", "a yellow square"]
+    with torch.no_grad():
+        s_f = student.predict(xf, tf, student.encode(forget))
+        s_r = student.predict(xr, tr, student.encode(retain))
+        want_u = _hand_mse(s_f, teacher.predict(xf, tf, teacher.encode(mapped)))
+        want_p = _hand_mse(s_r, teacher.predict(xr, tr, teacher.encode(retain)))
+        want_p_base = _hand_mse(s_r, base.predict(xr, tr, base.encode(retain)))
+        true_target = torch.randn_like(xr)
+        want_p_replay = _hand_mse(s_r, true_target)
+
+    loss_u, loss_p = losses(student, teacher, teacher, (xf, tf), forget, mapped, (xr, tr), retain)
+    assert loss_u.item() == pytest.approx(want_u, rel=1e-4) and loss_p.item() == pytest.approx(want_p, rel=1e-4)
+    assert want_u > 0 and want_p > 0  # the student really differs from the teacher
+    _, loss_p = losses(student, teacher, base, (xf, tf), forget, mapped, (xr, tr), retain)
+    assert loss_p.item() == pytest.approx(want_p_base, rel=1e-4)
+    _, loss_p = losses(student, teacher, teacher, (xf, tf), forget, mapped, (xr, tr), retain, true_target)
+    assert loss_p.item() == pytest.approx(want_p_replay, rel=1e-4)
+    # gradients reach the student only
+    (loss_u + loss_p).backward()
+    assert all(p.grad is None for p in teacher.unet.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.unet.parameters())
+
+
+def test_unlearn_never_modifies_the_teacher_or_the_base() -> None:
+    from culbench.api import Budget, StepContext
+    from culbench.mocks.model import build_mock_model
+
+    seq = resolve_sequence("mock")
+    model, base = build_mock_model(), build_mock_model()
+    before = {k: v.clone() for k, v in model.unet.state_dict().items()}
+    ctx = StepContext(step=1, seed=0, budget=Budget(2, 4), base_model=lambda: base)
+    method = DFR(DFR.Config(iterations=2, teacher="base"))
+    method.on_sequence_start(model, ctx)
+    student = method.unlearn(model, seq.request(1), ctx)
+    after = model.unet.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # M_{k-1} (the teacher) untouched
+    assert all(torch.equal(before[k], v) for k, v in base.unet.state_dict().items())  # base untouched
+    assert any(not torch.equal(before[k], v) for k, v in student.unet.state_dict().items())  # student moved

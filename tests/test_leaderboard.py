@@ -92,3 +92,21 @@ def test_html_renders_and_sorts_in_headless_chromium(smoke_run: Path, dfr_mock_r
                    capture_output=True, timeout=120, check=True)
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 10, "the screenshot is blank"
+
+
+def test_sweep_grid_on_the_validation_split_is_never_ranked(tmp_path: Path) -> None:
+    out = tmp_path / "tuning"
+    done = run_cli("sweep", "--methods", "finetune", "--seeds", "0", "--sequence", "mock", "--profile", "smoke",
+                   "--out", str(out), "--split", "val", "--grid", "finetune.iterations=1,2")
+    assert done.returncode == 0, done.stderr
+    runs = sorted(p.parent for p in out.rglob("summary.json"))
+    assert len(runs) == 2 and all(p.parent.parent.name.endswith("~val") for p in runs)
+    assert "| finetune | iterations=1 | 1 |" in done.stdout and "| finetune | iterations=2 | 1 |" in done.stdout
+    assert done.stdout.count("**") >= 2  # the best H (ties included) is marked
+    report = run_cli("report", str(out), "--out", str(tmp_path / "report"), "--no-plots")
+    assert report.returncode == 0, report.stderr
+    assert "finetune~val[iterations=1]" in (tmp_path / "report" / "report.md").read_text()
+    board = run_cli("leaderboard", "build", str(out))
+    assert board.returncode != 0 and "validation prompts" in board.stderr and "fix:" in board.stderr
+    wrong = run_cli("sweep", "--methods", "finetune", "--grid", "dfr.lr=1e-4", "--print-commands")
+    assert wrong.returncode != 0 and "not in --methods" in wrong.stderr

@@ -98,3 +98,20 @@ def test_unknown_sequence_and_version() -> None:
     with pytest.raises(TaskError, match="mock@7 is not available"):
         resolve_sequence("mock@7")
     assert "mock" in SEQUENCES
+
+
+def test_validation_split_replaces_every_evaluated_concepts_prompts() -> None:
+    import pytest
+
+    from culbench.errors import TaskError
+    from culbench.tasks import resolve_sequence
+
+    seq = resolve_sequence("toy10")
+    val = seq.with_split("val")
+    assert seq.with_split("eval") is seq
+    for cid in seq.roles:
+        assert val.prompts[cid].eval == tuple(p.prompt for p in seq.prompts[cid].val)
+        assert not set(val.prompts[cid].eval) & set(seq.prompts[cid].eval)  # tuning never sees eval prompts
+    assert val.request(1) == seq.request(1)  # training prompts are unchanged
+    with pytest.raises(TaskError, match="unknown split"):
+        seq.with_split("test")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -48,7 +49,8 @@ def report(
         table = Table(title=f"{sequence} · profile {profile} (all columns: {out / 'report.md'})")
         shown = [i for i, (key, _, _) in enumerate(present) if key in CONSOLE_KEYS]
         for name in header[:2] + [header[2 + i] for i in shown]:
-            table.add_column(name, justify="left" if name in ("method", "seeds") else "right")
+            table.add_column(name, justify="left" if name in ("method", "seeds") else "right",
+                             overflow="fold")  # never cut a label: two configs may share a prefix
         lines += [f"## {sequence} · profile {profile}", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]
         for row in members:
@@ -63,7 +65,7 @@ def report(
             stem = f"{sequence}-{profile}".replace("@", "v")
             written = [figures.curves(members, out / f"{stem}-curves.png"),
                        figures.tradeoff(members, out / f"{stem}-tradeoff.png")]
-            written += [figures.heatmap(r, out / f"{stem}-{r.label}-presence.png") for r in members]
+            written += [figures.heatmap(r, out / f"{stem}-{re.sub('[^A-Za-z0-9_.+~-]+', '_', r.label)}-presence.png") for r in members]
             lines += [f"![{p.stem}]({p.name})" for p in written] + [""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     console.print(f"wrote {out / 'report.md'}" + (" and plots" if plots else ""), highlight=False, soft_wrap=True)

@@ -18,6 +18,8 @@ EXAMPLES = """Examples:
 
   culbench run --method dfr --seed 1 --set dfr.lr=3e-4 --out results
 
+  culbench run --method dfr --set dfr.iterations=40 --split val --out tuning   # choose settings on val prompts
+
   culbench run --method my_plugin --sequence mock --profile smoke
 """
 
@@ -36,6 +38,7 @@ def run(
     model: Annotated[str | None, typer.Option(help="Model weights for backends that take them: an SD folder or cached hub id.")] = None,
     model_option: Annotated[list[str] | None, typer.Option(help="Backend option KEY=VALUE (repeatable), e.g. dtype=bfloat16.")] = None,
     judge_option: Annotated[list[str] | None, typer.Option(help="Judge option KEY=VALUE (repeatable), e.g. pretrained=/path/clip.pt.")] = None,
+    split: Annotated[str, typer.Option(help="eval (the benchmark) | val: evaluate on the validation prompts to choose hyper-parameters (run labelled ~val, never ranked).")] = "eval",
     dry_run: Annotated[bool, typer.Option(help="Print the plan (requests, images, time estimate from one timed batch) and exit.")] = False,
 ) -> None:
     """Run METHOD through every deletion request of a sequence, evaluating after each step.
@@ -80,7 +83,7 @@ def run(
             overrides=set_ or [], device=device, threads=threads, progress=progress,
             log=(lambda m: bars.console.print(m, highlight=False)) if not quiet else None,
             argv=["culbench", *sys.argv[1:]], mode=mode, model_options=_model_options(model, model_option),
-            judge_options=_model_options(None, judge_option),
+            judge_options=_model_options(None, judge_option), split=split,
         )
     _print_result(run_dir)
 

@@ -1,10 +1,12 @@
-"""``culbench sweep``: many methods × seeds, resumable, then the leaderboard tables."""
+"""``culbench sweep``: many methods × settings × seeds, resumable, then a table."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,7 +19,37 @@ EXAMPLES = """Examples:
   culbench sweep --methods all --seeds 0,1,2 --print-commands > runs.txt    # fan out elsewhere:
   parallel -j 4 < runs.txt                                                  #   GNU parallel, or a SLURM array
   culbench leaderboard build leaderboard/results                            #   then rebuild the tables
+
+  culbench sweep --methods dfr --seeds 0 --split val --out tuning \\         # choose hyper-parameters
+      --grid dfr.lr=5e-5,1e-4,2e-4 --grid dfr.iterations=40,80              #   on the validation prompts
 """
+
+
+def expand_grid(methods: list[str], sets: list[str], grids: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """``(method, overrides)`` for every method × the cartesian product of its ``--grid`` values.
+
+    ``--set``/``--grid`` items name their method (``dfr.lr=...``) and apply to that method only.
+
+    >>> expand_grid(["dfr", "esd"], ["dfr.batch_size=16"], ["dfr.lr=1e-4,2e-4"])
+    [('dfr', ('dfr.batch_size=16', 'dfr.lr=1e-4')), ('dfr', ('dfr.batch_size=16', 'dfr.lr=2e-4')), ('esd', ())]
+    """
+    from culbench.errors import ConfigError
+
+    for item in [*sets, *grids]:
+        prefix = item.partition("=")[0].partition(".")[0].strip()
+        if prefix not in methods:
+            raise ConfigError(f"'{item}' is for method '{prefix}', which is not in --methods",
+                              f"add {prefix} to --methods or write METHOD.FIELD=VALUE for one of {', '.join(methods)}")
+    plan = []
+    for method in methods:
+        fixed = tuple(s for s in sets if s.startswith(f"{method}."))
+        axes = []
+        for item in (g for g in grids if g.startswith(f"{method}.")):
+            key, _, values = item.partition("=")
+            axes.append([f"{key}={v.strip()}" for v in values.split(",") if v.strip()])
+        for combo in itertools.product(*axes):
+            plan.append((method, fixed + tuple(combo)))
+    return plan
 
 
 def sweep(
@@ -27,12 +59,16 @@ def sweep(
     profile: Annotated[str, typer.Option(help="smoke | standard | full.")] = "standard",
     out: Annotated[Path, typer.Option(help="Results root (the leaderboard reads leaderboard/results).")] = Path("leaderboard/results"),
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Config override METHOD.FIELD=VALUE for every run of METHOD (repeatable).")] = None,
+    grid: Annotated[list[str] | None, typer.Option(help="METHOD.FIELD=V1,V2,...: one run per value, crossed with the other --grid options (repeatable).")] = None,
+    split: Annotated[str, typer.Option(help="eval (the benchmark) | val (tuning: validation prompts, never ranked).")] = "eval",
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
     print_commands: Annotated[bool, typer.Option(help="Print one `culbench run` command per run instead of running.")] = False,
-    table: Annotated[Path | None, typer.Option(help="Also write the Markdown leaderboard here when done.")] = None,
+    table: Annotated[Path | None, typer.Option(help="Also write the Markdown leaderboard here when done (eval split).")] = None,
 ) -> None:
-    """Run every method × seed (completed runs are skipped, interrupted ones resume), then build
-    the leaderboard. Runs are independent processes' worth of work: `--print-commands` hands them
-    to GNU parallel, a SLURM array (`sbatch --array`) or submitit instead."""
+    """Run every method × setting × seed (completed runs are skipped, interrupted ones resume),
+    then print a table with one row per setting. Runs are independent processes' worth of work:
+    `--print-commands` hands them to GNU parallel, a SLURM array (`sbatch --array`) or submitit."""
     from culbench.catalog import METHODS
     from culbench.errors import CulbenchError
     from culbench.runner import DEFAULT_SEQUENCE, run
@@ -44,20 +80,55 @@ def sweep(
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise CulbenchError(f"bad --seeds '{seeds}'", "use comma-separated integers, e.g. 0,1,2") from None
-    plan = [(m, s) for m in names for s in seed_list]
+    settings = expand_grid(names, list(set_ or []), list(grid or []))
+    plan = [(m, o, s) for m, o in settings for s in seed_list]
     if print_commands:
-        for m, s in plan:
+        for m, o, s in plan:
             args = ["culbench", "run", "--method", m, "--seed", str(s), "--profile", profile, "--out", str(out),
                     "--device", device, "--quiet"] + (["--sequence", sequence] if sequence else [])
+            args += [a for item in o for a in ("--set", item)] + (["--split", split] if split != "eval" else [])
             console.print(shlex.join(args), highlight=False, markup=False, soft_wrap=True)
         return
-    for i, (m, s) in enumerate(plan, 1):
-        err_console.print(f"[{i}/{len(plan)}] {m} seed {s}", highlight=False)
-        run(m, sequence=sequence or DEFAULT_SEQUENCE, seed=s, profile=profile, out=out, device=device,
-            log=lambda msg: err_console.print(f"  {msg}", highlight=False))
-    if table is not None:
+    dirs: dict[tuple[str, tuple[str, ...]], list[Path]] = {}
+    for i, (m, o, s) in enumerate(plan, 1):
+        err_console.print(f"[{i}/{len(plan)}] {m} seed {s} {' '.join(o)}", highlight=False)
+        run_dir = run(m, sequence=sequence or DEFAULT_SEQUENCE, seed=s, profile=profile, out=out, device=device,
+                      overrides=o, split=split, threads=threads,
+                      log=lambda msg: err_console.print(f"  {msg}", highlight=False))
+        dirs.setdefault((m, o), []).append(run_dir)
+    for line in settings_table(dirs):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if table is not None and split == "eval":
         from culbench.leaderboard import build, render
 
         table.parent.mkdir(parents=True, exist_ok=True)
         table.write_text(render(build([out]), "md"), encoding="utf-8")
         console.print(f"wrote {table}", highlight=False)
+
+
+TABLE_KEYS = (("headline_h", "H"), ("ua_cumulative", "UA cum"), ("retention_related", "Ret near"),
+              ("retention_general", "Ret far"), ("fid_retained_vs_base", "FID vs base"),
+              ("unlearn_seconds_median", "s/request"))
+
+
+def settings_table(dirs: dict[tuple[str, tuple[str, ...]], list[Path]]) -> list[str]:
+    """Markdown rows: one per (method, overrides), final-step means over seeds, best H marked."""
+    from culbench.reporting import final_value
+
+    rows: list[tuple[str, str, list[float | None]]] = []
+    for (method, overrides), run_dirs in dirs.items():
+        summaries = [json.loads((d / "summary.json").read_text(encoding="utf-8")) for d in run_dirs]
+        values: list[float | None] = []
+        for key, _ in TABLE_KEYS:
+            points = [final_value(s, key)[0] for s in summaries]
+            values.append(None if any(p is None for p in points) else sum(points) / len(points))
+        rows.append((method, " ".join(o.partition(".")[2] for o in overrides) or "(defaults)", values))
+    best = {m: max((r[2][0] for r in rows if r[0] == m and r[2][0] is not None), default=None) for m, _, _ in rows}
+    lines = ["| method | settings | seeds | " + " | ".join(label for _, label in TABLE_KEYS) + " |",
+             "|---|---|---|" + "---|" * len(TABLE_KEYS)]
+    for (method, settings, values), run_dirs in zip(rows, dirs.values(), strict=True):
+        cells = ["—" if v is None else f"{v:.3f}" for v in values]
+        if values[0] is not None and values[0] == best[method]:
+            cells[0] = f"**{cells[0]}**"
+        lines.append(f"| {method} | {settings} | {len(run_dirs)} | " + " | ".join(cells) + " |")
+    return lines
