@@ -132,12 +132,14 @@ def render(tables: Sequence[Table], fmt_name: str) -> str:
     if fmt_name == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["sequence", "profile", "rank", "method", "seeds", "status", "column", "value", "ci_low", "ci_high"])
+        writer.writerow(["sequence", "profile", "rank", "method", "settings", "seeds", "status", "column", "value",
+                         "ci_low", "ci_high"])
         for t in tables:
             for i, row in enumerate(t.rows):
                 for key, _, _ in t.columns:
                     value, low, high = row.value(key)
-                    writer.writerow([t.sequence, t.profile, t.ranks[i], row.label, " ".join(map(str, row.seeds)),
+                    writer.writerow([t.sequence, t.profile, t.ranks[i], row.method, row.settings,
+                                     " ".join(map(str, row.seeds)),
                                      "verified" if is_verified(row) else "self-reported", key,
                                      *("" if v is None else f"{v:.6f}" for v in (value, low, high))])
         return buffer.getvalue()
@@ -158,7 +160,8 @@ def render(tables: Sequence[Table], fmt_name: str) -> str:
 
 def _table_json(t: Table) -> dict[str, Any]:
     return {"sequence": t.sequence, "profile": t.profile, "rank_by": RANK_KEY,
-            "rows": [{"rank": t.ranks[i], "method": r.label, "seeds": r.seeds,
+            "rows": [{"rank": t.ranks[i], "method": r.method, "settings": r.settings, "label": r.label,
+                      "seeds": r.seeds,
                       "status": "verified" if is_verified(r) else "self-reported",
                       "values": {k: dict(zip(("value", "ci_low", "ci_high"), r.value(k), strict=True))
                                  for k, _, _ in t.columns}}

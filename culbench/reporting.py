@@ -54,9 +54,9 @@ class Row:
     def label(self) -> str:
         """``dfr``, ``dfr[lambda_preserve=0.0]`` (non-default settings of a registered method)
         or ``dfr+1a2b3c4d`` (config hash, when the method's defaults are unknown here)."""
-        if not self.config_hash:
-            return self.method
-        return f"{self.method}[{self.settings}]" if self.settings else f"{self.method}+{self.config_hash[:8]}"
+        if self.settings:  # shown even for a method's only config: a row is what it ran
+            return f"{self.method}[{self.settings}]"
+        return f"{self.method}+{self.config_hash[:8]}" if self.config_hash else self.method
 
     @property
     def seeds(self) -> list[int]:

@@ -16,7 +16,7 @@ from culbench.leaderboard import build, render
 def test_formats_and_rows(smoke_run: Path, dfr_mock_run: Path) -> None:
     tables = build([smoke_run, dfr_mock_run])
     assert [t.title for t in tables] == ["mock@1 · profile smoke"]
-    assert {r.label for r in tables[0].rows} == {"dfr", "original"}
+    assert {r.label for r in tables[0].rows} == {"dfr[iterations=4 lr=0.01]", "original"}
     md = render(tables, "md")
     assert md.count("| self-reported |") == 2 and "tie-aware" in md
     rows = list(csv.DictReader(io.StringIO(render(tables, "csv"))))
@@ -80,12 +80,12 @@ def test_html_renders_and_sorts_in_headless_chromium(smoke_run: Path, dfr_mock_r
     assert run_cli("leaderboard", "build", str(smoke_run), str(dfr_mock_run), "--format", "html",
                    "--out", str(out)).returncode == 0
     flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-    for fragment, first in (("#sort=1", ">dfr<"), ("#sort=1,desc", ">original<")):
+    for fragment, first in (("#sort=1", ">dfr["), ("#sort=1,desc", ">original<")):
         dom = subprocess.run([*flags, "--dump-dom", f"file://{out}{fragment}"], capture_output=True, text=True,
                              timeout=120)
         assert dom.returncode == 0, dom.stderr[-2000:]
         assert dom.stdout.count("<tr class=") == 2  # both rows rendered by the browser
-        other = ">original<" if first == ">dfr<" else ">dfr<"
+        other = ">original<" if first == ">dfr[" else ">dfr["
         assert dom.stdout.index(first) < dom.stdout.index(other), f"{fragment}: {first} should come first"
     shot = tmp_path / "shot.png"
     subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,900", f"file://{out}"],
@@ -110,3 +110,44 @@ def test_sweep_grid_on_the_validation_split_is_never_ranked(tmp_path: Path) -> N
     assert board.returncode != 0 and "validation prompts" in board.stderr and "fix:" in board.stderr
     wrong = run_cli("sweep", "--methods", "finetune", "--grid", "dfr.lr=1e-4", "--print-commands")
     assert wrong.returncode != 0 and "not in --methods" in wrong.stderr
+
+
+def _copy_run(run_dir: Path, root: Path) -> Path:
+    out = run_dir.parents[3]  # <out>/<sequence>/<method>/<profile>/seed<N>
+    target = root / run_dir.relative_to(out)
+    shutil.copytree(run_dir, target)
+    return target
+
+
+def test_publish_rewrites_tables_and_readme_and_detects_staleness(smoke_run: Path, dfr_mock_run: Path,
+                                                                  tmp_path: Path) -> None:
+    import json
+
+    root = tmp_path / "repo"
+    (root / "leaderboard").mkdir(parents=True)
+    (root / "README.md").write_text("# x\n\n<!-- leaderboard:start -->\nPLACEHOLDER\n<!-- leaderboard:end -->\n\nrest\n")
+    _copy_run(smoke_run, root / "leaderboard" / "results")
+    dfr = _copy_run(dfr_mock_run, root / "leaderboard" / "results")
+    stale = run_cli("leaderboard", "publish", "--root", str(root), "--check")
+    assert stale.returncode != 0 and "stale leaderboard files" in stale.stderr and "fix:" in stale.stderr
+    done = run_cli("leaderboard", "publish", "--root", str(root), "--no-html")
+    assert done.returncode == 0, done.stderr
+    readme = (root / "README.md").read_text()
+    assert "PLACEHOLDER" not in readme and readme.endswith("rest\n") and "| dfr[iterations=4 lr=0.01] | 0 |" in readme
+    assert "| original | 0 | verified |" in readme
+    assert run_cli("leaderboard", "publish", "--root", str(root), "--check").returncode == 0
+    summary = json.loads((dfr / "summary.json").read_text())  # a result changes: the tables are stale
+    summary["metrics"]["ua_cumulative"][-1] = 0.123
+    (dfr / "summary.json").write_text(json.dumps(summary))
+    again = run_cli("leaderboard", "publish", "--root", str(root), "--check")
+    assert again.returncode != 0 and "leaderboard/leaderboard.md" in again.stderr
+
+
+def test_committed_leaderboard_is_not_stale() -> None:
+    from culbench.publish import stale
+
+    root = Path(__file__).resolve().parents[1]
+    if (root / "leaderboard" / "results").exists():
+        assert stale(root) == [], "run `culbench leaderboard publish` and commit the result"
+    else:  # no published results: no generated tables may pretend otherwise
+        assert not (root / "leaderboard" / "leaderboard.md").exists()

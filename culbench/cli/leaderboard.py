@@ -53,3 +53,25 @@ def build(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
         console.print(f"wrote {out} ({len(tables)} table(s))", highlight=False)
+
+
+@app.command("publish")
+def publish(
+    root: Annotated[Path, typer.Option(help="Repository root (holds leaderboard/ and README.md).")] = Path("."),
+    check: Annotated[bool, typer.Option(help="Change nothing; exit 1 if a committed table is stale.")] = False,
+    html: Annotated[bool, typer.Option(help="Also regenerate leaderboard/index.html.")] = True,
+) -> None:
+    """Regenerate the committed leaderboard (leaderboard/leaderboard.{md,csv,json,tex}, index.html
+    and the README's headline table) from leaderboard/results and leaderboard/submissions."""
+    from culbench.errors import CulbenchError
+    from culbench.publish import publish as write_all, stale
+
+    if check:
+        outdated = stale(root)
+        if outdated:
+            raise CulbenchError(f"stale leaderboard files: {', '.join(outdated)}",
+                                "run `culbench leaderboard publish` and commit the result")
+        console.print("leaderboard files are up to date", highlight=False)
+        return
+    for path in write_all(root, html=html):
+        console.print(f"wrote {path}", highlight=False)
