@@ -117,6 +117,10 @@ JUDGES.register_lazy(
     "uc-classifier", "culbench.evaluation.uc_judge:UnlearnCanvasJudge",
     summary="UnlearnCanvas style/object ViT classifiers (--judge-option classifier_dir=DIR)",
 )
+JUDGES.register_lazy(
+    "vlm-yesno", "culbench.evaluation.vlm_judge:VLMJudge",
+    summary="VLM yes/no with confusables, DFR's judge (Qwen2.5-VL; --judge-option model=PATH; extra: vlm)",
+)
 CLIP_SCORERS.register_lazy(
     "openclip", "culbench.evaluation.clip_judge:OpenCLIPEmbedder",
     summary="open_clip CLIP score (model/pretrained from your local cache)",

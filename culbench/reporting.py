@@ -147,6 +147,7 @@ def load_rows(paths: Sequence[Path]) -> list[Row]:
             raise RunError(f"{path} is corrupt ({exc.msg})", "rerun `culbench validate` on that run") from None
         method = summary["method"] + ("" if summary.get("mode", "sequential") == "sequential" else f"~{summary['mode']}")
         method += "" if summary.get("split", "eval") == "eval" else f"~{summary['split']}"
+        method += f"~{summary['judge']}" if summary.get("judge") else ""
         key = (summary["sequence"], method, summary.get("config_hash", ""), summary["profile"])
         row = rows.setdefault(key, Row(*key, settings=_settings(path.parent / "manifest.json", summary["method"])))
         if summary["seed"] in row.seeds:

@@ -59,12 +59,11 @@ MODES = ("sequential", "independent", "simultaneous")
 
 
 def run_dir_for(out: Path, sequence_id: str, method: str, cfg_hash: str | None,
-                profile: str, seed: int, mode: str = "sequential", split: str = "eval") -> Path:
+                profile: str, seed: int, mode: str = "sequential", split: str = "eval",
+                judge: str | None = None) -> Path:
     label = method if cfg_hash is None else f"{method}+{cfg_hash[:8]}"
-    if mode != "sequential":
-        label = f"{label}~{mode}"
-    if split != "eval":
-        label = f"{label}~{split}"
+    for suffix in (mode if mode != "sequential" else None, split if split != "eval" else None, judge):
+        label = f"{label}~{suffix}" if suffix else label
     return out / sequence_id / label / profile / f"seed{seed}"
 
 
@@ -85,6 +84,7 @@ def run(
     argv: Sequence[str] | None = None,
     mode: str = "sequential",
     split: str = "eval",
+    judge: str | None = None,
 ) -> Path:
     """Run ``method`` through ``sequence`` and return the run directory.
 
@@ -108,6 +108,8 @@ def run(
             upper reference). The last two are reference rows.
         split: ``eval`` (the benchmark) or ``val``: evaluate on the validation prompts, for
             choosing hyper-parameters (such runs are labelled ``~val`` and never ranked).
+        judge: evaluate with this registered judge instead of the sequence's own (with
+            ``judge_options`` only); the run is labelled ``~<judge>``.
     """
     import torch
 
@@ -123,12 +125,16 @@ def run(
     config = build_config(method_cls.Config, method, parse_overrides(overrides, method))
     default_hash = config_hash(method_cls.Config())
     cfg_hash = config_hash(config)
+    if judge == seq.spec.judge.name:
+        judge = None
     run_dir = run_dir_for(Path(out), seq.id, method, None if cfg_hash == default_hash else cfg_hash,
-                          prof.name, seed, mode, split)
+                          prof.name, seed, mode, split, judge)
 
     backend_options = {**seq.spec.model.options, **(model_options or {})}
     model = MODELS.get(seq.spec.model.backend)(device=device, **backend_options)
-    judge = JUDGES.get(seq.spec.judge.name)(device=device, **{**seq.spec.judge.options, **(judge_options or {})})
+    judge_name = judge
+    judge_opts = {**(seq.spec.judge.options if judge is None else {}), **(judge_options or {})}
+    judge = JUDGES.get(judge_name or seq.spec.judge.name)(device=device, **judge_opts)
     if hasattr(judge, "bind"):  # judges that need the sequence's concepts (confusables)
         judge.bind(seq.concepts, seq.roles)
     evaluators = _quality_evaluators(seq, device)
@@ -140,6 +146,7 @@ def run(
         "seed": seed,
         "mode": mode,
         **({"split": split} if split != "eval" else {}),  # absent = eval (older manifests)
+        **({"judge": judge_name} if judge_name else {}),  # absent = the sequence's judge
         "model": {"backend": seq.spec.model.backend, "options": backend_options,
                   "base_sha256": model.weights_sha256()},
         "evaluators": [judge.fingerprint(), *(e.fingerprint() for e in evaluators.values())],
