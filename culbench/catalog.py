@@ -37,6 +37,7 @@ MODELS: Registry[Any] = Registry("model backend", list_command="culbench ls mode
 JUDGES: Registry[Any] = Registry("judge", list_command="culbench ls judges")
 CLIP_SCORERS: Registry[Any] = Registry("CLIP scorer", list_command="culbench ls judges")
 REFERENCES: Registry[Any] = Registry("reference image set", list_command="culbench ls judges")
+FEATURES: Registry[Any] = Registry("FID feature extractor", list_command="culbench ls judges")
 SEQUENCES: Registry[Path] = Registry("sequence")
 
 
@@ -131,6 +132,10 @@ JUDGES.register_lazy(
 CLIP_SCORERS.register_lazy(
     "toyworld-clip", "culbench.toyworld.clip:ToyWorldCLIP",
     summary="tiny open_clip model trained on ToyWorld captions",
+)
+FEATURES.register_lazy(
+    "inception", "culbench.evaluation.inception:InceptionFeatures",
+    summary="clean-fid's Inception-v3 pool features (--fid-option path=inception-2015-12-05.pt)",
 )
 REFERENCES.register_lazy(
     "toyworld-renders", "culbench.toyworld.data:ToyWorldRenders",

@@ -18,7 +18,7 @@ from typing import Any
 
 from culbench import provenance, results
 from culbench.api import Budget, StepContext
-from culbench.catalog import CLIP_SCORERS, JUDGES, METHODS, MODELS, REFERENCES
+from culbench.catalog import CLIP_SCORERS, FEATURES, JUDGES, METHODS, MODELS, REFERENCES
 from culbench.compute import Meter
 from culbench.config import build_config, config_hash, config_to_dict, parse_overrides
 from culbench.errors import CulbenchError, RunError
@@ -85,6 +85,8 @@ def run(
     mode: str = "sequential",
     split: str = "eval",
     judge: str | None = None,
+    fid: str | None = None,
+    fid_options: dict[str, Any] | None = None,
 ) -> Path:
     """Run ``method`` through ``sequence`` and return the run directory.
 
@@ -110,6 +112,7 @@ def run(
             choosing hyper-parameters (such runs are labelled ``~val`` and never ranked).
         judge: evaluate with this registered judge instead of the sequence's own (with
             ``judge_options`` only); the run is labelled ``~<judge>``.
+        fid: FID feature extractor (e.g. ``inception``) instead of the judge's features.
     """
     import torch
 
@@ -138,6 +141,9 @@ def run(
     if hasattr(judge, "bind"):  # judges that need the sequence's concepts (confusables)
         judge.bind(seq.concepts, seq.roles)
     evaluators = _quality_evaluators(seq, device)
+    if fid:
+        evaluators["features"] = FEATURES.get(fid)(device=device, **(fid_options or {}))
+    featurizer = evaluators.get("features") or (judge if hasattr(judge, "features") else None)
     identity = {
         "sequence": {"id": seq.id, "content_hash": seq.content_hash},
         "method": {"name": method, "source": _method_source(method),
@@ -185,9 +191,9 @@ def run(
 
     done = results.committed_steps(run_dir)
     base_state = model.state_dict()
-    if "reference" in evaluators and hasattr(judge, "features"):
+    if "reference" in evaluators and featurizer is not None:
         reference = quality.reference_features(
-            evaluators["reference"], judge, evaluation_plan(seq, prof),
+            evaluators["reference"], featurizer, evaluation_plan(seq, prof),
             sequence_hash=seq.content_hash, cache_root=Path(out) / ".cache" / "reference")
         results.write_bytes(run_dir / REFERENCE_FILE, quality.npy_bytes(reference.astype("float16")))
     previous_state = base_state
@@ -239,8 +245,8 @@ def run(
             state = ctx.state
         _seed_everything(step_seed(seed, 10_000 + step))
         observers: dict[str, Any] = {}
-        if hasattr(judge, "features"):
-            observers["features"] = quality.FeatureCollector(judge.features)
+        if featurizer is not None:
+            observers["features"] = quality.FeatureCollector(featurizer.features)
         if "clip" in evaluators:
             observers["clip"] = quality.ClipCollector(evaluators["clip"])
         with Meter() as meter:

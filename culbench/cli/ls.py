@@ -70,8 +70,9 @@ def models() -> None:
 @app.command("judges", epilog=EXAMPLES)
 def judges() -> None:
     """Judges, CLIP scorers and reference image sets a sequence can name."""
-    from culbench.catalog import CLIP_SCORERS, JUDGES, REFERENCES
+    from culbench.catalog import CLIP_SCORERS, FEATURES, JUDGES, REFERENCES
 
     _table("judges (sequence judge:)", _registry_rows(JUDGES))
     _table("CLIP scorers (sequence eval.clip:)", _registry_rows(CLIP_SCORERS))
     _table("reference image sets for FID (sequence eval.reference:)", _registry_rows(REFERENCES))
+    _table("FID feature extractors (run --fid; default: the judge's features)", _registry_rows(FEATURES))

@@ -38,6 +38,8 @@ def run(
     model: Annotated[str | None, typer.Option(help="Model weights for backends that take them: an SD folder or cached hub id.")] = None,
     model_option: Annotated[list[str] | None, typer.Option(help="Backend option KEY=VALUE (repeatable), e.g. dtype=bfloat16.")] = None,
     judge: Annotated[str | None, typer.Option(help="Evaluate with this judge instead of the sequence's (culbench ls judges), e.g. vlm-yesno.")] = None,
+    fid: Annotated[str | None, typer.Option(help="FID features: inception (clean-fid's network, --fid-option path=FILE); default: the judge's features.")] = None,
+    fid_option: Annotated[list[str] | None, typer.Option(help="FID feature option KEY=VALUE (repeatable), e.g. path=/models/inception-2015-12-05.pt.")] = None,
     judge_option: Annotated[list[str] | None, typer.Option(help="Judge option KEY=VALUE (repeatable), e.g. pretrained=/path/clip.pt.")] = None,
     split: Annotated[str, typer.Option(help="eval (the benchmark) | val: evaluate on the validation prompts to choose hyper-parameters (run labelled ~val, never ranked).")] = "eval",
     dry_run: Annotated[bool, typer.Option(help="Print the plan (requests, images, time estimate from one timed batch) and exit.")] = False,
@@ -85,6 +87,7 @@ def run(
             log=(lambda m: bars.console.print(m, highlight=False)) if not quiet else None,
             argv=["culbench", *sys.argv[1:]], mode=mode, model_options=_model_options(model, model_option),
             judge_options=_model_options(None, judge_option), split=split, judge=judge,
+            fid=fid, fid_options=_model_options(None, fid_option),
         )
     _print_result(run_dir)
 
