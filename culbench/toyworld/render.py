@@ -20,7 +20,9 @@ import numpy as np
 # 2: added the arrow, house, bolt and tree objects.
 # 3: "dotted" is a solid fill with contrasting dots (it was dots plus an outline, which on
 #    thin shapes left one or two dots and was confused with "outlined").
-RENDER_VERSION = 3
+# 4: dots are ~3 px on a 6 px grid (were ~2 px on a 4 px grid, the stripes' period): the
+#    base model drew 2 px dots merged into bands and dotted was read as striped (P0 0.86).
+RENDER_VERSION = 4
 
 OBJECTS: tuple[str, ...] = (
     "circle", "square", "triangle", "star", "heart",
@@ -214,10 +216,11 @@ def _pattern_mask(name: str, px: np.ndarray, py: np.ndarray, dot_shift: float) -
     """
     if name == "striped":  # horizontal bands, 2 px on / 2 px off
         return np.floor(py / 2.0) % 2 == 0
-    if name == "dotted":  # ~2x2 px dots on a 4 px grid, one at the centre so that
-        # even small interiors (star, cross) show a dot. Drawn over a solid fill.
-        qx, qy = px + 2.0 - dot_shift, py + 2.0 - dot_shift
-        return ((qx % 4.0) - 2.0) ** 2 + ((qy % 4.0) - 2.0) ** 2 <= 1.05**2
+    if name == "dotted":  # ~3 px dots on a 6 px grid, one at the centre so that even small
+        # interiors (star, cross) show a dot. The period differs from the stripes' (4 px) and
+        # the checkers' (8 px), so dots never merge into either. Drawn over a solid fill.
+        qx, qy = px + 3.0 - dot_shift, py + 3.0 - dot_shift
+        return ((qx % 6.0) - 3.0) ** 2 + ((qy % 6.0) - 3.0) ** 2 <= 1.5**2
     if name == "checkered":  # 4 px checkers
         return (np.floor(px / 4.0) + np.floor(py / 4.0)) % 2 == 0
     if name == "outlined":
@@ -332,7 +335,7 @@ def render(scene: Scene, size: int = 32, rng: np.random.Generator | None = None)
     # Anchor patterns at the shape centre rounded to whole pixels: a fractional anchor
     # (jitter, or 16 px renders) would blur 1-2 px stripes into a flat tint.
     ax, ay = round(cx), round(cy)
-    dot_shift = 0.0 if round(2 * k) % 2 == 0 else 0.5 / k
+    dot_shift = 0.5 / k  # 3 px dots (odd) centred on pixel centres
     pattern = _pattern_mask(scene.pattern, (xs - ax) / k, (ys - ay) / k, dot_shift)
     dots = None
     if pattern is None:
