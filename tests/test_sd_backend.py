@@ -87,3 +87,29 @@ def test_dfr10_smoke_on_tiny_sd_with_injected_clip(method: str, tiny_sd: Path, t
     assert done.returncode == 0, done.stderr[-3000:]
     summary = next((tmp_path / "out").rglob("summary.json"))
     assert '"sequence": "dfr10-sd15@1"' in summary.read_text()
+
+
+def test_sampling_on_several_devices_matches_one_device(tmp_path) -> None:  # noqa: ANN001
+    """Two CPU workers stand in for two GPUs: same images, and replicas follow weight updates."""
+    import torch
+
+    from culbench.models.sd import build_sd_model
+    from tests.helpers.tiny_sd import write_tiny_sd
+
+    folder = write_tiny_sd(tmp_path / "sd")
+    one = build_sd_model(model=str(folder), sample_steps=3, batch_size=2)
+    two = build_sd_model(model=str(folder), sample_steps=3, batch_size=2, devices="cpu,cpu")
+    prompts, seeds = ["a photo of a dog"] * 3 + ["a cat"] * 2, [0, 1, 2, 3, 4]
+    assert torch.allclose(one.sample(prompts, seeds), two.sample(prompts, seeds), atol=1e-5)
+    with torch.no_grad():  # an in-place update (as an optimiser makes) must reach the replica
+        for model in (one, two):
+            for p in model.unet.parameters():
+                p.mul_(1.01)
+    assert torch.allclose(one.sample(prompts, seeds), two.sample(prompts, seeds), atol=1e-5)
+    student, reference = two.clone(), one.clone()  # another UNet object: the shared replicas re-sync
+    with torch.no_grad():
+        for model in (student, reference):
+            next(iter(model.unet.parameters())).add_(0.1)
+    got = student.sample(prompts, seeds, output="latent")
+    assert torch.allclose(got, reference.sample(prompts, seeds, output="latent"), atol=1e-5)
+    assert not torch.allclose(got, two.sample(prompts, seeds, output="latent"))

@@ -64,6 +64,7 @@ class DiffusersT2I:
         sample_steps: int = 20,
         guidance: float = 1.0,
         batch_size: int = 64,
+        sample_devices: Sequence[str] = (),
     ) -> None:
         self.device = device
         self.backend = "diffusers"  # set by the builders: "mock", "toyworld", "sd"
@@ -80,6 +81,11 @@ class DiffusersT2I:
         self.guidance = guidance
         self.batch_size = batch_size
         self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._replicas = None
+        if len(sample_devices) > 1:  # data-parallel sampling (culbench.models.replicas)
+            from culbench.models.replicas import Replicas
+
+            self._replicas = Replicas(sample_devices)
 
     # -- text ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -145,14 +151,17 @@ class DiffusersT2I:
             raise ValueError(f"output must be 'image' or 'latent', not {output!r}")
         steps = steps or self.sample_steps
         guidance = self.guidance if guidance is None else guidance
-        chunks = []
-        for start in range(0, len(prompts), self.batch_size):
-            chunk_prompts = list(prompts[start : start + self.batch_size])
-            chunk_seeds = list(seeds[start : start + self.batch_size])
-            x = self._denoise(chunk_prompts, chunk_seeds, steps, guidance)
-            chunks.append(x if output == "latent" else self.decode(x))
+        jobs = [(list(prompts[i : i + self.batch_size]), list(seeds[i : i + self.batch_size]))
+                for i in range(0, len(prompts), self.batch_size)]
+
+        def run(model: DiffusersT2I, job: tuple[list[str], list[int]]) -> torch.Tensor:
+            x = model._denoise(job[0], job[1], steps, guidance)
+            x = x.to(self.device) if output == "latent" else model.decode(x)
             if progress is not None:
-                progress(len(chunk_prompts))
+                progress(len(job[0]))
+            return x
+
+        chunks = self._replicas.map(self, jobs, run) if self._replicas else [run(self, job) for job in jobs]
         return torch.cat(chunks) if chunks else torch.empty(0, *self.latent_shape)
 
     @torch.no_grad()

@@ -44,7 +44,7 @@ def _resolve(model: str, allow_download: bool) -> tuple[str, bool]:
 
 def build_sd_model(
     *, model: str | None = None, device: str = "cpu", dtype: str = "auto", sample_steps: int = 50,
-    guidance: float = 7.5, batch_size: int = 8, allow_download: bool = False, **_: Any,
+    guidance: float = 7.5, batch_size: int = 8, allow_download: bool = False, devices: str = "", **_: Any,
 ) -> DiffusersT2I:
     """Load an SD v1.x model.
 
@@ -55,6 +55,8 @@ def build_sd_model(
         dtype: ``auto`` (float16 frozen parts on CUDA, float32 on CPU), ``float32``,
             ``float16`` or ``bfloat16`` for the frozen text encoder and VAE.
         sample_steps, guidance, batch_size: sampler defaults (a sequence's eval settings win).
+        devices: comma-separated devices to sample on in parallel (``cuda:0,cuda:1``; the model
+            itself lives on ``device``, which should be the first of them).
     """
     import torch
 
@@ -84,8 +86,13 @@ def build_sd_model(
         raise CulbenchError(f"could not load Stable Diffusion weights from {model} ({first})",
                             "check the folder (or that the hub id is in your HF cache; downloads need "
                             "--model-option allow_download=true and a network)") from None
+    sample_devices = [d.strip() for d in str(devices).split(",") if d.strip()]
+    for extra in sample_devices:
+        if extra.startswith("cuda") and not torch.cuda.is_available():
+            raise CulbenchError(f"sampling device {extra} requested but no CUDA GPU is visible",
+                                "drop --model-option devices, or run on a machine with those GPUs")
     loaded = _SDModel(unet, text, tokenizer, scheduler, vae, device=device, sample_steps=sample_steps,
-                      guidance=guidance, batch_size=batch_size)
+                      guidance=guidance, batch_size=batch_size, sample_devices=sample_devices)
     loaded.backend = "sd"
     return loaded
 
