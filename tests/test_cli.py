@@ -87,3 +87,16 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "2 requests:" in done.stdout and "ms/image" in done.stdout and "3 checkpoints x 32 images" in done.stdout
     assert not any(tmp_path.iterdir())
+
+
+def test_doctor_passes_here_and_names_a_corrupt_asset(monkeypatch) -> None:  # noqa: ANN001
+    from culbench.cli import doctor
+    from culbench.toyworld import assets
+
+    done = run_cli("doctor")
+    assert done.returncode == 0, done.stderr
+    assert "ToyWorld weights" in done.stdout and "methods" in done.stdout
+    real = assets.expected_sums()
+    monkeypatch.setattr(assets, "expected_sums", lambda folder=assets.ASSETS_DIR: {k: "0" * 64 for k in real})
+    bad = {f.check: f for f in doctor.findings()}["ToyWorld weights"]
+    assert not bad.ok and "sha256" in bad.detail and "fix:" in bad.detail

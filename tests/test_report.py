@@ -15,7 +15,7 @@ def test_report_table_and_plots(smoke_run: Path, dfr_mock_run: Path, tmp_path: P
     assert done.returncode == 0, done.stderr
     text = (out / "report.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and "method" not in line]
-    assert [r.split(" | ")[0] for r in rows] == ["| dfr", "| original"]
+    assert [r.split(" | ")[0] for r in rows] == ["| dfr[iterations=4 lr=0.01]", "| original"]
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert len(pngs) == 4 and all((out / p).stat().st_size > 5_000 for p in pngs)
     # `original` must show UA 0 and retention 1 (the model never changes)

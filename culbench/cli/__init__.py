@@ -11,6 +11,7 @@ import click
 import typer
 
 from culbench.cli import check as check_cli
+from culbench.cli import doctor as doctor_cli
 from culbench.cli import leaderboard as leaderboard_cli
 from culbench.cli import ls as ls_cli
 from culbench.cli import report as report_cli
@@ -38,6 +39,7 @@ app.command("check-method", epilog=check_cli.EXAMPLES)(check_cli.check_method)
 app.command("new-method", epilog=submit_cli.EXAMPLES)(submit_cli.new_method)
 app.command("submit", epilog=submit_cli.EXAMPLES)(submit_cli.submit)
 app.command("sweep", epilog=sweep_cli.EXAMPLES)(sweep_cli.sweep)
+app.command("doctor", epilog=doctor_cli.EXAMPLES)(doctor_cli.doctor)
 app.add_typer(ls_cli.app, name="ls")
 app.add_typer(leaderboard_cli.app, name="leaderboard")
 app.add_typer(tasks_cli.app, name="tasks")

@@ -1,0 +1,129 @@
+"""``culbench doctor``: what this machine can run, and what to fix before a long run."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from culbench.cli.console import console
+
+EXAMPLES = """Examples:
+
+  culbench doctor            # before the first run on a new machine, or when a run fails oddly
+"""
+
+
+@dataclass
+class Finding:
+    check: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def findings() -> list[Finding]:
+    """Every check, never raising: a failing check is a finding with its fix."""
+    out: list[Finding] = []
+
+    def check(name: str, fn: Callable[[], str], required: bool = True) -> None:
+        try:
+            out.append(Finding(name, True, fn(), required))
+        except Exception as exc:  # noqa: BLE001 - report, never crash
+            out.append(Finding(name, False, str(getattr(exc, "one_line", lambda: exc)()), required))
+
+    def torch_info() -> str:
+        import torch
+
+        cuda = f"CUDA {torch.version.cuda}, {torch.cuda.device_count()} GPU(s)" if torch.cuda.is_available() \
+            else "no GPU visible (ToyWorld runs on CPU; SD needs --device cuda)"
+        return f"torch {torch.__version__}, {os.cpu_count()} CPU cores, {cuda}"
+
+    def assets() -> str:
+        from culbench.toyworld.assets import ASSETS_DIR, asset_path, expected_sums
+
+        names = sorted(expected_sums())
+        if not names:
+            raise RuntimeError(f"no SHA256SUMS in {ASSETS_DIR}; fix: reinstall culbench")
+        for name in names:
+            asset_path(name)
+        return f"{len(names)} files match SHA256SUMS ({ASSETS_DIR})"
+
+    def methods() -> str:
+        from culbench.catalog import METHODS
+
+        names = METHODS.names()
+        return f"{len(names)} methods: {', '.join(names)}"
+
+    def tasks() -> str:
+        from culbench.catalog import SEQUENCES
+        from culbench.tasks import resolve_sequence
+
+        names = [e.name for e in SEQUENCES.entries()]
+        for name in names:
+            resolve_sequence(name)
+        return f"{len(names)} sequences load: {', '.join(names)}"
+
+    def evaluators() -> str:
+        missing = [p for p in ("open_clip_torch", "clean-fid", "timm") if not _version(p)]
+        if missing:
+            raise RuntimeError(f"missing {', '.join(missing)}; fix: pip install -e .")
+        return ", ".join(f"{p} {_version(p)}" for p in ("open_clip_torch", "clean-fid", "timm", "diffusers", "transformers"))
+
+    def offline() -> str:
+        flag = os.environ.get("HF_HUB_OFFLINE", "")
+        return ("HF_HUB_OFFLINE=1: hub ids must already be cached" if flag in ("1", "true")
+                else "HF_HUB_OFFLINE unset: SD hub ids are fetched only with --model-option allow_download=true")
+
+    def inception() -> str:
+        from culbench.evaluation.inception import find_weights
+
+        return f"found {find_weights(None)} (for --fid inception)"
+
+    def chromium() -> str:
+        found = shutil.which("chromium") or shutil.which("chromium-browser")
+        if not found:
+            raise RuntimeError("not found (only the HTML leaderboard test needs it); fix: apt-get install chromium")
+        return found
+
+    check("torch", torch_info)
+    check("ToyWorld weights", assets)
+    check("methods (built-in + plugins)", methods)
+    check("task files", tasks)
+    check("evaluators", evaluators)
+    check("hub access", offline, required=False)
+    check("Inception weights", inception, required=False)
+    check("headless Chromium", chromium, required=False)
+    check("vlm extra (accelerate)", lambda: _version("accelerate") or (_ for _ in ()).throw(
+        RuntimeError("not installed (only --judge vlm-yesno needs it); fix: pip install -e '.[vlm]'")), required=False)
+    return out
+
+
+def doctor() -> None:
+    """Check the install: torch and devices, shipped weights (sha256), methods and plugins, task
+    files, evaluators and optional extras. Exits 1 if a required check fails."""
+    from rich.table import Table
+
+    from culbench.errors import CulbenchError
+
+    table = Table(title="culbench doctor")
+    for column in ("check", "", "detail"):
+        table.add_column(column, overflow="fold")
+    results = findings()
+    for f in results:
+        mark = "[green]ok[/]" if f.ok else ("[red]FAIL[/]" if f.required else "[yellow]optional[/]")
+        table.add_row(f.check, mark, f.detail)
+    console.print(table)
+    failed = [f.check for f in results if f.required and not f.ok]
+    if failed:
+        raise CulbenchError(f"{len(failed)} required check(s) failed: {', '.join(failed)}",
+                            "see the detail column above")
