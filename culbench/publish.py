@@ -47,12 +47,16 @@ def _readme(text: str, tables: Sequence[Table]) -> str:
     return f"{head}{START}\n{body}\n\n{note}\n{END}{tail}"
 
 
-def expected(root: Path) -> dict[str, str]:
-    """Path (relative to ``root``) → the text it must contain."""
+def _tables(root: Path) -> list[Table]:
     sources = [root / s for s in SOURCES if (root / s).exists()]
     if not sources:
         raise RunError(f"no {SOURCES[0]} under {root}", "run `culbench sweep --out leaderboard/results` first")
-    tables = build(sources)
+    return build(sources)
+
+
+def expected(root: Path, tables: Sequence[Table] | None = None) -> dict[str, str]:
+    """Path (relative to ``root``) → the text it must contain."""
+    tables = _tables(root) if tables is None else tables
     files = {path: render(tables, fmt) for path, fmt in TEXT_FILES.items()}
     files["README.md"] = _readme((root / "README.md").read_text(encoding="utf-8"), tables)
     return files
@@ -66,7 +70,8 @@ def stale(root: Path) -> list[str]:
 
 def publish(root: Path, html: bool = True) -> list[str]:
     """Rewrite every output; return the paths written."""
-    files = expected(root)
+    tables = _tables(root)
+    files = expected(root, tables)
     for path, text in files.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text, encoding="utf-8")
@@ -74,7 +79,6 @@ def publish(root: Path, html: bool = True) -> list[str]:
     if html:
         from culbench.leaderboard_html import render_html
 
-        sources = [root / s for s in SOURCES if (root / s).exists()]
-        (root / HTML_FILE).write_text(render_html(build(sources)), encoding="utf-8")
+        (root / HTML_FILE).write_text(render_html(tables), encoding="utf-8")
         written.append(HTML_FILE)
     return written

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from culbench.errors import RunError
+from culbench.results import variant_label
 
 # (key, label, direction, how to read it from a summary); direction +1 = higher is better.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -145,11 +146,12 @@ def load_rows(paths: Sequence[Path]) -> list[Row]:
             summary = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise RunError(f"{path} is corrupt ({exc.msg})", "rerun `culbench validate` on that run") from None
-        method = summary["method"] + ("" if summary.get("mode", "sequential") == "sequential" else f"~{summary['mode']}")
-        method += "" if summary.get("split", "eval") == "eval" else f"~{summary['split']}"
-        method += f"~{summary['judge']}" if summary.get("judge") else ""
+        method = variant_label(summary["method"], summary.get("mode", "sequential"), summary.get("split", "eval"),
+                               summary.get("judge"))
         key = (summary["sequence"], method, summary.get("config_hash", ""), summary["profile"])
-        row = rows.setdefault(key, Row(*key, settings=_settings(path.parent / "manifest.json", summary["method"])))
+        if key not in rows:  # one manifest read per row, not per seed
+            rows[key] = Row(*key, settings=_settings(path.parent / "manifest.json", summary["method"]))
+        row = rows[key]
         if summary["seed"] in row.seeds:
             raise RunError(f"{path}: seed {summary['seed']} of {row.label} appears twice",
                            "pass each run once")

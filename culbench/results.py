@@ -100,6 +100,16 @@ SUMMARY_FIELDS: dict[str, str] = {
 
 
 # -- atomic writes -----------------------------------------------------------------------
+def variant_label(method: str, mode: str = "sequential", split: str = "eval", judge: str | None = None) -> str:
+    """``method`` with a ``~suffix`` for each way a run departs from the benchmark setting.
+
+    >>> variant_label("esd"), variant_label("esd", "independent", "val", "vlm-yesno")
+    ('esd', 'esd~independent~val~vlm-yesno')
+    """
+    suffixes = (mode if mode != "sequential" else None, split if split != "eval" else None, judge)
+    return "".join([method, *(f"~{s}" for s in suffixes if s)])
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

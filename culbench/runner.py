@@ -61,9 +61,7 @@ MODES = ("sequential", "independent", "simultaneous")
 def run_dir_for(out: Path, sequence_id: str, method: str, cfg_hash: str | None,
                 profile: str, seed: int, mode: str = "sequential", split: str = "eval",
                 judge: str | None = None) -> Path:
-    label = method if cfg_hash is None else f"{method}+{cfg_hash[:8]}"
-    for suffix in (mode if mode != "sequential" else None, split if split != "eval" else None, judge):
-        label = f"{label}~{suffix}" if suffix else label
+    label = results.variant_label(method if cfg_hash is None else f"{method}+{cfg_hash[:8]}", mode, split, judge)
     return out / sequence_id / label / profile / f"seed{seed}"
 
 
@@ -128,15 +126,13 @@ def run(
     config = build_config(method_cls.Config, method, parse_overrides(overrides, method))
     default_hash = config_hash(method_cls.Config())
     cfg_hash = config_hash(config)
-    if judge == seq.spec.judge.name:
-        judge = None
+    judge_name = None if judge == seq.spec.judge.name else judge  # None: the sequence's own judge
     run_dir = run_dir_for(Path(out), seq.id, method, None if cfg_hash == default_hash else cfg_hash,
-                          prof.name, seed, mode, split, judge)
+                          prof.name, seed, mode, split, judge_name)
 
     backend_options = {**seq.spec.model.options, **(model_options or {})}
     model = MODELS.get(seq.spec.model.backend)(device=device, **backend_options)
-    judge_name = judge
-    judge_opts = {**(seq.spec.judge.options if judge is None else {}), **(judge_options or {})}
+    judge_opts = {**(seq.spec.judge.options if judge_name is None else {}), **(judge_options or {})}
     judge = JUDGES.get(judge_name or seq.spec.judge.name)(device=device, **judge_opts)
     if hasattr(judge, "bind"):  # judges that need the sequence's concepts (confusables)
         judge.bind(seq.concepts, seq.roles)

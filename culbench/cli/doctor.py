@@ -95,6 +95,11 @@ def findings() -> list[Finding]:
             raise RuntimeError("not found (only the HTML leaderboard test needs it); fix: apt-get install chromium")
         return found
 
+    def vlm_extra() -> str:
+        if not _version("accelerate"):
+            raise RuntimeError("not installed (only --judge vlm-yesno needs it); fix: pip install -e '.[vlm]'")
+        return f"accelerate {_version('accelerate')}"
+
     check("torch", torch_info)
     check("ToyWorld weights", assets)
     check("methods (built-in + plugins)", methods)
@@ -103,8 +108,7 @@ def findings() -> list[Finding]:
     check("hub access", offline, required=False)
     check("Inception weights", inception, required=False)
     check("headless Chromium", chromium, required=False)
-    check("vlm extra (accelerate)", lambda: _version("accelerate") or (_ for _ in ()).throw(
-        RuntimeError("not installed (only --judge vlm-yesno needs it); fix: pip install -e '.[vlm]'")), required=False)
+    check("vlm extra (accelerate)", vlm_extra, required=False)
     return out
 
 

@@ -15,7 +15,7 @@ import torch
 
 from culbench.api import Concept
 from culbench.errors import CulbenchError
-from culbench.evaluation.judge import JudgeOutput
+from culbench.evaluation.judge import JudgeOutput, forget_groups
 
 _MEAN = (0.48145466, 0.4578275, 0.40821073)
 _STD = (0.26862954, 0.26130258, 0.27577711)
@@ -90,11 +90,7 @@ class ClipZeroShotJudge:
         from culbench.tasks import GENERAL_ROLES
 
         far = [concepts[c] for c, r in roles.items() if r in GENERAL_ROLES]
-        for cid, role in roles.items():
-            if role == "forget":
-                group = [concepts[cid], *(concepts[r] for r in concepts[cid].related)]
-                for member in group:
-                    self.groups[member.id] = group
+        self.groups.update(forget_groups(concepts, roles))
         for concept in far:
             self.groups.setdefault(concept.id, far)
 

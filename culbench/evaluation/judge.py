@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,6 +26,18 @@ class JudgeOutput:
     present: list[bool]
     score: list[float]
     detail: list[dict[str, Any]] = field(default_factory=list)
+
+
+def forget_groups(concepts: Mapping[str, Concept], roles: Mapping[str, str]) -> dict[str, list[Concept]]:
+    """Each forget concept and its related (confusable) concepts as one group, keyed by every
+    member's id: the "do not count the confusables" sets of DFR-style judges."""
+    groups: dict[str, list[Concept]] = {}
+    for cid, role in roles.items():
+        if role == "forget":
+            group = [concepts[cid], *(concepts[r] for r in concepts[cid].related)]
+            for member in group:
+                groups[member.id] = group
+    return groups
 
 
 class Judge(Protocol):

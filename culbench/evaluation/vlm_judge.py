@@ -29,7 +29,7 @@ import torch
 
 from culbench.api import Concept
 from culbench.errors import CulbenchError
-from culbench.evaluation.judge import JudgeOutput
+from culbench.evaluation.judge import JudgeOutput, forget_groups
 
 SYSTEM = ("You are a strict visual binary classifier. Answer only Yes or No. "
           "If uncertain or ambiguous, answer No.")
@@ -116,11 +116,8 @@ class VLMJudge:
 
     def bind(self, concepts: Mapping[str, Concept], roles: Mapping[str, str]) -> None:
         """Confusables from the sequence: each forget concept's group is itself + its related."""
-        for cid, role in roles.items():
-            if role == "forget":
-                group = [concepts[cid], *(concepts[r] for r in concepts[cid].related)]
-                for member in group:
-                    self.confusables[member.id] = [c for c in group if c.id != member.id]
+        for cid, group in forget_groups(concepts, roles).items():
+            self.confusables[cid] = [c for c in group if c.id != cid]
 
     def __call__(self, images: torch.Tensor, concepts: Sequence[Concept]) -> JudgeOutput:
         from torchvision.transforms.functional import to_pil_image

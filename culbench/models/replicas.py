@@ -65,9 +65,9 @@ class Replicas:
 
     def map(self, model: Any, jobs: list[Any], run: Any) -> list[Any]:
         """``run(twin, job)`` for every job, jobs dealt round-robin to the devices, results in order."""
-        twins = self.twins(model)
-        if len(twins) == 1 or len(jobs) == 1:
+        if len(jobs) < 2:  # nothing to spread: no copies to sync
             return [run(model, job) for job in jobs]
+        twins = self.twins(model)
 
         def worker(index: int) -> list[tuple[int, Any]]:
             with torch.no_grad():

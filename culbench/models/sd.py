@@ -63,9 +63,11 @@ def build_sd_model(
     if not model:
         raise CulbenchError("the Stable Diffusion backend needs a model",
                             "pass --model PATH_OR_ID (a diffusers SD v1.x folder, e.g. one saved by save_pretrained)")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CulbenchError(f"device {device} requested but no CUDA GPU is visible",
-                            "run on a GPU machine, or pass --device cpu (slow for a full-size SD model)")
+    sample_devices = [d.strip() for d in str(devices).split(",") if d.strip()]
+    for wanted in (device, *sample_devices):
+        if wanted.startswith("cuda") and not torch.cuda.is_available():
+            raise CulbenchError(f"device {wanted} requested but no CUDA GPU is visible",
+                                "run on a GPU machine, or pass --device cpu and no --model-option devices")
     frozen_dtype = {"auto": torch.float16 if device.startswith("cuda") else torch.float32,
                     "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype)
     if frozen_dtype is None:
@@ -86,11 +88,6 @@ def build_sd_model(
         raise CulbenchError(f"could not load Stable Diffusion weights from {model} ({first})",
                             "check the folder (or that the hub id is in your HF cache; downloads need "
                             "--model-option allow_download=true and a network)") from None
-    sample_devices = [d.strip() for d in str(devices).split(",") if d.strip()]
-    for extra in sample_devices:
-        if extra.startswith("cuda") and not torch.cuda.is_available():
-            raise CulbenchError(f"sampling device {extra} requested but no CUDA GPU is visible",
-                                "drop --model-option devices, or run on a machine with those GPUs")
     loaded = _SDModel(unet, text, tokenizer, scheduler, vae, device=device, sample_steps=sample_steps,
                       guidance=guidance, batch_size=batch_size, sample_devices=sample_devices)
     loaded.backend = "sd"
