@@ -55,7 +55,8 @@ MANIFEST_FIELDS: dict[str, str] = {
     "env": "dict: python, platform and package versions",
     "steps_total": "int: number of requests in the sequence",
     "steps_committed": "list[int]: committed steps, 0 = base model",
-    "compute": "dict[str, dict]: per step, unlearn/eval seconds and peak memory (MiB)",
+    "compute": "dict[str, dict]: per step, unlearn/eval seconds and peak memory (MiB); eval.cached = true "
+               "when the evaluation was reused from <out>/.cache/eval (its seconds and memory are the original's)",
 }
 
 STEP_FIELDS: dict[str, str] = {

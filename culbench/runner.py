@@ -22,7 +22,8 @@ from culbench.catalog import CLIP_SCORERS, FEATURES, JUDGES, METHODS, MODELS, RE
 from culbench.compute import Meter
 from culbench.config import build_config, config_hash, config_to_dict, parse_overrides
 from culbench.errors import CulbenchError, RunError
-from culbench.evaluation import quality
+from culbench.evaluation import presence, quality
+from culbench.evaluation.cache import EvalCache
 from culbench.evaluation.presence import evaluate_presence
 from culbench.evaluation.presence import plan as evaluation_plan
 from culbench.evaluation.summary import REFERENCE_FILE
@@ -85,6 +86,7 @@ def run(
     judge: str | None = None,
     fid: str | None = None,
     fid_options: dict[str, Any] | None = None,
+    eval_cache: bool = True,
 ) -> Path:
     """Run ``method`` through ``sequence`` and return the run directory.
 
@@ -111,6 +113,8 @@ def run(
         judge: evaluate with this registered judge instead of the sequence's own (with
             ``judge_options`` only); the run is labelled ``~<judge>``.
         fid: FID feature extractor (e.g. ``inception``) instead of the judge's features.
+        eval_cache: reuse the evaluation of bit-identical weights (step 0 of every run, unchanged
+            steps) from ``out/.cache/eval`` instead of sampling it again (see ``evaluation.cache``).
     """
     import torch
 
@@ -140,6 +144,13 @@ def run(
     if fid:
         evaluators["features"] = FEATURES.get(fid)(device=device, **(fid_options or {}))
     featurizer = evaluators.get("features") or (judge if hasattr(judge, "features") else None)
+    cache = EvalCache(
+        Path(out) / ".cache" / "eval", items=evaluation_plan(seq, prof),
+        sampler={"steps": prof.sample_steps or seq.spec.eval.sampler.steps,
+                 "guidance": seq.spec.eval.sampler.guidance, "batch_size": prof.batch_size},
+        model=model, backend={"name": seq.spec.model.backend, "options": backend_options}, device=device,
+        evaluators=[judge, *evaluators.values()], code=[presence, quality],
+    ) if eval_cache else None
     identity = {
         "sequence": {"id": seq.id, "content_hash": seq.content_hash},
         "method": {"name": method, "source": _method_source(method),
@@ -240,26 +251,23 @@ def run(
                 files["state.pt"] = buffer.getvalue()
             state = ctx.state
         _seed_everything(step_seed(seed, 10_000 + step))
-        observers: dict[str, Any] = {}
-        if featurizer is not None:
-            observers["features"] = quality.FeatureCollector(featurizer.features)
-        if "clip" in evaluators:
-            observers["clip"] = quality.ClipCollector(evaluators["clip"])
-        with Meter() as meter:
-            model.unet.eval()
-            cells, records = evaluate_presence(model, judge, seq, prof, progress, list(observers.values()))
-        compute["eval"] = meter.to_dict()
-        if "clip" in observers:
-            for rec, score in zip(records, observers["clip"].scores, strict=True):
-                rec["clip"] = round(score, 6)
-        if "features" in observers:
-            files["features.npy"] = quality.npy_bytes(observers["features"].array().astype("float16"))
-        files["samples.jsonl"] = results.samples_jsonl(records)
+        weights_sha = model.weights_sha256()
+        hit = cache.load(cache.key(weights_sha)) if cache is not None else None
+        if hit is not None:
+            cell_dicts, eval_files = hit.cells, hit.files
+            compute["eval"] = {**hit.compute, "cached": True}
+            log(f"step {step}: evaluation reused from {cache.root} (bit-identical weights)")
+        else:
+            cell_dicts, eval_files, compute["eval"] = _evaluate(model, judge, seq, prof, progress,
+                                                                featurizer, evaluators)
+            if cache is not None:
+                cache.store(cache.key(weights_sha), cell_dicts, eval_files, compute["eval"])
+        files.update(eval_files)
         current = model.state_dict()
         record = {"step": step, "concept": concept, "status": "complete",
-                  "model_sha256": model.weights_sha256(),
+                  "model_sha256": weights_sha,
                   "drift": _drift(current, base_state, previous_state),
-                  "cells": {cid: cell.to_dict() for cid, cell in cells.items()}}
+                  "cells": cell_dicts}
         previous_state = current  # state_dict() returns a detached copy
         results.commit_step(run_dir, step, record, files)
         done.append(step)
@@ -273,6 +281,26 @@ def run(
         results.write_json(manifest_path, manifest)
         advance_step(1)
     return run_dir
+
+
+def _evaluate(model: Any, judge: Any, seq: Any, prof: Any, progress: ProgressFactory,
+              featurizer: Any, evaluators: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes], dict[str, Any]]:
+    """Sample and judge one checkpoint: its cells, its step files and the compute it took."""
+    observers: dict[str, Any] = {}
+    if featurizer is not None:
+        observers["features"] = quality.FeatureCollector(featurizer.features)
+    if "clip" in evaluators:
+        observers["clip"] = quality.ClipCollector(evaluators["clip"])
+    with Meter() as meter:
+        model.unet.eval()
+        cells, records = evaluate_presence(model, judge, seq, prof, progress, list(observers.values()))
+    if "clip" in observers:
+        for rec, score in zip(records, observers["clip"].scores, strict=True):
+            rec["clip"] = round(score, 6)
+    files = {"samples.jsonl": results.samples_jsonl(records)}
+    if "features" in observers:
+        files["features.npy"] = quality.npy_bytes(observers["features"].array().astype("float16"))
+    return {cid: cell.to_dict() for cid, cell in cells.items()}, files, meter.to_dict()
 
 
 def _quality_evaluators(seq: Any, device: str) -> dict[str, Any]:

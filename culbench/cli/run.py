@@ -42,6 +42,7 @@ def run(
     fid_option: Annotated[list[str] | None, typer.Option(help="FID feature option KEY=VALUE (repeatable), e.g. path=/models/inception-2015-12-05.pt.")] = None,
     judge_option: Annotated[list[str] | None, typer.Option(help="Judge option KEY=VALUE (repeatable), e.g. pretrained=/path/clip.pt.")] = None,
     split: Annotated[str, typer.Option(help="eval (the benchmark) | val: evaluate on the validation prompts to choose hyper-parameters (run labelled ~val, never ranked).")] = "eval",
+    eval_cache: Annotated[bool, typer.Option(help="Reuse the evaluation of bit-identical weights (step 0 of every run) from OUT/.cache/eval.")] = True,
     dry_run: Annotated[bool, typer.Option(help="Print the plan (requests, images, time estimate from one timed batch) and exit.")] = False,
 ) -> None:
     """Run METHOD through every deletion request of a sequence, evaluating after each step.
@@ -87,7 +88,7 @@ def run(
             log=(lambda m: bars.console.print(m, highlight=False)) if not quiet else None,
             argv=["culbench", *sys.argv[1:]], mode=mode, model_options=_model_options(model, model_option),
             judge_options=_model_options(None, judge_option), split=split, judge=judge,
-            fid=fid, fid_options=_model_options(None, fid_option),
+            fid=fid, fid_options=_model_options(None, fid_option), eval_cache=eval_cache,
         )
     _print_result(run_dir)
 
