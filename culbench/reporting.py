@@ -36,6 +36,7 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("fid_retained_vs_real", "FID vs real", -1),
     ("clip_retained", "CLIP ret", +1),
     ("unlearn_seconds_median", "s/request", -1),
+    ("peak_rss_mb", "Peak RSS MB", -1),
 )
 
 

@@ -63,6 +63,20 @@ def test_sweep_runs_skips_done_and_writes_the_table(tmp_path: Path) -> None:
     assert printed.stdout.strip().startswith("culbench run --method dfr --seed 0")
 
 
+def test_sweep_modes_give_reference_rows(tmp_path: Path) -> None:
+    printed = run_cli("sweep", "--methods", "uce", "--seeds", "0,1", "--modes", "sequential,independent",
+                      "--print-commands")
+    lines = printed.stdout.strip().splitlines()
+    assert len(lines) == 4 and sum(line.endswith("--mode independent") for line in lines) == 2
+    done = run_cli("sweep", "--methods", "original", "--seeds", "0", "--sequence", "mock", "--profile", "smoke",
+                   "--modes", "independent", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "| original~independent | (defaults) | 1 |" in done.stdout
+    assert (tmp_path / "mock@1" / "original~independent" / "smoke" / "seed0" / "summary.json").is_file()
+    wrong = run_cli("sweep", "--methods", "uce", "--modes", "parallel", "--print-commands")
+    assert wrong.returncode != 0 and "unknown mode 'parallel'" in wrong.stderr
+
+
 def test_html_renders_and_sorts_in_headless_chromium(smoke_run: Path, dfr_mock_run: Path, tmp_path: Path) -> None:
     import os
     import subprocess

@@ -90,3 +90,15 @@ def test_fid_invariants() -> None:
     assert frechet(x, x) == pytest.approx(0.0, abs=1e-6)
     assert frechet(x, y) == pytest.approx(frechet(y, x), rel=1e-6)
     assert frechet(x, y + 2.0) > frechet(x, y) > 0
+
+
+def test_fid_matches_clean_fid_including_singular_covariances() -> None:
+    from cleanfid.fid import frechet_distance
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 12)) @ rng.normal(size=(12, 12))
+    y = rng.normal(size=(300, 12)) * 1.5 + 0.3
+    reference = frechet_distance(x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False))
+    assert frechet(x, y) == pytest.approx(float(np.real(reference)), rel=1e-8)
+    few = rng.normal(size=(6, 12))  # 6 images in 12 dimensions: a rank-5 covariance
+    assert np.isfinite(frechet(few, y)) and frechet(few, few) == pytest.approx(0.0, abs=1e-8)

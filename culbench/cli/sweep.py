@@ -16,6 +16,8 @@ EXAMPLES = """Examples:
 
   culbench sweep --methods original,dfr,esd,uce --seeds 0,1,2              # local, one run after another
 
+  culbench sweep --methods dfr,esd --modes independent,simultaneous       # reference rows
+
   culbench sweep --methods all --seeds 0,1,2 --print-commands > runs.txt    # fan out elsewhere:
   parallel -j 4 < runs.txt                                                  #   GNU parallel, or a SLURM array
   culbench leaderboard build leaderboard/results                            #   then rebuild the tables
@@ -62,6 +64,7 @@ def sweep(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override METHOD.FIELD=VALUE for every run of METHOD (repeatable).")] = None,
     grid: Annotated[list[str] | None, typer.Option(help="METHOD.FIELD=V1,V2,...: one run per value, crossed with the other --grid options (repeatable).")] = None,
     split: Annotated[str, typer.Option(help="eval (the benchmark) | val (tuning: validation prompts, never ranked).")] = "eval",
+    modes: Annotated[str, typer.Option(help="Comma-separated: sequential (the benchmark), independent, simultaneous (reference rows).")] = "sequential",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
     print_commands: Annotated[bool, typer.Option(help="Print one `culbench run` command per run instead of running.")] = False,
     table: Annotated[Path | None, typer.Option(help="Also write the Markdown leaderboard here when done (eval split).")] = None,
@@ -71,7 +74,8 @@ def sweep(
     `--print-commands` hands them to GNU parallel, a SLURM array (`sbatch --array`) or submitit."""
     from culbench.catalog import METHODS
     from culbench.errors import CulbenchError
-    from culbench.runner import DEFAULT_SEQUENCE, run
+    from culbench.results import variant_label
+    from culbench.runner import DEFAULT_SEQUENCE, MODES, run
 
     names = METHODS.names() if methods == "all" else [m.strip() for m in methods.split(",") if m.strip()]
     for name in names:
@@ -80,22 +84,28 @@ def sweep(
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise CulbenchError(f"bad --seeds '{seeds}'", "use comma-separated integers, e.g. 0,1,2") from None
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    for mode in mode_list:
+        if mode not in MODES:
+            raise CulbenchError(f"unknown mode '{mode}' in --modes", f"use some of: {', '.join(MODES)}")
     settings = expand_grid(names, list(set_ or []), list(grid or []))
-    plan = [(m, o, s) for m, o in settings for s in seed_list]
+    plan = [(m, o, mode, s) for m, o in settings for mode in mode_list for s in seed_list]
     if print_commands:
-        for m, o, s in plan:
+        for m, o, mode, s in plan:
             args = ["culbench", "run", "--method", m, "--seed", str(s), "--profile", profile, "--out", str(out),
                     "--device", device, "--quiet"] + (["--sequence", sequence] if sequence else [])
             args += [a for item in o for a in ("--set", item)] + (["--split", split] if split != "eval" else [])
+            args += ["--mode", mode] if mode != "sequential" else []
             console.print(shlex.join(args), highlight=False, markup=False, soft_wrap=True)
         return
     dirs: dict[tuple[str, tuple[str, ...]], list[Path]] = {}
-    for i, (m, o, s) in enumerate(plan, 1):
-        err_console.print(f"[{i}/{len(plan)}] {m} seed {s} {' '.join(o)}", highlight=False)
+    for i, (m, o, mode, s) in enumerate(plan, 1):
+        label = variant_label(m, mode)
+        err_console.print(f"[{i}/{len(plan)}] {label} seed {s} {' '.join(o)}", highlight=False)
         run_dir = run(m, sequence=sequence or DEFAULT_SEQUENCE, seed=s, profile=profile, out=out, device=device,
-                      overrides=o, split=split, threads=threads,
+                      overrides=o, split=split, threads=threads, mode=mode,
                       log=lambda msg: err_console.print(f"  {msg}", highlight=False))
-        dirs.setdefault((m, o), []).append(run_dir)
+        dirs.setdefault((label, o), []).append(run_dir)
     for line in settings_table(dirs):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if table is not None and split == "eval":

@@ -18,7 +18,7 @@ import numpy as np
 
 from culbench.errors import RunError
 from culbench.evaluation import stream
-from culbench.evaluation.quality import frechet, load_npy
+from culbench.evaluation.quality import Gaussian, frechet_gaussians, load_npy
 
 REFERENCE_FILE = "reference.npy"
 
@@ -88,13 +88,19 @@ def _quality(run_dir: Path, dirs: Sequence[Path], per_step: Sequence[Sequence[Ma
         if (run_dir / REFERENCE_FILE).is_file():
             references["real"] = load_npy(run_dir / REFERENCE_FILE)[retained]
         draws = [rng.integers(0, len(feats[0]), len(feats[0])) for _ in range(fid_replicates)]
+        fits = [Gaussian.fit(f) for f in feats]
+        boot_fits = [[Gaussian.fit(f[i]) for f in feats] for i in draws]  # shared by both references
         for name, ref in references.items():
-            point = np.array([frechet(f, ref) for f in feats])
+            ref_fit = Gaussian.fit(ref)
+            point = np.array([frechet_gaussians(f, ref_fit) for f in fits])
             quality[f"fid_retained_vs_{name}"] = [round(float(v), 6) for v in point]
             if draws:
                 # FID of a resample is biased upwards (duplicated rows shrink the covariance), so
                 # the percentile interval is shifted back by the bootstrap bias (median − estimate).
-                boot = np.array([[frechet(f[i], ref[i]) for f in feats] for i in draws])
+                boot = np.empty((len(draws), len(fits)))
+                for row, (i, step_fits) in enumerate(zip(draws, boot_fits, strict=True)):
+                    ref_i = Gaussian.fit(ref[i])
+                    boot[row] = [frechet_gaussians(f, ref_i) for f in step_fits]
                 shifted = boot - (np.median(boot, axis=0) - point)
                 intervals[f"fid_retained_vs_{name}"] = stream.percentile_ci(list(np.clip(shifted, 0, None)))
 
