@@ -23,7 +23,7 @@ from culbench.compute import Meter
 from culbench.config import build_config, config_hash, config_to_dict, parse_overrides
 from culbench.errors import CulbenchError, RunError
 from culbench.evaluation import presence, quality
-from culbench.evaluation.cache import EvalCache
+from culbench.evaluation.cache import EvalCache, Hit
 from culbench.evaluation.presence import evaluate_presence
 from culbench.evaluation.presence import plan as evaluation_plan
 from culbench.evaluation.summary import REFERENCE_FILE
@@ -113,8 +113,9 @@ def run(
         judge: evaluate with this registered judge instead of the sequence's own (with
             ``judge_options`` only); the run is labelled ``~<judge>``.
         fid: FID feature extractor (e.g. ``inception``) instead of the judge's features.
-        eval_cache: reuse the evaluation of bit-identical weights (step 0 of every run, unchanged
-            steps) from ``out/.cache/eval`` instead of sampling it again (see ``evaluation.cache``).
+        eval_cache: reuse the evaluation of bit-identical weights instead of sampling it again:
+            the base model's from ``out/.cache/eval`` (step 0 of every run), and the previous
+            step's when a step left the weights unchanged (see ``evaluation.cache``).
     """
     import torch
 
@@ -220,6 +221,8 @@ def run(
         return twin
 
     method_obj = method_cls(config)
+    base_sha = identity["model"]["base_sha256"]
+    last: tuple[str, Hit] | None = None  # (weights sha256, evaluation) of the previous step
     first = done[-1] + 1 if done else 0
     advance_step = progress(len(seq.steps) + 1 - first, f"{method} on {seq.id}")
     for step in range(first, len(seq.steps) + 1):
@@ -252,16 +255,20 @@ def run(
             state = ctx.state
         _seed_everything(step_seed(seed, 10_000 + step))
         weights_sha = model.weights_sha256()
-        hit = cache.load(cache.key(weights_sha)) if cache is not None else None
+        hit = None
+        if cache is not None:  # the previous step's evaluation when nothing changed, else the store
+            hit = last[1] if last is not None and last[0] == weights_sha else cache.load(cache.key(weights_sha))
         if hit is not None:
-            cell_dicts, eval_files = hit.cells, hit.files
             compute["eval"] = {**hit.compute, "cached": True}
-            log(f"step {step}: evaluation reused from {cache.root} (bit-identical weights)")
+            log(f"step {step}: evaluation reused (bit-identical weights)")
         else:
-            cell_dicts, eval_files, compute["eval"] = _evaluate(model, judge, seq, prof, progress,
-                                                                featurizer, evaluators)
-            if cache is not None:
-                cache.store(cache.key(weights_sha), cell_dicts, eval_files, compute["eval"])
+            cells, eval_files, eval_compute = _evaluate(model, judge, seq, prof, progress, featurizer, evaluators)
+            hit = Hit(cells, eval_files, eval_compute)
+            compute["eval"] = eval_compute
+            if cache is not None and weights_sha == base_sha:  # only the base model is worth storing
+                cache.store(cache.key(weights_sha), cells, eval_files, eval_compute)
+        last = (weights_sha, hit)
+        cell_dicts, eval_files = hit.cells, hit.files
         files.update(eval_files)
         current = model.state_dict()
         record = {"step": step, "concept": concept, "status": "complete",

@@ -32,6 +32,8 @@ def test_step_zero_is_shared_across_seeds_and_methods(tmp_path: Path) -> None:
     assert compute["0"]["eval"]["cached"] is True
     assert not any(compute[str(k)]["eval"].get("cached") for k in (1, 2))  # the weights changed
     assert _step_bytes(first, 0) == _step_bytes(second, 0)
+    stored = [p for p in (tmp_path / ".cache" / "eval").iterdir() if not p.name.startswith(".")]
+    assert len(stored) == 1  # only the base model's evaluation is kept
 
 
 def test_cached_evaluation_equals_a_fresh_one(tmp_path: Path) -> None:
