@@ -255,9 +255,10 @@ def run(
             state = ctx.state
         _seed_everything(step_seed(seed, 10_000 + step))
         weights_sha = model.weights_sha256()
+        key = cache.key(weights_sha) if cache is not None else None
         hit = None
         if cache is not None:  # the previous step's evaluation when nothing changed, else the store
-            hit = last[1] if last is not None and last[0] == weights_sha else cache.load(cache.key(weights_sha))
+            hit = last[1] if last is not None and last[0] == weights_sha else cache.load(key)
         if hit is not None:
             compute["eval"] = {**hit.compute, "cached": True}
             log(f"step {step}: evaluation reused (bit-identical weights)")
@@ -266,7 +267,7 @@ def run(
             hit = Hit(cells, eval_files, eval_compute)
             compute["eval"] = eval_compute
             if cache is not None and weights_sha == base_sha:  # only the base model is worth storing
-                cache.store(cache.key(weights_sha), cells, eval_files, eval_compute)
+                cache.store(key, cells, eval_files, eval_compute)
         last = (weights_sha, hit)
         cell_dicts, eval_files = hit.cells, hit.files
         files.update(eval_files)

@@ -54,7 +54,8 @@ def test_a_damaged_entry_is_recomputed(tmp_path: Path) -> None:
     samples.write_bytes(samples.read_bytes()[:-20])
     again = run("original", sequence="mock", profile="smoke", out=tmp_path, threads=2, seed=1)
     assert "cached" not in _eval_compute(again)["0"]["eval"]  # the damaged entry was not used
-    assert _eval_compute(again)["1"]["eval"]["cached"] is True  # ... and was stored afresh
+    assert _eval_compute(again)["1"]["eval"]["cached"] is True  # step 1 reuses it (unchanged weights)
+    # ... and the recomputed evaluation was stored afresh, with its true hash
     assert json.loads((entries[0] / "entry.json").read_text())["files"]["samples.jsonl"] == results.sha256_file(samples)
 
 

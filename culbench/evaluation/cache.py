@@ -35,7 +35,7 @@ from culbench.tasks import EvalItem
 ENTRY = "entry.json"
 
 
-def _source_sha(objects: Iterable[Any]) -> dict[str, str]:
+def _source_sha(objects: Iterable[Any]) -> list[str]:
     """sha256 of the source of each module given and of every class behind each object."""
     files: set[str] = set()
     for obj in objects:
@@ -47,8 +47,7 @@ def _source_sha(objects: Iterable[Any]) -> dict[str, str]:
                 continue
             if path and os.path.isfile(path):
                 files.add(path)
-    return {Path(p).name + ":" + hashlib.sha256(p.encode()).hexdigest()[:8]:
-            hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in sorted(files)}
+    return sorted(hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in files)  # content, not location
 
 
 @dataclass(frozen=True)

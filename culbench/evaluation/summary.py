@@ -84,23 +84,21 @@ def _quality(run_dir: Path, dirs: Sequence[Path], per_step: Sequence[Sequence[Ma
     feature_files = [d / "features.npy" for d in dirs]
     if all(f.is_file() for f in feature_files):
         feats = [load_npy(f)[retained] for f in feature_files]
-        references = {"base": feats[0]}
-        if (run_dir / REFERENCE_FILE).is_file():
-            references["real"] = load_npy(run_dir / REFERENCE_FILE)[retained]
         draws = [rng.integers(0, len(feats[0]), len(feats[0])) for _ in range(fid_replicates)]
         fits = [Gaussian.fit(f) for f in feats]
-        boot_fits = [[Gaussian.fit(f[i]) for f in feats] for i in draws]  # shared by both references
-        for name, ref in references.items():
-            ref_fit = Gaussian.fit(ref)
+        boot_fits = [[Gaussian.fit(f[i]) for f in feats] for i in draws]  # per draw, per step
+        references = {"base": (fits[0], [step_fits[0] for step_fits in boot_fits])}  # step 0's own fits
+        if (run_dir / REFERENCE_FILE).is_file():
+            real = load_npy(run_dir / REFERENCE_FILE)[retained]
+            references["real"] = (Gaussian.fit(real), [Gaussian.fit(real[i]) for i in draws])
+        for name, (ref_fit, ref_boot) in references.items():
             point = np.array([frechet_gaussians(f, ref_fit) for f in fits])
             quality[f"fid_retained_vs_{name}"] = [round(float(v), 6) for v in point]
             if draws:
                 # FID of a resample is biased upwards (duplicated rows shrink the covariance), so
                 # the percentile interval is shifted back by the bootstrap bias (median − estimate).
-                boot = np.empty((len(draws), len(fits)))
-                for row, (i, step_fits) in enumerate(zip(draws, boot_fits, strict=True)):
-                    ref_i = Gaussian.fit(ref[i])
-                    boot[row] = [frechet_gaussians(f, ref_i) for f in step_fits]
+                boot = np.array([[frechet_gaussians(f, ref_i) for f in step_fits]
+                                 for ref_i, step_fits in zip(ref_boot, boot_fits, strict=True)])
                 shifted = boot - (np.median(boot, axis=0) - point)
                 intervals[f"fid_retained_vs_{name}"] = stream.percentile_ci(list(np.clip(shifted, 0, None)))
 

@@ -77,8 +77,7 @@ def fid_vs_renders(model: Any, judge: Any, n: int = 2000, seed: int = 0, steps: 
     Scenes are drawn like the training data; each is captioned, sampled once (seed-determined
     noise) and rendered once (jittered), so both sets describe identical content.
     """
-    from cleanfid.fid import frechet_distance
-
+    from culbench.evaluation.quality import frechet
     from culbench.toyworld.data import caption, sample_scenes
     from culbench.toyworld.judge import render_batch
 
@@ -87,7 +86,4 @@ def fid_vs_renders(model: Any, judge: Any, n: int = 2000, seed: int = 0, steps: 
     prompts = [caption(s, rng) for s in scenes]
     real, _ = render_batch(scenes, rng)
     fake = model.sample(prompts, [20_000 + seed * n + i for i in range(n)], steps=steps, guidance=guidance)
-    feats = [judge.features(x).double().numpy() for x in (real, fake)]
-    mu = [f.mean(axis=0) for f in feats]
-    sigma = [np.cov(f, rowvar=False) for f in feats]
-    return float(frechet_distance(mu[0], sigma[0], mu[1], sigma[1]))
+    return frechet(*(judge.features(x).double().numpy() for x in (real, fake)))
