@@ -176,6 +176,7 @@ class DFR(Method):
         student, params = trainable_copy(model, cfg.param_group)
         preserve_teacher = ctx.base_model() if cfg.teacher == "base" and ctx.base_model else teacher
         anchor = [p.detach().clone() for p in params]
+        reg_scale = 1.0 / sum(p.numel() for p in params) if cfg.reg_reduction == "mean" else 1.0
 
         forget = [pair.prompt for pair in request.forget]
         mapped = self._mapped(request, teacher, ctx.generator(offset=17))
@@ -210,8 +211,9 @@ class DFR(Method):
             replay_target = student.target(x0_r, noise_r, t_r) if cfg.preservation == "replay" else None
             loss_u, loss_p = losses(student, teacher, preserve_teacher, (xt_f, t_f), [forget[i] for i in fi],
                                     [mapped[i] for i in fi], (xt_r, t_r), [retain[i] for i in ri], replay_target)
-            loss_reg = regularisation(params, anchor, cfg.reg_reduction)
-            loss = cfg.lambda_preserve * loss_p + cfg.lambda_unlearn * loss_u + cfg.lambda_reg * loss_reg
-            step(loss, opt, sched, params, cfg.grad_clip)
+            loss = cfg.lambda_preserve * loss_p + cfg.lambda_unlearn * loss_u
+            # + λ_reg · L_reg: its gradient is added in closed form (``pull``), the same update
+            # as ``+ cfg.lambda_reg * regularisation(params, anchor, cfg.reg_reduction)``.
+            step(loss, opt, sched, params, cfg.grad_clip, pull=(anchor, cfg.lambda_reg * reg_scale))
             tick(1)
         return finish(student)

@@ -92,3 +92,29 @@ def test_unlearn_never_modifies_the_teacher_or_the_base() -> None:
     assert all(torch.equal(before[k], after[k]) for k in before)  # M_{k-1} (the teacher) untouched
     assert all(torch.equal(before[k], v) for k, v in base.unet.state_dict().items())  # base untouched
     assert any(not torch.equal(before[k], v) for k, v in student.unet.state_dict().items())  # student moved
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_closed_form_pull_equals_the_regularisation_loss_term(reduction: str) -> None:
+    """dfr adds λ_reg·∇L_reg through ``step(pull=...)``: the update must equal autograd on the term."""
+    from culbench.training import optimiser, step
+
+    torch.manual_seed(0)
+    start = [torch.randn(4, 3), torch.randn(5)]
+    anchor = [torch.randn(4, 3), torch.randn(5)]
+    x = torch.randn(4)
+    lam = 0.3
+    scale = 1.0 / 17 if reduction == "mean" else 1.0
+    after = []
+    for closed in (False, True):
+        params = [torch.nn.Parameter(t.clone()) for t in start]
+        opt, sched = optimiser(params, lr=0.1, warmup=1, weight_decay=1e-2)
+        for _ in range(3):
+            loss = ((params[0] @ x[:3]) ** 2).sum() + params[1].sum()
+            if closed:
+                step(loss, opt, sched, params, 1.0, pull=(anchor, lam * scale))
+            else:
+                step(loss + lam * regularisation(params, anchor, reduction), opt, sched, params, 1.0)
+        after.append([p.detach() for p in params])
+    for a, b in zip(*after):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
