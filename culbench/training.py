@@ -49,12 +49,14 @@ def optimiser(params: Sequence[torch.nn.Parameter], *, lr: float, warmup: int = 
 def step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched: Any,
          params: Sequence[torch.nn.Parameter], grad_clip: float | None,
          mask: Sequence[torch.Tensor] | None = None,
-         pull: tuple[Sequence[torch.Tensor], float] | None = None) -> None:
+         pull: tuple[Sequence[torch.Tensor], float] | None = None,
+         pull_weights: Sequence[torch.Tensor] | None = None) -> None:
     """Backward, optional L2 pull, optional gradient mask (SalUn), clip, optimiser and scheduler step.
 
-    ``pull=(anchor, c)`` adds the gradient of ``c · Σ ||θ − θ_anchor||²``, i.e. ``2c(θ − θ_anchor)``,
-    to every parameter's gradient: the same update as adding that term to ``loss``, without
-    building its autograd graph (one fused pass over the parameters instead of three ops each).
+    ``pull=(anchor, c)`` adds the gradient of ``c · Σ w ⊙ (θ − θ_anchor)²``, i.e.
+    ``2c · w ⊙ (θ − θ_anchor)``, to every parameter's gradient (``w`` = ``pull_weights``, e.g. an
+    EWC Fisher diagonal; 1 when omitted): the same update as adding that term to ``loss``,
+    without building its autograd graph (one fused pass instead of three ops per tensor).
     """
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -63,8 +65,10 @@ def step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched: Any,
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        grads = [p.grad for p in params]
-        torch._foreach_add_(grads, torch._foreach_sub([p.detach() for p in params], list(anchor)), alpha=2.0 * coef)
+        diff = torch._foreach_sub([p.detach() for p in params], list(anchor))
+        if pull_weights is not None:
+            torch._foreach_mul_(diff, list(pull_weights))
+        torch._foreach_add_([p.grad for p in params], diff, alpha=2.0 * coef)
     if mask is not None:
         for p, m in zip(params, mask, strict=True):
             if p.grad is not None:

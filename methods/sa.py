@@ -100,7 +100,7 @@ class SelectiveAmnesia(Method):
             si, ri = pick(rng, size, batch), pick(rng, size, batch)
             loss = denoising_loss(student, surrogate[si], [pairs[i].prompt for i in si], gen)
             loss = loss + cfg.gamma * denoising_loss(student, r_bank[ri], [r_prompts[i] for i in ri], gen)
-            ewc = sum((f * (p - a) ** 2).sum() for f, p, a in zip(fisher, params, anchor, strict=True))
-            step(loss + cfg.lambda_ewc * ewc, opt, sched, params, cfg.grad_clip)
+            # + λ · Σ F (θ − θ*)²: its gradient is added in closed form (``pull``), the same update
+            step(loss, opt, sched, params, cfg.grad_clip, pull=(anchor, cfg.lambda_ewc), pull_weights=fisher)
             tick(1)
         return finish(student)

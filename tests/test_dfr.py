@@ -118,3 +118,24 @@ def test_closed_form_pull_equals_the_regularisation_loss_term(reduction: str) ->
         after.append([p.detach() for p in params])
     for a, b in zip(*after):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_weighted_pull_equals_the_ewc_loss_term() -> None:
+    """sa's EWC term goes through ``step(pull=..., pull_weights=fisher)``: same update as autograd."""
+    from culbench.training import optimiser, step
+
+    torch.manual_seed(1)
+    start, anchor, fisher = [torch.randn(3, 2)], [torch.randn(3, 2)], [torch.rand(3, 2)]
+    after = []
+    for closed in (False, True):
+        params = [torch.nn.Parameter(start[0].clone())]
+        opt, sched = optimiser(params, lr=0.05)
+        for _ in range(3):
+            loss = (params[0] ** 3).sum()
+            if closed:
+                step(loss, opt, sched, params, 1.0, pull=(anchor, 50.0), pull_weights=fisher)
+            else:
+                ewc = (fisher[0] * (params[0] - anchor[0]) ** 2).sum()
+                step(loss + 50.0 * ewc, opt, sched, params, 1.0)
+        after.append(params[0].detach())
+    torch.testing.assert_close(after[0], after[1], rtol=1e-6, atol=1e-7)
