@@ -1,0 +1,59 @@
+"""Whole-run wall time per method, from the run manifests (issues: a whole toy10 run ≤ 5 min on
+2 cores for dfr and every baseline; uce ≤ 1 min).
+
+    python benchmarks/run_wall.py /work/abl leaderboard/results [--split eval]
+
+For every complete run under the given roots: wall seconds from the manifest's ``created`` to
+its last ``updated`` (1 s resolution; excludes the ~5 s of interpreter start-up and imports
+before the manifest is written), the sum of the methods' ``unlearn`` seconds, the sum of the
+evaluations' seconds, whether step 0's evaluation came from the cache, and the rest (loading,
+writing, the summary). One row per method and config, median (min–max) over seeds. Runs that
+shared the machine with other work are not comparable: measure on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+
+
+def _seconds(manifest: dict) -> tuple[float, float, float, bool]:
+    wall = (datetime.fromisoformat(manifest["updated"]) - datetime.fromisoformat(manifest["created"])).total_seconds()
+    compute = manifest["compute"].values()
+    unlearn = sum(c.get("unlearn", {}).get("seconds", 0.0) for c in compute)
+    evaluate = sum(c["eval"]["seconds"] for c in compute if "eval" in c and not c["eval"].get("cached"))
+    cached = bool(manifest["compute"].get("0", {}).get("eval", {}).get("cached"))
+    return wall, unlearn, evaluate, cached
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("roots", nargs="+", type=Path)
+    args = parser.parse_args()
+    rows: dict[str, list[tuple[float, float, float, bool]]] = defaultdict(list)
+    for root in args.roots:
+        for path in sorted(root.rglob("manifest.json")):
+            if ".cache" in path.parts:
+                continue
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            if manifest.get("status") != "complete":
+                continue
+            label = str(path.parent.parent.relative_to(root))  # sequence/method[+hash][~mode]/profile
+            rows[label].append(_seconds(manifest))
+    print(f"{'run (sequence/method/profile)':<48} {'n':>2} {'wall s':>16} {'unlearn s':>10} {'eval s':>8} {'other s':>8}  step 0")
+    for label, runs in sorted(rows.items()):
+        walls = [r[0] for r in runs]
+        med = lambda i: statistics.median(r[i] for r in runs)  # noqa: E731
+        other = statistics.median(r[0] - r[1] - r[2] for r in runs)
+        cached = sum(r[3] for r in runs)
+        wall = f"{statistics.median(walls):.0f} ({min(walls):.0f}-{max(walls):.0f})"
+        print(f"{label:<48} {len(runs):>2} {wall:>16} {med(1):>10.1f} {med(2):>8.1f} {other:>8.1f}  "
+              f"{cached}/{len(runs)} cached")
+
+
+if __name__ == "__main__":
+    main()
