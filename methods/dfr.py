@@ -16,8 +16,10 @@ Per request k, starting from the previous step's model M_{k-1}:
   L_p = MSE(S(x_t, t, p_r), T(x_t, t, p_r)) (``preservation="replay"``: MSE to the true
   noise target instead, the ablation);
 * L_reg = Σ ||θ_S − θ_{M_{k-1}}||² over trainable parameters (``reg_reduction="sum"`` as in
-  the code; ``"mean"`` divides by the parameter count so λ_reg transfers across model sizes:
-  λ_mean = λ_sum × N_params);
+  the code; ``"mean"`` divides by the parameter count N, so λ_mean = λ_sum × N gives the same
+  update). The per-element pull 2 λ_sum (θ − θ_{M_{k-1}}) does not depend on N: the
+  reference's λ_sum = 1e-4 on SD's 860 M weights is the same pull as λ_sum = 1e-4 (λ_mean ≈ 392)
+  on ToyWorld's 3.92 M — scale λ_mean with N, not λ_sum, when moving between models;
 * L = λ_p L_p + λ_u L_u + λ_reg L_reg; AdamW (wd 1e-2), grad clip 1, linear warm-up.
 
 Deviations from the reference code:
@@ -42,6 +44,10 @@ Deviations from the reference code:
    2e-4 / 60 × 1e-4 / **60 × 2e-4** / 60 × 3e-4 gave H 0.832 / 0.849 / 0.855 / **0.896** /
    0.880 at 9.7 / 10.2 / 15.1 / 14.5 / 15.3 s per request — 60 × 2e-4 is the default (80 ×
    1e-4 with 20 replay steps: H 0.885 at 21.9 s). SD defaults are in ``SD_DEFAULTS``.
+5. **λ_reg on ToyWorld** is ``reg_reduction="mean"``, ``λ_reg = 1`` (= λ_sum ≈ 2.6e-7: a pull
+   400× weaker per element than the reference's λ_sum = 1e-4). It was not tuned; the ablations
+   (docs/dfr.md: 3 seeds, evaluation prompts) show L_reg inert on ToyWorld at both strengths
+   and at 0 (H 0.865 / 0.863 / 0.865 for λ_sum ≈ 2.6e-7 / 1e-4 / 0).
 """
 
 from __future__ import annotations
