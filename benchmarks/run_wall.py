@@ -1,7 +1,7 @@
 """Whole-run wall time per method, from the run manifests (issues: a whole toy10 run ≤ 5 min on
 2 cores for dfr and every baseline; uce ≤ 1 min).
 
-    python benchmarks/run_wall.py /work/abl leaderboard/results [--split eval]
+    python benchmarks/run_wall.py benchmarks/results/dfr_ablations leaderboard/results
 
 For every complete run under the given roots: wall seconds from the manifest's ``created`` to
 its last ``updated`` (1 s resolution; excludes the ~5 s of interpreter start-up and imports
