@@ -51,7 +51,13 @@ def test_bad_override_and_profile(tmp_path: Path) -> None:
 
 def test_usage_errors_are_one_line() -> None:
     line = _one_line_error(run_cli("run", "--methd", "original"))
-    assert "No such option" in line
+    assert line.startswith("error: No such option") and "internal error" not in line
+    assert "fix: see `culbench run --help`" in line
+    line = _one_line_error(run_cli("methods"))
+    assert line.startswith("error: No such command 'methods'"), line
+    assert line.endswith("fix: see `culbench --help`"), line
+    line = _one_line_error(run_cli("leaderboard", "biuld"))
+    assert line.endswith("fix: see `culbench leaderboard --help`"), line
 
 
 def test_validate_missing_dir(tmp_path: Path) -> None:

@@ -24,6 +24,14 @@ from culbench.cli import validate as validate_cli
 from culbench.cli.console import err_console
 from culbench.errors import CulbenchError
 
+try:  # typer >= 0.24 vendors its own click: catch both families of usage errors
+    from typer._click import exceptions as _typer_click
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _typer_click = click.exceptions
+_EXIT = (click.exceptions.Exit, typer.Exit)
+_USAGE = (click.ClickException, _typer_click.ClickException)
+_ABORT = (KeyboardInterrupt, click.exceptions.Abort, typer.Abort)
+
 app = typer.Typer(
     name="culbench",
     help="Benchmark continual concept unlearning in text-to-image diffusion models.",
@@ -54,14 +62,15 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[bold red]error:[/] {exc.one_line()}", soft_wrap=True, markup=True,
                           highlight=False)
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except _EXIT as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        command = " ".join(["culbench", *(argv if argv is not None else sys.argv[1:])[:1]])
+    except _USAGE as exc:
+        ctx = getattr(exc, "ctx", None)  # the (sub)command that failed, e.g. `culbench run`
+        command = ctx.command_path if ctx is not None else "culbench"
         err_console.print(f"[bold red]error:[/] {exc.format_message()}; fix: see `{command} --help`",
                           soft_wrap=True, highlight=False)
         sys.exit(2)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except _ABORT:
         err_console.print("[yellow]interrupted[/]: committed steps are kept; rerun the same "
                           "command to resume", soft_wrap=True)
         sys.exit(130)
