@@ -110,7 +110,7 @@ def _cells(table: Table, i: int, bold: tuple[str, str]) -> list[str]:
     out = [str(table.ranks[i]), row.label, ",".join(map(str, row.seeds)),
            "verified" if is_verified(row) else "self-reported"]
     for key, _, _ in table.columns:
-        text = fmt(*row.value(key))
+        text = fmt(*row.value(key), key=key)
         out.append(f"{bold[0]}{text}{bold[1]}" if i in table.best.get(key, ()) else text)
     return out
 

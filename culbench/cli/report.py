@@ -54,7 +54,7 @@ def report(
         lines += [f"## {sequence} · profile {profile}", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]
         for row in members:
-            cells = [row.label, ",".join(map(str, row.seeds))] + [fmt(*row.value(key)) for key, _, _ in present]
+            cells = [row.label, ",".join(map(str, row.seeds))] + [fmt(*row.value(key), key=key) for key, _, _ in present]
             table.add_row(*cells[:2], *(cells[2 + i] for i in shown))
             lines.append("| " + " | ".join(cells) + " |")
         console.print(table)
