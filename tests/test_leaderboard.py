@@ -165,3 +165,15 @@ def test_committed_leaderboard_is_not_stale() -> None:
         assert stale(root) == [], "run `culbench leaderboard publish` and commit the result"
     else:  # no published results: no generated tables may pretend otherwise
         assert not (root / "leaderboard" / "leaderboard.md").exists()
+
+
+def test_sweep_leaderboard_set_is_every_builtin_but_retrain() -> None:
+    from culbench.catalog import METHODS
+    from culbench.publish import PUBLISHED_METHODS
+
+    builtin = {e.name for e in METHODS.entries() if e.source == "builtin"}
+    assert set(PUBLISHED_METHODS) | {"retrain"} == builtin  # a new built-in joins the board
+    done = run_cli("sweep", "--methods", "leaderboard", "--seeds", "0", "--print-commands")
+    assert done.returncode == 0, done.stderr
+    listed = [line.split("--method ")[1].split()[0] for line in done.stdout.splitlines() if line]
+    assert listed == list(PUBLISHED_METHODS) and "retrain" not in listed
