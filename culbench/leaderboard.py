@@ -24,6 +24,7 @@ from culbench.reporting import COLUMNS, Row, fmt, load_rows
 
 RANK_KEY = "headline_h"
 FORMATS = ("md", "csv", "json", "latex")
+REFERENCE_METHODS = ("original", "retrain")  # rows that show the scale, never compete
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Table:
     profile: str
     rows: list[Row]
     columns: list[tuple[str, str, int]]
-    ranks: list[int]
+    ranks: list[int | None]  # None = a reference row (listed last, unranked)
     best: dict[str, set[int]]
 
     @property
@@ -71,6 +72,13 @@ def is_verified(row: Row) -> bool:
                                       for s in row.sources)
 
 
+def is_reference(row: Row) -> bool:
+    """A reference row — the untouched model, the retrain oracle, or any method run with
+    ``--mode independent|simultaneous`` — is shown for scale but neither ranked nor marked best."""
+    summary = row.summaries[0]
+    return summary["method"] in REFERENCE_METHODS or summary.get("mode", "sequential") != "sequential"
+
+
 def build(paths: Sequence[Path]) -> list[Table]:
     """Tables over every complete run found under ``paths``; refuses partial runs."""
     partial = [m.parent for p in paths if p.is_dir() for m in p.rglob("manifest.json")
@@ -90,13 +98,16 @@ def build(paths: Sequence[Path]) -> list[Table]:
     for (sequence, profile), members in groups.items():
         columns = [c for c in COLUMNS if any(r.value(c[0])[0] is not None for r in members)]
         rank_dir = next((d for k, _, d in columns if k == RANK_KEY), +1)
-        ranks = tie_aware_ranks([r.value(RANK_KEY) for r in members], rank_dir)
-        order = sorted(range(len(members)), key=lambda i: (ranks[i], members[i].label))
-        members = [members[i] for i in order]
-        ranks = [ranks[i] for i in order]
+        ranked = [r for r in members if not is_reference(r)]
+        references = sorted((r for r in members if is_reference(r)), key=lambda r: r.label)
+        ranked_ranks = tie_aware_ranks([r.value(RANK_KEY) for r in ranked], rank_dir)
+        order = sorted(range(len(ranked)), key=lambda i: (ranked_ranks[i], ranked[i].label))
+        members = [ranked[i] for i in order] + references
+        ranks: list[int | None] = [ranked_ranks[i] for i in order] + [None] * len(references)
+        contenders = [i for i, r in enumerate(ranks) if r is not None] or list(range(len(members)))
         best: dict[str, set[int]] = {}
         for key, _, direction in columns:
-            values = [r.value(key)[0] for r in members]
+            values = [members[i].value(key)[0] if i in contenders else None for i in range(len(members))]
             present = [v for v in values if v is not None]
             if present:
                 top = max(present) if direction > 0 else min(present)
@@ -105,9 +116,13 @@ def build(paths: Sequence[Path]) -> list[Table]:
     return tables
 
 
+def _rank(rank: int | None) -> str:
+    return "ref" if rank is None else str(rank)
+
+
 def _cells(table: Table, i: int, bold: tuple[str, str]) -> list[str]:
     row = table.rows[i]
-    out = [str(table.ranks[i]), row.label, ",".join(map(str, row.seeds)),
+    out = [_rank(table.ranks[i]), row.label, ",".join(map(str, row.seeds)),
            "verified" if is_verified(row) else "self-reported"]
     for key, _, _ in table.columns:
         text = fmt(*row.value(key), key=key)
@@ -127,7 +142,8 @@ def render(tables: Sequence[Table], fmt_name: str) -> str:
             parts += [f"### {t.title}", "", "| " + " | ".join(_header(t)) + " |", "|" + "---|" * len(_header(t))]
             parts += ["| " + " | ".join(_cells(t, i, ("**", "**"))) + " |" for i in range(len(t.rows))]
             parts += ["", f"Ranked by {RANK_KEY} with tie-aware ranks (overlapping 95 % intervals share a rank); "
-                      "bold = best value per column; ± = half the 95 % interval.", ""]
+                      "bold = best value per column among ranked rows; ± = half the 95 % interval; "
+                      "ref = reference row (untouched model, retrain oracle, --mode runs), not ranked.", ""]
         return "\n".join(parts)
     if fmt_name == "csv":
         buffer = io.StringIO()
@@ -138,7 +154,7 @@ def render(tables: Sequence[Table], fmt_name: str) -> str:
             for i, row in enumerate(t.rows):
                 for key, _, _ in t.columns:
                     value, low, high = row.value(key)
-                    writer.writerow([t.sequence, t.profile, t.ranks[i], row.method, row.settings,
+                    writer.writerow([t.sequence, t.profile, _rank(t.ranks[i]), row.method, row.settings,
                                      " ".join(map(str, row.seeds)),
                                      "verified" if is_verified(row) else "self-reported", key,
                                      *("" if v is None else f"{v:.6f}" for v in (value, low, high))])
@@ -160,7 +176,7 @@ def render(tables: Sequence[Table], fmt_name: str) -> str:
 
 def _table_json(t: Table) -> dict[str, Any]:
     return {"sequence": t.sequence, "profile": t.profile, "rank_by": RANK_KEY,
-            "rows": [{"rank": t.ranks[i], "method": r.method, "settings": r.settings, "label": r.label,
+            "rows": [{"rank": t.ranks[i], "reference": t.ranks[i] is None, "method": r.method, "settings": r.settings, "label": r.label,
                       "seeds": r.seeds,
                       "status": "verified" if is_verified(r) else "self-reported",
                       "values": {k: dict(zip(("value", "ci_low", "ci_high"), r.value(k), strict=True))

@@ -23,6 +23,10 @@ def test_formats_and_rows(smoke_run: Path, dfr_mock_run: Path) -> None:
     assert {r["method"] for r in rows} == {"dfr", "original"} and all(r["status"] == "self-reported" for r in rows)
     data = json.loads(render(tables, "json"))
     assert data[0]["rank_by"] == "headline_h" and len(data[0]["rows"]) == 2
+    # the untouched model is a reference row: listed last, unranked, never marked best
+    assert [(r["label"], r["rank"], r["reference"]) for r in data[0]["rows"]] == \
+        [("dfr[iterations=4 lr=0.01]", 1, False), ("original", None, True)]
+    assert "| ref | original |" in md and "**" not in md.split("| ref | original |")[1].split("\n")[0]
     assert r"\begin{tabular}" in render(tables, "latex")
 
 
