@@ -167,6 +167,10 @@ def test_committed_leaderboard_is_not_stale() -> None:
     root = Path(__file__).resolve().parents[1]
     if (root / "leaderboard" / "results").exists():
         assert stale(root) == [], "run `culbench leaderboard publish` and commit the result"
+        # what a newcomer types in a clean checkout prints the committed table byte for byte
+        built = run_cli("leaderboard", "build", cwd=root)
+        assert built.returncode == 0, built.stderr
+        assert built.stdout == (root / "leaderboard" / "leaderboard.md").read_text(encoding="utf-8")
     else:  # no published results: no generated tables may pretend otherwise
         assert not (root / "leaderboard" / "leaderboard.md").exists()
 

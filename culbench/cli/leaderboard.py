@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -47,8 +48,9 @@ def build(
         text = render_html(tables, plots=plots)
     else:
         text = render(tables, format_)
-    if out is None:
-        console.print(text, highlight=False, markup=False, soft_wrap=True)
+    if out is None:  # byte for byte what --out writes (and what `publish` commits)
+        sys.stdout.write(text)
+        sys.stdout.flush()
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
