@@ -68,8 +68,11 @@ def tie_aware_ranks(intervals: Sequence[tuple[float | None, float | None, float 
 
 def is_verified(row: Row) -> bool:
     """All of the row's runs come from ``leaderboard/results`` (the maintainers' pipeline)."""
-    return bool(row.sources) and all("results" in Path(s).parts and "submissions" not in Path(s).parts
-                                      for s in row.sources)
+    def published(source: str) -> bool:
+        parts = Path(source).resolve().parts
+        return any(parts[i:i + 2] == ("leaderboard", "results") for i in range(len(parts) - 1))
+
+    return bool(row.sources) and all(published(s) for s in row.sources)
 
 
 def is_reference(row: Row) -> bool:

@@ -54,6 +54,7 @@ class Row:
     summaries: list[dict[str, Any]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # summary.json paths, one per seed
     settings: str = ""  # non-default config fields ("lr=0.0002 iterations=40"), when known
+    is_default: bool = False  # the config is the registered method's defaults (known from the manifest)
 
     @property
     def label(self) -> str:
@@ -61,6 +62,8 @@ class Row:
         or ``dfr+1a2b3c4d`` (config hash, when the method's defaults are unknown here)."""
         if self.settings:  # shown even for a method's only config: a row is what it ran
             return f"{self.method}[{self.settings}]"
+        if self.is_default:
+            return self.method
         return f"{self.method}+{self.config_hash[:8]}" if self.config_hash else self.method
 
     @property
@@ -154,7 +157,8 @@ def load_rows(paths: Sequence[Path]) -> list[Row]:
                                summary.get("judge"))
         key = (summary["sequence"], method, summary.get("config_hash", ""), summary["profile"])
         if key not in rows:  # one manifest read per row, not per seed
-            rows[key] = Row(*key, settings=_settings(path.parent / "manifest.json", summary["method"]))
+            settings = _settings(path.parent / "manifest.json", summary["method"])
+            rows[key] = Row(*key, settings=settings or "", is_default=settings == "")
         row = rows[key]
         if summary["seed"] in row.seeds:
             raise RunError(f"{path}: seed {summary['seed']} of {row.label} appears twice",
@@ -165,9 +169,9 @@ def load_rows(paths: Sequence[Path]) -> list[Row]:
     return sorted(rows.values(), key=lambda r: (r.sequence, r.profile, r.method, r.config_hash))
 
 
-def _settings(manifest: Path, method: str) -> str:
-    """The run's config fields that differ from the registered method's defaults ("" when the
-    manifest or the method is unavailable, or nothing differs)."""
+def _settings(manifest: Path, method: str) -> str | None:
+    """The run's config fields that differ from the registered method's defaults ("" when
+    nothing differs, None when the manifest or the method is unavailable)."""
     try:
         from culbench.catalog import METHODS
         from culbench.config import config_to_dict
@@ -175,7 +179,7 @@ def _settings(manifest: Path, method: str) -> str:
         config = json.loads(manifest.read_text(encoding="utf-8"))["identity"]["method"]["config"]
         defaults = json.loads(json.dumps(config_to_dict(METHODS.get(method).Config())))
     except Exception:  # noqa: BLE001 - labels fall back to the config hash
-        return ""
+        return None
     return " ".join(f"{k}={v}" for k, v in config.items() if defaults.get(k, object()) != v)
 
 

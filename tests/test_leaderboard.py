@@ -34,6 +34,18 @@ def test_verified_rows_come_from_leaderboard_results(smoke_run: Path, tmp_path: 
     target = tmp_path / "leaderboard" / "results" / "run"
     shutil.copytree(smoke_run, target)
     assert "| verified |" in render(build([tmp_path / "leaderboard" / "results"]), "md")
+    elsewhere = tmp_path / "my" / "results" / "run"  # any other results folder is self-reported
+    shutil.copytree(smoke_run, elsewhere)
+    assert "| self-reported |" in render(build([elsewhere]), "md")
+
+
+def test_default_config_keeps_the_plain_name_beside_variants(smoke_run: Path, dfr_mock_run: Path,
+                                                              tmp_path: Path) -> None:
+    from culbench.runner import run
+
+    default = run("dfr", sequence="mock", seed=0, profile="smoke", out=tmp_path)
+    labels = {r.label for r in build([default, dfr_mock_run])[0].rows}
+    assert labels == {"dfr", "dfr[iterations=4 lr=0.01]"}
 
 
 def test_html_is_one_self_contained_file(smoke_run: Path, dfr_mock_run: Path, tmp_path: Path) -> None:
