@@ -64,8 +64,9 @@ def stream_metrics(P: np.ndarray, concepts: Sequence[str], roles: Mapping[str, s
     for name in ("ua_cumulative", "retention_related", "retention_general"):
         out[f"auc_{name}"] = metrics.area_under(out[name])
     ua_final = float(out["ua_cumulative"][-1]) if len(forget) else float("nan")
-    ret_final = float(np.nanmean([out["retention_related"][-1], out["retention_general"][-1]])) \
-        if retained else float("nan")
+    finals = [float(out[f"retention_{g}"][-1]) for g in ("related", "general") if groups[g]]
+    finals = [v for v in finals if np.isfinite(v)]  # a group absent from the sequence is not a zero
+    ret_final = float(np.mean(finals)) if finals else float("nan")
     out["headline_h"] = metrics.harmonic(ua_final, ret_final) if np.isfinite(ua_final + ret_final) \
         else float("nan")
     return out

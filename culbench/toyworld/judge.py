@@ -142,6 +142,9 @@ class ToyWorldJudge:
         self.net = JudgeNet()
         self.net.load_state_dict(assets.load_tensors(WEIGHTS_FILE, folder))
         self.net.to(device).eval()
+        # (images, features) of the last judged batch: the evaluation asks for the FID features
+        # of the very images it just judged, and the conv trunk is most of the judge's cost
+        self._last: tuple[torch.Tensor, int, torch.Tensor] | None = None
 
     def fingerprint(self) -> dict[str, Any]:
         return {"name": self.name, "impl": f"{__name__}.ToyWorldJudge",
@@ -149,11 +152,16 @@ class ToyWorldJudge:
 
     @torch.no_grad()
     def logits(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {k: v.float().cpu() for k, v in self.net(images.to(self.device).float()).items()}
+        feats = self.net.embed(images.to(self.device).float())
+        self._last = (images, images._version, feats)  # _version: in-place edits invalidate it
+        return {name: head(feats).float().cpu() for name, head in self.net.heads.items()}
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """128-d penultimate features (the ToyWorld FID feature space)."""
+        """128-d penultimate features (the ToyWorld FID feature space); the same tensor object
+        as the last judged batch reuses that pass (identical values, half the cost)."""
+        if self._last is not None and self._last[0] is images and images._version == self._last[1]:
+            return self._last[2].cpu()
         return self.net.embed(images.to(self.device).float()).cpu()
 
     def __call__(self, images: torch.Tensor, concepts: Sequence[Concept]) -> JudgeOutput:

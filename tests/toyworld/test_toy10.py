@@ -51,3 +51,33 @@ def test_mapped_prompts_use_the_anchor_and_keep_context() -> None:
         before, after = scene_from_prompt(pair.prompt).labels(), scene_from_prompt(pair.mapped).labels()
         assert after["colour"] == "green"
         assert {k: v for k, v in before.items() if k != "colour"} == {k: v for k, v in after.items() if k != "colour"}
+
+
+def test_judge_reuses_its_pass_for_the_features_of_the_images_it_just_judged() -> None:
+    import torch
+
+    from culbench.toyworld.judge import ToyWorldJudge
+
+    judge = ToyWorldJudge()
+    seq = resolve_sequence("toy10")
+    images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    concepts = [seq.concepts[c] for c in list(seq.concepts)[:6]]
+    out = judge(images, concepts)
+    with torch.no_grad():
+        fresh = judge.net.embed(images)
+        logits = judge.net(images)
+    assert torch.equal(judge.features(images), fresh)  # reused, bit for bit
+    for i, concept in enumerate(concepts):
+        head = logits[concept.kind][i]
+        assert out.present[i] == (int(head.argmax()) == judge_index(concept))
+    other = images.clone()
+    assert torch.equal(judge.features(other), fresh)  # another tensor: computed anew, same values
+    images.mul_(0.5)  # edited in place: the kept pass is stale and must not be used
+    with torch.no_grad():
+        assert torch.equal(judge.features(images), judge.net.embed(images))
+
+
+def judge_index(concept) -> int:  # noqa: ANN001
+    from culbench.toyworld.judge import HEADS
+
+    return HEADS[concept.kind].index(concept.id)
