@@ -82,14 +82,39 @@ def is_reference(row: Row) -> bool:
     return summary["method"] in REFERENCE_METHODS or summary.get("mode", "sequential") != "sequential"
 
 
-def build(paths: Sequence[Path]) -> list[Table]:
-    """Tables over every complete run found under ``paths``; refuses partial runs."""
+def partial_summary(run_dir: Path) -> dict[str, Any]:
+    """The summary of an unfinished run over its committed steps, marked ``partial``."""
+    from culbench.results import build_summary, committed_steps, read_json, step_dir
+
+    manifest = read_json(run_dir / "manifest.json")
+    steps = committed_steps(run_dir)
+    if not steps:
+        raise RunError(f"{run_dir} has no committed step", "rerun its `culbench run` or remove the folder")
+    order = [read_json(step_dir(run_dir, k) / "step.json")["concept"] for k in steps[1:]]
+    summary = build_summary(run_dir, manifest, order)
+    summary["partial"] = [steps[-1], manifest.get("steps_total", steps[-1])]
+    return summary
+
+
+def build(paths: Sequence[Path], allow_partial: bool = False) -> list[Table]:
+    """Tables over every complete run found under ``paths``; unfinished runs are refused, or with
+    ``allow_partial`` shown at their last committed step, marked, unranked and never best."""
     partial = [m.parent for p in paths if p.is_dir() for m in p.rglob("manifest.json")
                if not (m.parent / "summary.json").exists() and ".cache" not in m.parts]
-    if partial:
+    partial += [p for p in paths if (p / "manifest.json").is_file() and not (p / "summary.json").exists()
+                and p not in partial]
+    if partial and not allow_partial:
         raise RunError(f"{len(partial)} incomplete run(s), e.g. {partial[0]}",
-                       "finish them (rerun the same `culbench run`) or move them out of the leaderboard folders")
-    rows = load_rows(list(paths))
+                       "finish them (rerun the same `culbench run`), move them out of the leaderboard folders, "
+                       "or pass --allow-partial to show them marked")
+    extra = [(d / "summary.json", partial_summary(d)) for d in partial]
+    complete = [p for p in paths if p not in partial]
+    rows = load_rows(complete, extra)
+    for row in rows:
+        reached = {len(s.get("forget_order", [])) if s.get("partial") else None for s in row.summaries}
+        if row.partial and len(reached) > 1:
+            raise RunError(f"the seeds of {row.label} stopped at different steps",
+                           "finish them, or pass only runs that reached the same step")
     tuning = [r for r in rows if r.summaries[0].get("split", "eval") != "eval"]
     if tuning:
         raise RunError(f"{tuning[0].sources[0]} was evaluated on the validation prompts (--split val)",
@@ -101,8 +126,8 @@ def build(paths: Sequence[Path]) -> list[Table]:
     for (sequence, profile), members in groups.items():
         columns = [c for c in COLUMNS if any(r.value(c[0])[0] is not None for r in members)]
         rank_dir = next((d for k, _, d in columns if k == RANK_KEY), +1)
-        ranked = [r for r in members if not is_reference(r)]
-        references = sorted((r for r in members if is_reference(r)), key=lambda r: r.label)
+        ranked = [r for r in members if not is_reference(r) and not r.partial]
+        references = sorted((r for r in members if is_reference(r) or r.partial), key=lambda r: r.label)
         ranked_ranks = tie_aware_ranks([r.value(RANK_KEY) for r in ranked], rank_dir)
         order = sorted(range(len(ranked)), key=lambda i: (ranked_ranks[i], ranked[i].label))
         members = [ranked[i] for i in order] + references
@@ -119,14 +144,20 @@ def build(paths: Sequence[Path]) -> list[Table]:
     return tables
 
 
-def _rank(rank: int | None) -> str:
-    return "ref" if rank is None else str(rank)
+def _rank(table: Table, i: int) -> str:
+    """The rank, ``ref`` for a reference row, ``—`` for an unfinished one."""
+    rank = table.ranks[i]
+    return str(rank) if rank is not None else "—" if table.rows[i].partial else "ref"
+
+
+def _status(row: Row) -> str:
+    status = "verified" if is_verified(row) else "self-reported"
+    return f"{status} · partial {row.partial[0]}/{row.partial[1]}" if row.partial else status
 
 
 def _cells(table: Table, i: int, bold: tuple[str, str]) -> list[str]:
     row = table.rows[i]
-    out = [_rank(table.ranks[i]), row.label, ",".join(map(str, row.seeds)),
-           "verified" if is_verified(row) else "self-reported"]
+    out = [_rank(table, i), row.label, ",".join(map(str, row.seeds)), _status(row)]
     for key, _, _ in table.columns:
         text = fmt(*row.value(key), key=key)
         out.append(f"{bold[0]}{text}{bold[1]}" if i in table.best.get(key, ()) else text)
@@ -157,9 +188,8 @@ def render(tables: Sequence[Table], fmt_name: str) -> str:
             for i, row in enumerate(t.rows):
                 for key, _, _ in t.columns:
                     value, low, high = row.value(key)
-                    writer.writerow([t.sequence, t.profile, _rank(t.ranks[i]), row.method, row.settings,
-                                     " ".join(map(str, row.seeds)),
-                                     "verified" if is_verified(row) else "self-reported", key,
+                    writer.writerow([t.sequence, t.profile, _rank(t, i), row.method, row.settings,
+                                     " ".join(map(str, row.seeds)), _status(row), key,
                                      *("" if v is None else f"{v:.6f}" for v in (value, low, high))])
         return buffer.getvalue()
     if fmt_name == "json":
@@ -179,7 +209,8 @@ def render(tables: Sequence[Table], fmt_name: str) -> str:
 
 def _table_json(t: Table) -> dict[str, Any]:
     return {"sequence": t.sequence, "profile": t.profile, "rank_by": RANK_KEY,
-            "rows": [{"rank": t.ranks[i], "reference": t.ranks[i] is None, "method": r.method, "settings": r.settings, "label": r.label,
+            "rows": [{"rank": t.ranks[i], "reference": t.ranks[i] is None and not r.partial,
+                      "partial": list(r.partial) if r.partial else None, "method": r.method, "settings": r.settings, "label": r.label,
                       "seeds": r.seeds,
                       "status": "verified" if is_verified(r) else "self-reported",
                       "values": {k: dict(zip(("value", "ci_low", "ci_high"), r.value(k), strict=True))

@@ -67,6 +67,12 @@ class Row:
         return f"{self.method}+{self.config_hash[:8]}" if self.config_hash else self.method
 
     @property
+    def partial(self) -> tuple[int, int] | None:
+        """``(last committed step, steps in the sequence)`` when the row's runs are unfinished."""
+        marks = [tuple(s["partial"]) for s in self.summaries if s.get("partial")]
+        return marks[0] if marks else None  # type: ignore[return-value]
+
+    @property
     def seeds(self) -> list[int]:
         return sorted(s["seed"] for s in self.summaries)
 
@@ -145,14 +151,23 @@ def find_summaries(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def load_rows(paths: Sequence[Path]) -> list[Row]:
-    """Summaries grouped into rows, ordered by sequence, profile and method."""
+def load_rows(paths: Sequence[Path], extra: Sequence[tuple[Path, dict[str, Any]]] = ()) -> list[Row]:
+    """Summaries grouped into rows, ordered by sequence, profile and method; ``extra`` adds
+    ``(summary path, summary)`` pairs computed in memory (partial runs)."""
     rows: dict[tuple[str, str, str, str], Row] = {}
-    for path in find_summaries(paths):
+    loaded: list[tuple[Path, dict[str, Any]]] = []
+    try:
+        found = find_summaries(paths) if paths else []
+    except RunError:
+        if not extra:
+            raise
+        found = []  # only unfinished runs were given (shown with --allow-partial)
+    for path in found:
         try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
+            loaded.append((path, json.loads(path.read_text(encoding="utf-8"))))
         except json.JSONDecodeError as exc:
             raise RunError(f"{path} is corrupt ({exc.msg})", "rerun `culbench validate` on that run") from None
+    for path, summary in [*loaded, *extra]:
         method = variant_label(summary["method"], summary.get("mode", "sequential"), summary.get("split", "eval"),
                                summary.get("judge"))
         key = (summary["sequence"], method, summary.get("config_hash", ""), summary["profile"])

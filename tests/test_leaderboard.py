@@ -62,7 +62,28 @@ def test_partial_runs_are_refused(smoke_run: Path, tmp_path: Path) -> None:
     shutil.copytree(smoke_run, copy)
     (copy / "summary.json").unlink()
     done = run_cli("leaderboard", "build", str(tmp_path))
-    assert done.returncode != 0 and "incomplete run" in done.stderr and "fix:" in done.stderr
+    assert done.returncode != 0 and "incomplete run" in done.stderr and "--allow-partial" in done.stderr
+
+
+def test_allow_partial_shows_unfinished_runs_marked_and_unranked(smoke_run: Path, dfr_mock_run: Path,
+                                                                 tmp_path: Path) -> None:
+    from culbench.results import committed_steps, step_dir
+
+    copy = tmp_path / "partial"
+    shutil.copytree(dfr_mock_run, copy)
+    (copy / "summary.json").unlink()
+    steps = committed_steps(copy)
+    shutil.rmtree(step_dir(copy, steps[-1]))  # interrupted before its last step
+    tables = build([smoke_run, copy], allow_partial=True)
+    rows = {r.label: r for r in tables[0].rows}
+    dfr = rows["dfr[iterations=4 lr=0.01]"]
+    assert dfr.partial == (steps[-2], steps[-1])
+    assert len(dfr.summaries[0]["metrics"]["ua_cumulative"]) == steps[-2]  # values stop where the run did
+    md = render(tables, "md")
+    assert f"| — | dfr[iterations=4 lr=0.01] | 0 | self-reported · partial {steps[-2]}/{steps[-1]} |" in md
+    assert json.loads(render(tables, "json"))[0]["rows"][0]["partial"] == [steps[-2], steps[-1]]
+    cli = run_cli("leaderboard", "build", str(copy), "--allow-partial", "--format", "csv")
+    assert cli.returncode == 0 and "partial" in cli.stdout, cli.stderr
 
 
 def test_sweep_runs_skips_done_and_writes_the_table(tmp_path: Path) -> None:

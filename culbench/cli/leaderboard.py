@@ -17,6 +17,8 @@ EXAMPLES = """Examples:
   culbench leaderboard build results/ --format html --out board.html
 
   culbench leaderboard build results/ --format latex
+
+  culbench leaderboard build results/ --allow-partial           # include unfinished runs, marked
 """
 
 app = typer.Typer(help="Comparative leaderboard tables from result files.", no_args_is_help=True)
@@ -29,6 +31,7 @@ def build(
     format_: Annotated[str, typer.Option("--format", help="md | csv | json | latex | html.")] = "md",
     out: Annotated[Path | None, typer.Option(help="Write here instead of printing.")] = None,
     plots: Annotated[bool, typer.Option(help="Inline the plots (html only).")] = True,
+    allow_partial: Annotated[bool, typer.Option(help="Show unfinished runs at their last committed step, marked 'partial k/N', unranked.")] = False,
 ) -> None:
     """One table per sequence@version × profile: mean ± 95 % interval per method, tie-aware ranks,
     best value per column marked, verified vs self-reported."""
@@ -41,7 +44,7 @@ def build(
     if not sources:
         raise CulbenchError("no result folders given and no leaderboard/results here",
                             "pass results roots, e.g. `culbench leaderboard build results/`")
-    tables = build_tables(sources)
+    tables = build_tables(sources, allow_partial=allow_partial)
     if format_ == "html":
         from culbench.leaderboard_html import render_html
 
