@@ -80,5 +80,14 @@ def render_html(tables: Sequence[Table], *, plots: bool = True, title: str = "cu
                 for png in (figures.curves(table.rows, stem.with_name(f"t{n}-curves.png")),
                             figures.tradeoff(table.rows, stem.with_name(f"t{n}-tradeoff.png"))):
                     parts.append(f"<img alt='{png.stem}' src='{_png_data(png)}'>")
+                # the step × concept presence matrix of each ranked row (its first seed), folded away
+                parts.append("<details><summary>Presence heat-maps (step × concept, first seed of each "
+                             "row)</summary>")
+                for i, row in enumerate(table.rows):
+                    if table.ranks[i] is None:
+                        continue
+                    png = figures.heatmap(row, stem.with_name(f"t{n}-r{i}-presence.png"))
+                    parts.append(f"<img alt='{html.escape(row.label)} presence' src='{_png_data(png)}'>")
+                parts.append("</details>")
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(parts) + "\n"

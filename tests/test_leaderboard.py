@@ -54,6 +54,7 @@ def test_html_is_one_self_contained_file(smoke_run: Path, dfr_mock_run: Path, tm
     assert done.returncode == 0, done.stderr
     page = out.read_text()
     assert page.count("<tr class=") == 2 and "data:image/png;base64," in page
+    assert page.count(" presence' src='data:image/png;base64,") == 1  # the ranked dfr row; original is ref
     assert "http://" not in page and "https://" not in page  # no external assets
 
 
