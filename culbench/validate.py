@@ -16,7 +16,9 @@ def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[
     Checks: manifest fields and schema version; steps 0..K committed without gaps; each
     step's file hashes; every cell has ``n == n_expected`` and agrees with samples.jsonl;
     matrix.csv and summary.json equal what the step files give; the sequence's content
-    hash matches the installed sequence when that sequence is available.
+    hash matches the installed sequence when that sequence is available. A records-only run
+    (``records_only``: the published form) is checked on what it keeps: counts, matrix.csv
+    and the summary's presence matrix against the step records.
     """
     run_dir = Path(run_dir)
     problems: list[str] = []
@@ -27,13 +29,14 @@ def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[
     if manifest["schema_version"] != results.SCHEMA_VERSION:
         return [f"schema_version {manifest['schema_version']} is not {results.SCHEMA_VERSION}"]
     steps = results.committed_steps(run_dir)
+    slim = records_only(run_dir, steps)
     expected = list(range(manifest["steps_total"] + 1))
     if steps != manifest["steps_committed"]:
         problems.append(f"manifest lists steps {manifest['steps_committed']}, found {steps}")
     if require_complete and (steps != expected or manifest["status"] != "complete"):
         problems.append(f"run is {manifest['status']}: {len(steps)} of {len(expected)} steps")
     for k in steps:
-        problems += _check_step(run_dir, k)
+        problems += _check_step(run_dir, k, slim)
     if steps:
         if (run_dir / "matrix.csv").read_text() != results.matrix_csv(run_dir, steps):
             problems.append("matrix.csv differs from the step files")
@@ -41,6 +44,12 @@ def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[
         summary_path = run_dir / "summary.json"
         if not summary_path.exists():
             problems.append("summary.json is missing")
+        elif slim:  # no per-image records to recompute it from: check what the records give
+            stored = results.read_json(summary_path)
+            _, _, P, N = results.load_matrix(run_dir, steps)
+            if stored.get("presence") != [[round(float(v), 6) for v in row] for row in P] \
+                    or stored.get("n") != N.tolist():
+                problems.append("summary.json's presence matrix differs from the step files")
         else:
             stored = results.read_json(summary_path)
             order = stored.get("forget_order", [])
@@ -51,11 +60,21 @@ def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[
     return problems
 
 
-def _check_step(run_dir: Path, k: int) -> list[str]:
+def records_only(run_dir: Path, steps: list[int] | None = None) -> bool:
+    """A published run that keeps its records (step.json, matrix, summary) but none of the step
+    files they hash (weights, per-image records, features): ``leaderboard/results`` keeps these."""
+    steps = results.committed_steps(run_dir) if steps is None else steps
+    listed = [(results.step_dir(run_dir, k), results.read_json(results.step_dir(run_dir, k) / "step.json")
+               .get("files", {})) for k in steps]
+    return bool(steps) and any(files for _, files in listed) and \
+        not any((folder / name).exists() for folder, files in listed for name in files)
+
+
+def _check_step(run_dir: Path, k: int, slim: bool = False) -> list[str]:
     folder = results.step_dir(run_dir, k)
     record = results.read_json(folder / "step.json")
     problems = []
-    for name, digest in record.get("files", {}).items():
+    for name, digest in ({} if slim else record.get("files", {})).items():
         path = folder / name
         if not path.exists():
             problems.append(f"step {k}: {name} is missing")
@@ -73,6 +92,8 @@ def _check_step(run_dir: Path, k: int) -> list[str]:
         if cell["n"] != cell["n_expected"]:
             problems.append(f"step {k}: {concept} has {cell['n']} of {cell['n_expected']} images")
         n, k_hits = counts.get(concept, [0, 0])
+        if slim:
+            continue
         if n != cell["n"] or (n and abs(k_hits / n - cell["presence"]) > 1e-9):
             problems.append(f"step {k}: {concept} disagrees with samples.jsonl")
     return problems

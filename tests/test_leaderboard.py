@@ -219,3 +219,20 @@ def test_sweep_leaderboard_set_is_every_builtin_but_retrain() -> None:
     assert done.returncode == 0, done.stderr
     listed = [line.split("--method ")[1].split()[0] for line in done.stdout.splitlines() if line]
     assert listed == list(PUBLISHED_METHODS) and "retrain" not in listed
+
+
+def test_published_records_only_runs_validate(smoke_run: Path, tmp_path: Path) -> None:
+    from culbench.results import committed_steps, read_json, step_dir
+
+    slim = tmp_path / "leaderboard" / "results" / "run"
+    shutil.copytree(smoke_run, slim)
+    for k in committed_steps(slim):  # what leaderboard/results keeps: records, not step files
+        for name in read_json(step_dir(slim, k) / "step.json")["files"]:
+            (step_dir(slim, k) / name).unlink(missing_ok=True)
+    done = run_cli("validate", str(slim))
+    assert done.returncode == 0 and "records only" in done.stdout, done.stderr
+    summary = json.loads((slim / "summary.json").read_text())
+    summary["presence"][-1][0] = 0.5 if summary["presence"][-1][0] != 0.5 else 0.25  # a tampered record
+    (slim / "summary.json").write_text(json.dumps(summary))
+    bad = run_cli("validate", str(slim))
+    assert bad.returncode != 0 and "presence matrix differs" in bad.stderr

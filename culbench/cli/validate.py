@@ -23,10 +23,12 @@ def validate(
     allow_partial: Annotated[bool, typer.Option(help="Accept a run that has not finished.")] = False,
 ) -> None:
     """Check schema, file hashes, per-cell image counts, matrix and summary of a run."""
-    from culbench.validate import validate_run
+    from culbench.validate import records_only, validate_run
 
     problems = validate_run(run_dir, require_complete=not allow_partial)
     if problems:
         raise RunError(f"{run_dir} is invalid: {'; '.join(problems)}",
                        "rerun the same `culbench run` command to redo missing or damaged steps")
-    console.print(f"ok  {run_dir}", highlight=False, soft_wrap=True)
+    note = (" (records only — weights, per-image records and features are not kept, so file hashes and the "
+            "summary's intervals were not recomputed)") if records_only(run_dir) else ""
+    console.print(f"ok  {run_dir}{note}", highlight=False, soft_wrap=True)
