@@ -101,8 +101,6 @@ def build(paths: Sequence[Path], allow_partial: bool = False) -> list[Table]:
     ``allow_partial`` shown at their last committed step, marked, unranked and never best."""
     partial = [m.parent for p in paths if p.is_dir() for m in p.rglob("manifest.json")
                if not (m.parent / "summary.json").exists() and ".cache" not in m.parts]
-    partial += [p for p in paths if (p / "manifest.json").is_file() and not (p / "summary.json").exists()
-                and p not in partial]
     if partial and not allow_partial:
         raise RunError(f"{len(partial)} incomplete run(s), e.g. {partial[0]}",
                        "finish them (rerun the same `culbench run`), move them out of the leaderboard folders, "
@@ -150,8 +148,13 @@ def _rank(table: Table, i: int) -> str:
     return str(rank) if rank is not None else "—" if table.rows[i].partial else "ref"
 
 
+def provenance(row: Row) -> str:
+    """``verified`` (re-run by the maintainers' pipeline) or ``self-reported``."""
+    return "verified" if is_verified(row) else "self-reported"
+
+
 def _status(row: Row) -> str:
-    status = "verified" if is_verified(row) else "self-reported"
+    status = provenance(row)
     return f"{status} · partial {row.partial[0]}/{row.partial[1]}" if row.partial else status
 
 
@@ -186,11 +189,11 @@ def render(tables: Sequence[Table], fmt_name: str) -> str:
                          "ci_low", "ci_high"])
         for t in tables:
             for i, row in enumerate(t.rows):
+                head = [t.sequence, t.profile, _rank(t, i), row.method, row.settings, " ".join(map(str, row.seeds)),
+                        _status(row)]
                 for key, _, _ in t.columns:
                     value, low, high = row.value(key)
-                    writer.writerow([t.sequence, t.profile, _rank(t, i), row.method, row.settings,
-                                     " ".join(map(str, row.seeds)), _status(row), key,
-                                     *("" if v is None else f"{v:.6f}" for v in (value, low, high))])
+                    writer.writerow([*head, key, *("" if v is None else f"{v:.6f}" for v in (value, low, high))])
         return buffer.getvalue()
     if fmt_name == "json":
         return json.dumps([_table_json(t) for t in tables], indent=2, sort_keys=True) + "\n"
@@ -212,7 +215,7 @@ def _table_json(t: Table) -> dict[str, Any]:
             "rows": [{"rank": t.ranks[i], "reference": t.ranks[i] is None and not r.partial,
                       "partial": list(r.partial) if r.partial else None, "method": r.method, "settings": r.settings, "label": r.label,
                       "seeds": r.seeds,
-                      "status": "verified" if is_verified(r) else "self-reported",
+                      "status": provenance(r),
                       "values": {k: dict(zip(("value", "ci_low", "ci_high"), r.value(k), strict=True))
                                  for k, _, _ in t.columns}}
                      for i, r in enumerate(t.rows)]}

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from culbench.leaderboard import RANK_KEY, Table, _cells, _header, is_verified
+from culbench.leaderboard import RANK_KEY, Table, _cells, _header, provenance
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1b1b1b;background:#fff}
@@ -71,8 +71,7 @@ def render_html(tables: Sequence[Table], *, plots: bool = True, title: str = "cu
                 best = [i in table.best.get(key, ()) for key, _, _ in table.columns]
                 rendered = [f"<td>{c}</td>" for c in cells[:4]]
                 rendered += [f"<td><b>{c}</b></td>" if b else f"<td>{c}</td>" for c, b in zip(cells[4:], best, strict=True)]
-                row = table.rows[i]
-                kind = ("verified" if is_verified(row) else "self-reported") + (" partial" if row.partial else "")
+                kind = provenance(table.rows[i]) + (" partial" if table.rows[i].partial else "")
                 parts.append(f"<tr class='{kind}'>" + "".join(rendered) + "</tr>")
             parts.append("</tbody></table>")
             if plots:
