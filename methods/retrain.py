@@ -13,6 +13,9 @@ it jointly with the UNet), so that every method — this one included — edits 
 the evaluation's text side stays fixed. Cost: the recipe is 10,000 steps at batch 128, about 50
 minutes per request on 2 CPU cores (minutes on a GPU); ``--set retrain.steps=2000`` gives a
 cheaper, weaker oracle (the step count is part of the config hash, so results say which).
+The training seed (scene rendering, UNet init, noise) is drawn once per run from the run seed
+and kept for all its steps, so the three leaderboard seeds are three independent draws of the
+oracle; ``--set retrain.seed=0`` pins the shipped model's recipe seed instead.
 In ``--mode independent`` only the current request's concept is left out; in
 ``--mode simultaneous`` (or sequentially) every concept forgotten so far.
 """
@@ -33,7 +36,7 @@ class Retrain(Method):
     class Config:
         steps: int = 10_000              # optimiser steps (the recipe: 10,000)
         n_images: int = 60_000           # rendered training scenes before exclusion (the recipe: 60,000)
-        seed: int = 0                    # recipe seed (0 = the shipped model's)
+        seed: int | None = None          # recipe seed; None: drawn from the run seed (see below)
 
     trains = ("full",)
     backends = ("toyworld",)
@@ -47,7 +50,10 @@ class Retrain(Method):
         cfg = self.config
         forgotten = list(dict.fromkeys([p.concept.name for p in request.previous]
                                        + [t.concept.name for t in request.all_targets]))
-        recipe = replace(recipe_code.Recipe(seed=cfg.seed), unet_steps=ctx.budget.iterations(cfg.steps),
+        # One training seed per run, kept for every step (ctx.state persists and resumes): curves
+        # across steps then differ by the excluded data alone, and seeds 0/1/2 are three draws.
+        seed = cfg.seed if cfg.seed is not None else ctx.state.setdefault("recipe_seed", ctx.seed)
+        recipe = replace(recipe_code.Recipe(seed=seed), unet_steps=ctx.budget.iterations(cfg.steps),
                          n_images=ctx.budget.samples(cfg.n_images))
         if recipe.unet_steps < recipe.unet_warmup:
             recipe = replace(recipe, unet_warmup=max(1, recipe.unet_steps // 10), unet_batch=min(recipe.unet_batch, 8))

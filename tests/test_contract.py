@@ -60,3 +60,29 @@ def test_check_method_cli() -> None:
 def test_retrain_refuses_a_non_toyworld_model(tmp_path) -> None:  # noqa: ANN001
     done = run_cli("run", "--method", "retrain", "--sequence", "mock", "--profile", "smoke", "--out", str(tmp_path))
     assert done.returncode != 0 and "ToyWorld" in done.stderr and "fix:" in done.stderr
+
+
+def test_retrain_draws_one_training_seed_per_run() -> None:
+    """Run seeds give different oracles; a run keeps its training seed for every step."""
+    from culbench.api import Budget
+    from culbench.catalog import METHODS, MODELS
+    from culbench.profiles import get_profile
+    from culbench.tasks import resolve_sequence
+
+    seq, prof = resolve_sequence("toy10"), get_profile("smoke")
+    cls = METHODS.get("retrain")
+
+    def unet_after(step: int, seed: int, state: dict) -> dict:  # noqa: ANN001
+        model = MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
+        ctx = StepContext(step=step, seed=seed, budget=Budget(prof.max_iterations, prof.max_samples), state=state)
+        out = cls(cls.Config()).unlearn(model, seq.request(step), ctx)
+        return {k: v.clone() for k, v in out.unet.state_dict().items()}
+
+    state: dict = {}
+    first = unet_after(1, 11, state)
+    assert state == {"recipe_seed": 11}
+    unet_after(2, 12, state)
+    assert state == {"recipe_seed": 11}  # kept, not the second step's seed
+    other = unet_after(1, 21, {})
+    assert any(not torch.equal(first[k], other[k]) for k in first)
+    assert all(torch.equal(first[k], v) for k, v in unet_after(1, 11, {}).items())  # deterministic
