@@ -115,3 +115,37 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(
         json.dumps(config_to_dict(config), sort_keys=True).encode()
     ).hexdigest()
+
+
+def describe_config(config_cls: type) -> list[tuple[str, str, str, str]]:
+    """``(field, type, default, comment)`` per field of a Config dataclass, for ``culbench ls``.
+
+    The comment is the trailing ``# ...`` on the field's line in the source, when there is one.
+    """
+    import inspect
+    import re
+
+    try:
+        source = inspect.getsource(config_cls)
+    except (OSError, TypeError):  # built at run time: no source to read comments from
+        source = ""
+    comments = {m.group(1): m.group(2).strip() for m in
+                re.finditer(r"^\s*(\w+)\s*:[^#\n]*#\s*(.*)$", source, flags=re.MULTILINE)}
+    hints = typing.get_type_hints(config_cls)
+    rows = []
+    for f in dataclasses.fields(config_cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
+        shown = default if isinstance(default, str) else "none" if default is None else json.dumps(default)
+        rows.append((f.name, _type_name(hints.get(f.name)), shown, comments.get(f.name, "")))
+    return rows
+
+
+def _type_name(hint: Any) -> str:
+    """``Literal["a", "b"]`` -> ``a | b``; ``int | None`` -> ``int | none``; ``float`` -> ``float``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return " | ".join(str(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " | ".join("none" if a is type(None) else _type_name(a) for a in args)
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

@@ -74,6 +74,17 @@ def test_ls_imports_no_torch() -> None:
     assert "original" in done.stdout
 
 
+def test_ls_methods_name_shows_config_keys_and_docstring() -> None:
+    done = run_cli("ls", "methods", "esd")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "--set esd.FIELD=VALUE" in out and "negative_guidance" in out and "xattn | noxattn" in out
+    assert "η (SD CompVis: 1" in out  # the field's source comment
+    assert "Gandikota" in out  # the docstring with its citation
+    line = _one_line_error(run_cli("ls", "methods", "edx"))
+    assert "did you mean: esd" in line
+
+
 def test_tasks_validate_and_ls_sequences() -> None:
     done = run_cli("tasks", "validate")
     assert done.returncode == 0, done.stderr

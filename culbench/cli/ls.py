@@ -13,6 +13,8 @@ EXAMPLES = """Examples:
 
   culbench ls methods
 
+  culbench ls methods dfr        # its docstring, --set keys with defaults, trained groups
+
   culbench ls sequences
 """
 
@@ -33,11 +35,37 @@ def _registry_rows(registry) -> list[tuple[str, str, str]]:
 
 
 @app.command("methods", epilog=EXAMPLES)
-def methods() -> None:
-    """Built-in and plugin (entry point ``culbench.methods``) methods."""
+def methods(
+    name: Annotated[str | None, typer.Argument(help="Show this method in full.")] = None,
+) -> None:
+    """Built-in and plugin (entry point ``culbench.methods``) methods; with NAME, one in full."""
     from culbench.catalog import METHODS
 
-    _table("methods", _registry_rows(METHODS))
+    if name is None:
+        _table("methods", _registry_rows(METHODS))
+        return
+    _method_detail(name, METHODS)
+
+
+def _method_detail(name: str, registry) -> None:
+    import inspect
+
+    from culbench.config import describe_config
+
+    cls = registry.get(name)  # unknown names raise with a did-you-mean list
+    entry = next(e for e in registry.entries() if e.name == name)
+    where = inspect.getsourcefile(cls) or entry.target
+    console.print(f"[bold]{name}[/bold]  ({entry.source}, {where})", highlight=False)
+    console.print(f"trains: {', '.join(cls.trains)}    backends: "
+                  f"{', '.join(getattr(cls, 'backends', None) or ('any',))}", highlight=False)
+    table = Table(title=f"config (--set {name}.FIELD=VALUE)", show_lines=False)
+    for column in ("field", "type", "default", "note"):
+        table.add_column(column)
+    for row in describe_config(cls.Config):
+        table.add_row(*row)
+    console.print(table)
+    doc = inspect.getdoc(inspect.getmodule(cls)) or inspect.getdoc(cls) or ""
+    console.print(doc, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("sequences", epilog=EXAMPLES)
