@@ -185,6 +185,59 @@ def committed_steps(run_dir: Path) -> list[int]:
     return done
 
 
+def first_damaged_step(run_dir: Path, steps: list[int]) -> tuple[int, str] | None:
+    """The first committed step whose files are missing or fail their sha256, with the reason.
+
+    ``None`` when every step is intact, and for a records-only run (no step keeps any of its
+    files: the published form in ``leaderboard/results``), which is complete by design.
+    """
+    listed = []
+    for k in steps:
+        try:
+            listed.append((k, step_dir(run_dir, k), read_json(step_dir(run_dir, k) / "step.json").get("files", {})))
+        except RunError:
+            return k, "step.json is corrupt"
+    if not any((folder / name).exists() for _, folder, files in listed for name in files):
+        return None
+    for k, folder, files in listed:
+        for name, digest in files.items():
+            if not (folder / name).exists():
+                return k, f"{name} is missing"
+            if sha256_file(folder / name) != digest:
+                return k, f"{name} does not match its sha256"
+    return None
+
+
+def set_aside(run_dir: Path, first: int, steps: list[int], stamp: str) -> Path:
+    """Move committed steps ``first..`` (and the summary they gave) to ``run_dir/damaged/<stamp>/``,
+    kept, never deleted; ``matrix.csv`` is rewritten for the steps that remain."""
+    dest = run_dir / "damaged" / stamp.replace(":", "")
+    dest.mkdir(parents=True, exist_ok=True)
+    if (run_dir / "summary.json").exists():
+        os.replace(run_dir / "summary.json", dest / "summary.json")
+    for k in reversed([k for k in steps if k >= first]):  # last first: a crash leaves a gap-free prefix
+        os.replace(step_dir(run_dir, k), dest / f"{k:02d}")
+    write_text(run_dir / "matrix.csv", matrix_csv(run_dir, list(range(first))))
+    return dest
+
+
+def repair_derived(run_dir: Path, steps: list[int], manifest: dict[str, Any], order: list[str]) -> list[str]:
+    """Rewrite ``matrix.csv`` when it differs from the step files and ``summary.json`` when it is
+    missing or unreadable (both are derived from the steps); return the names rewritten."""
+    fixed = []
+    text = matrix_csv(run_dir, steps)
+    matrix = run_dir / "matrix.csv"
+    if not matrix.exists() or matrix.read_text() != text:
+        write_text(matrix, text)
+        fixed.append("matrix.csv")
+    try:
+        read_json(run_dir / "summary.json")
+    except RunError:
+        write_json(run_dir / "summary.json", build_summary(run_dir, manifest, order))
+        fixed.append("summary.json")
+    return fixed
+
+
 def samples_jsonl(records: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
 

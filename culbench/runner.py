@@ -12,6 +12,7 @@ import io
 import os
 import random
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ def run(
     judge_options: dict[str, Any] | None = None,
     progress: ProgressFactory | None = None,
     log: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
     argv: Sequence[str] | None = None,
     mode: str = "sequential",
     split: str = "eval",
@@ -103,6 +105,8 @@ def run(
         judge_options: extra options for the judge (e.g. which CLIP checkpoint).
         progress: ``progress(total, description) -> advance`` for progress bars.
         log: called with one-line status messages.
+        warn: called with one-line warnings that must be seen even when ``log`` is quiet
+            (default: ``warnings.warn``), e.g. damaged steps set aside on resume.
         argv: the command line to record (defaults to ``sys.argv``).
         mode: ``sequential`` (each request edits the previous step's model: the benchmark),
             ``independent`` (each request edits the base model alone, with no history) or
@@ -170,7 +174,20 @@ def run(
     if manifest_path.exists():
         manifest = results.read_json(manifest_path)
         _check_identity(manifest.get("identity", {}), identity, run_dir)
-        if manifest.get("status") == "complete":
+        warn = warn or (lambda m: warnings.warn(m, RuntimeWarning, stacklevel=3))
+        committed = results.committed_steps(run_dir)
+        broken = results.first_damaged_step(run_dir, committed)
+        if broken is not None:  # redo the damaged step and every step after it; keep the old files
+            k, why = broken
+            kept = results.set_aside(run_dir, k, committed, provenance.now())
+            manifest.update(status="partial" if k else "running", steps_committed=list(range(k)))
+            manifest["compute"] = {s: c for s, c in manifest.get("compute", {}).items() if int(s) < k}
+            results.write_json(manifest_path, manifest)
+            warn(f"step {k}: {why}; steps {k}-{committed[-1]} moved to {kept}, redoing them")
+        elif manifest.get("status") == "complete":
+            fixed = results.repair_derived(run_dir, committed, manifest, list(seq.steps))
+            if fixed:
+                warn(f"rebuilt {' and '.join(fixed)} from the step files")
             log(f"already complete: {run_dir}")
             return run_dir
         manifest["argv"] = list(argv if argv is not None else sys.argv)
@@ -361,7 +378,9 @@ def _weights_bytes(state: dict[str, Any], base: dict[str, Any]) -> bytes:
     from safetensors.torch import save
 
     changed = {k: v.contiguous() for k, v in state.items() if not torch.equal(v, base[k])}
-    return save(changed, metadata={"culbench": "delta-from-base", "tensors": str(len(state))})
+    # one metadata key: safetensors writes the metadata map in hash order, so two keys would make
+    # the bytes (and sha256) of identical weights differ from run to run
+    return save(changed, metadata={"culbench": "delta-from-base"})
 
 
 def load_weights(path: Path, base: dict[str, Any]) -> dict[str, Any]:

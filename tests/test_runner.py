@@ -111,19 +111,30 @@ def test_overrides_change_the_run_directory(tmp_path: Path) -> None:
         run("original", sequence="mock", profile="smoke", out=tmp_path, overrides=["original.lr=1"])
 
 
-def test_corrupt_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:
-    import shutil
+def test_a_damaged_step_is_set_aside_and_redone(tmp_path: Path) -> None:
+    run_dir = run("finetune", sequence="mock", profile="smoke", out=tmp_path, threads=1)
+    step1 = results.step_dir(run_dir, 1) / "model.safetensors"
+    good = step1.read_bytes()
+    step1.write_bytes(b"not a checkpoint")
+    assert any("does not match its sha256" in p for p in validate_run(run_dir))
+    warned: list[str] = []
+    run("finetune", sequence="mock", profile="smoke", out=tmp_path, threads=1, warn=warned.append)
+    assert len(warned) == 1 and "step 1: model.safetensors does not match its sha256" in warned[0]
+    assert validate_run(run_dir) == []  # redone from step 0's weights, complete again
+    assert step1.read_bytes() == good  # deterministic: the same checkpoint as the first time
+    kept = next((run_dir / "damaged").iterdir())  # nothing is deleted
+    assert sorted(p.name for p in kept.iterdir()) == ["01", "02", "summary.json"]
+    assert (kept / "01" / "model.safetensors").read_bytes() == b"not a checkpoint"
+    run("finetune", sequence="mock", profile="smoke", out=tmp_path, threads=1, warn=warned.append)
+    assert len(warned) == 1  # intact now: a no-op
 
-    run_dir = run("original", sequence="mock", profile="smoke", out=tmp_path, threads=2)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    manifest["status"] = "partial"
-    (run_dir / "manifest.json").write_text(json.dumps(manifest))
-    shutil.rmtree(results.step_dir(run_dir, 2))
-    (run_dir / "summary.json").unlink()
-    (results.step_dir(run_dir, 1) / "model.safetensors").write_bytes(b"not a checkpoint")
-    with pytest.raises(RunError, match="corrupt") as info:
-        run("original", sequence="mock", profile="smoke", out=tmp_path, threads=2)
-    assert "fix: delete" in info.value.one_line()
+
+def test_a_missing_step_file_is_redone(tmp_path: Path) -> None:
+    run_dir = run("original", sequence="mock", profile="smoke", out=tmp_path, threads=1)
+    (results.step_dir(run_dir, 2) / "samples.jsonl").unlink()
+    warned: list[str] = []
+    run("original", sequence="mock", profile="smoke", out=tmp_path, threads=1, warn=warned.append)
+    assert "step 2: samples.jsonl is missing" in warned[0] and validate_run(run_dir) == []
 
 
 def test_independent_mode_starts_every_request_from_the_base(tmp_path: Path) -> None:
@@ -157,3 +168,21 @@ def test_simultaneous_mode_erases_all_concepts_so_far_from_the_base(tmp_path: Pa
     for method in ("uce", "dfr"):
         run_dir = run(method, sequence="mock", profile="smoke", out=tmp_path, threads=1, mode="simultaneous")
         assert run_dir.parent.parent.name == f"{method}~simultaneous" and validate_run(run_dir) == []
+
+
+def test_derived_files_are_rebuilt_on_rerun(tmp_path: Path) -> None:
+    run_dir = run("original", sequence="mock", profile="smoke", out=tmp_path, threads=1)
+    matrix = (run_dir / "matrix.csv").read_text()
+    (run_dir / "matrix.csv").write_text("step,concept\n")
+    (run_dir / "summary.json").write_text("{not json")
+    (results.step_dir(run_dir, 2) / "step.json").write_text("{")  # a corrupt record: the step is redone
+    warned: list[str] = []
+    run("original", sequence="mock", profile="smoke", out=tmp_path, threads=1, warn=warned.append)
+    assert "step 2: step.json is corrupt" in warned[0]
+    assert (run_dir / "matrix.csv").read_text() == matrix and validate_run(run_dir) == []
+    summary = (run_dir / "summary.json").read_text()  # step 2's compute is new
+    (run_dir / "matrix.csv").write_text("step,concept\n")
+    (run_dir / "summary.json").unlink()
+    run("original", sequence="mock", profile="smoke", out=tmp_path, threads=1, warn=warned.append)
+    assert warned[-1] == "rebuilt matrix.csv and summary.json from the step files"
+    assert (run_dir / "matrix.csv").read_text() == matrix and (run_dir / "summary.json").read_text() == summary

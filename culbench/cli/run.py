@@ -86,6 +86,7 @@ def run(
             method, sequence=sequence or DEFAULT_SEQUENCE, seed=seed, profile=profile, out=out,
             overrides=set_ or [], device=device, threads=threads, progress=progress,
             log=(lambda m: bars.console.print(m, highlight=False)) if not quiet else None,
+            warn=lambda m: err_console.print(f"warning: {m}", highlight=False, soft_wrap=True),
             argv=["culbench", *sys.argv[1:]], mode=mode, model_options=_model_options(model, model_option),
             judge_options=_model_options(None, judge_option), split=split, judge=judge,
             fid=fid, fid_options=_model_options(None, fid_option), eval_cache=eval_cache,

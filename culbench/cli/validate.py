@@ -27,8 +27,10 @@ def validate(
 
     problems = validate_run(run_dir, require_complete=not allow_partial)
     if problems:
-        raise RunError(f"{run_dir} is invalid: {'; '.join(problems)}",
-                       "rerun the same `culbench run` command to redo missing or damaged steps")
+        fix = "rerun the same `culbench run` command: it redoes damaged steps (kept in damaged/) and rebuilds derived files"
+        if any("summary.json differs" in p for p in problems):
+            fix = f"delete {run_dir / 'summary.json'} and {fix[0].lower()}{fix[1:]}"
+        raise RunError(f"{run_dir} is invalid: {'; '.join(problems)}", fix)
     note = (" (records only — weights, per-image records and features are not kept, so file hashes and the "
             "summary's intervals were not recomputed)") if records_only(run_dir) else ""
     console.print(f"ok  {run_dir}{note}", highlight=False, soft_wrap=True)
