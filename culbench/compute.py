@@ -59,3 +59,29 @@ class Meter:
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "peak_cuda_mb": None if self.peak_cuda_mb is None else round(self.peak_cuda_mb, 1),
         }
+
+
+def check_device(device: str) -> None:
+    """Raise a one-line error unless ``device`` names a device torch can use here."""
+    import torch
+
+    from culbench.errors import CulbenchError
+
+    fix = "use cpu, cuda or cuda:N (`culbench doctor` lists the GPUs)"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise CulbenchError(f"unknown device '{device}'", fix) from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise CulbenchError(f"device {device} requested but no CUDA GPU is visible",
+                                "pass --device cpu (ToyWorld runs on CPU) or run on a GPU machine")
+        if parsed.index is not None and parsed.index >= count:
+            raise CulbenchError(f"device {device} requested but {count} GPU(s) are visible",
+                                f"use cuda:0 to cuda:{count - 1}")
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise CulbenchError(f"device {device} requested but MPS is not available", "pass --device cpu")
+    elif parsed.type != "cpu":
+        raise CulbenchError(f"device type '{parsed.type}' is not supported", fix)

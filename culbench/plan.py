@@ -42,11 +42,13 @@ def dry_run(method: str, *, sequence: str, profile: str, device: str = "cpu", ov
             model_options: dict[str, Any] | None = None, time_sampling: bool = True) -> Plan:
     """The plan of a run; with ``time_sampling`` one evaluation batch is sampled to time it."""
     from culbench.catalog import METHODS, MODELS
+    from culbench.compute import check_device
     from culbench.config import build_config, parse_overrides
     from culbench.evaluation.presence import plan as eval_plan
     from culbench.profiles import get_profile
     from culbench.tasks import resolve_sequence
 
+    check_device(device)
     seq = resolve_sequence(sequence)
     prof = get_profile(profile)
     build_config(METHODS.get(method).Config, method, parse_overrides(overrides, method))  # validate

@@ -20,7 +20,7 @@ from typing import Any
 from culbench import provenance, results
 from culbench.api import Budget, StepContext
 from culbench.catalog import CLIP_SCORERS, FEATURES, JUDGES, METHODS, MODELS, REFERENCES
-from culbench.compute import Meter
+from culbench.compute import Meter, check_device
 from culbench.config import build_config, config_hash, config_to_dict, parse_overrides
 from culbench.errors import CulbenchError, RunError
 from culbench.evaluation import presence, quality
@@ -126,6 +126,7 @@ def run(
     progress = progress or _silent
     log = log or (lambda message: None)
     torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
+    check_device(device)
 
     if mode not in MODES:
         raise CulbenchError(f"unknown mode '{mode}'", f"use one of: {', '.join(MODES)}")

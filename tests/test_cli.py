@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import run_cli
 
 
@@ -117,3 +119,10 @@ def test_doctor_passes_here_and_names_a_corrupt_asset(monkeypatch) -> None:  # n
     monkeypatch.setattr(assets, "expected_sums", lambda folder=assets.ASSETS_DIR: {k: "0" * 64 for k in real})
     bad = {f.check: f for f in doctor.findings()}["ToyWorld weights"]
     assert not bad.ok and "sha256" in bad.detail and "fix:" in bad.detail
+
+
+@pytest.mark.parametrize(("device", "says"), [("tpu", "unknown device 'tpu'"), ("cuda:x", "unknown device"),
+                                               ("cuda:99", "cuda:99 requested but")])
+def test_bad_device_is_a_one_line_error(device: str, says: str) -> None:
+    line = _one_line_error(run_cli("run", "--method", "uce", "--device", device, "--dry-run"))
+    assert says in line and "fix:" in line
