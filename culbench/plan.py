@@ -39,9 +39,15 @@ class Plan:
 
 
 def dry_run(method: str, *, sequence: str, profile: str, device: str = "cpu", overrides: tuple[str, ...] = (),
-            model_options: dict[str, Any] | None = None, time_sampling: bool = True) -> Plan:
-    """The plan of a run; with ``time_sampling`` one evaluation batch is sampled to time it."""
-    from culbench.catalog import METHODS, MODELS
+            model_options: dict[str, Any] | None = None, time_sampling: bool = True, mode: str = "sequential",
+            split: str = "eval", judge: str | None = None, fid: str | None = None) -> Plan:
+    """The plan of a run; with ``time_sampling`` one evaluation batch is sampled to time it.
+
+    Every option is checked as the run would check it, so a plan that prints is a run that starts.
+    """
+    from culbench.catalog import FEATURES, JUDGES, METHODS, MODELS
+    from culbench.errors import CulbenchError
+    from culbench.runner import MODES
     from culbench.compute import check_device
     from culbench.config import build_config, parse_overrides
     from culbench.evaluation.presence import plan as eval_plan
@@ -49,15 +55,20 @@ def dry_run(method: str, *, sequence: str, profile: str, device: str = "cpu", ov
     from culbench.tasks import resolve_sequence
 
     check_device(device)
-    seq = resolve_sequence(sequence)
+    if mode not in MODES:
+        raise CulbenchError(f"unknown mode '{mode}'", f"use one of: {', '.join(MODES)}")
+    seq = resolve_sequence(sequence).with_split(split)
+    for registry, name in ((JUDGES, judge), (FEATURES, fid)):
+        if name:
+            registry.get(name)
     prof = get_profile(profile)
     build_config(METHODS.get(method).Config, method, parse_overrides(overrides, method))  # validate
     items = eval_plan(seq, prof)
     steps = prof.sample_steps or seq.spec.eval.sampler.steps
-    result = Plan(seq.id, method, prof.name, device, images_per_checkpoint=len(items),
+    result = Plan(seq.id, method if mode == "sequential" else f"{method} --mode {mode}", prof.name, device, images_per_checkpoint=len(items),
                   checkpoints=len(seq.steps) + 1, sampler=f"DDIM {steps}, guidance {seq.spec.eval.sampler.guidance}")
     for k in range(1, len(seq.steps) + 1):
-        request = seq.request(k)
+        request = seq.request(k, simultaneous=mode == "simultaneous")
         result.requests.append({"step": k, "concept": request.concept.id, "forget_prompts": len(request.forget),
                                 "retain_prompts": len(request.retain_prompts("all"))})
     if time_sampling:

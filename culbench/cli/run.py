@@ -58,7 +58,8 @@ def run(
         from culbench.plan import dry_run as make_plan
 
         plan = make_plan(method, sequence=sequence or DEFAULT_SEQUENCE, profile=profile, device=device,
-                         overrides=tuple(set_ or ()), model_options=_model_options(model, model_option))
+                         overrides=tuple(set_ or ()), model_options=_model_options(model, model_option),
+                         mode=mode, split=split, judge=judge, fid=fid)
         for line in plan.lines():
             console.print(line, highlight=False, markup=False, soft_wrap=True)
         return

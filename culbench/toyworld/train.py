@@ -190,10 +190,23 @@ def save_model(out: Path, vae: Any, unet: Any, text: Any, scale: float, recipe: 
 
 
 def concept_filter(concepts: Sequence[str]) -> Callable[[Any], bool] | None:
-    """``exclude(scene)``: True when the scene shows any of ``concepts`` (any attribute)."""
+    """``exclude(scene)``: True when the scene shows any of ``concepts`` (any attribute).
+
+    Names ToyWorld does not know raise (a typo would otherwise exclude nothing, silently).
+    """
+    import difflib
+
+    from culbench.errors import ConfigError
+    from culbench.toyworld.data import all_scenes
+
     wanted = set(concepts)
     if not wanted:
         return None
+    known = {value for scene in all_scenes() for value in scene.labels().values()} - {"none"}
+    for name in sorted(wanted - known):
+        close = difflib.get_close_matches(name, sorted(known), n=3)
+        raise ConfigError(f"ToyWorld has no concept '{name}'" + (f" (did you mean: {', '.join(close)})" if close else ""),
+                          f"use names from: {', '.join(sorted(known))}")
     return lambda scene: bool(wanted & set(scene.labels().values()))
 
 
@@ -219,6 +232,7 @@ def train_all(
     from culbench.toyworld import judge as tw_judge
     from culbench.toyworld.data import sample_scenes
 
+    concept_filter(exclude)  # unknown names fail before anything is written
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"seconds": {}, "exclude": sorted(exclude)}
     held_out = sample_scenes(recipe.held_out, seed=recipe.seed + 999)

@@ -62,3 +62,16 @@ def test_retrain_filter_removes_concepts() -> None:
     assert all(s.character != "quillo" for s in scenes)  # quillo is a star character
     assert concept_filter([]) is None
     assert torch.is_tensor(torch.zeros(1))
+
+
+def test_an_unknown_concept_to_exclude_is_an_error_before_any_work(tmp_path: Path) -> None:
+    from culbench.errors import ConfigError
+    from culbench.toyworld.train import Recipe, concept_filter, train_all
+
+    with pytest.raises(ConfigError, match="did you mean: star, striped"):
+        concept_filter(["strd"])
+    with pytest.raises(ConfigError, match="no concept 'none'"):
+        concept_filter(["none"])
+    with pytest.raises(ConfigError):
+        train_all(tmp_path / "oracle", Recipe(), exclude=["nope"], stages=("unet",))
+    assert not (tmp_path / "oracle").exists()
