@@ -126,3 +126,9 @@ def test_doctor_passes_here_and_names_a_corrupt_asset(monkeypatch) -> None:  # n
 def test_bad_device_is_a_one_line_error(device: str, says: str) -> None:
     line = _one_line_error(run_cli("run", "--method", "uce", "--device", device, "--dry-run"))
     assert says in line and "fix:" in line
+
+
+@pytest.mark.parametrize("option", [("--mode", "parallel"), ("--split", "test"), ("--judge", "nope"), ("--fid", "nope")])
+def test_dry_run_checks_what_the_run_checks(option: tuple[str, str]) -> None:
+    line = _one_line_error(run_cli("run", "--method", "uce", "--dry-run", *option))
+    assert option[1] in line and "fix:" in line
