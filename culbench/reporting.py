@@ -32,12 +32,14 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("auc_ua_cumulative", "AUC UA", +1),
     ("auc_retention_general", "AUC Ret far", +1),
     ("headline_h", "H", +1),
+    ("gap_retrain", "Gap retrain", -1),
     ("fid_retained_vs_base", "FID vs base", -1),
     ("fid_retained_vs_real", "FID vs real", -1),
     ("clip_retained", "CLIP ret", +1),
     ("unlearn_seconds_median", "s/request", -1),
     ("peak_rss_mb", "Peak RSS MB", -1),
 )
+ORACLE = "retrain"  # the retrain-from-scratch reference row that "Gap retrain" is measured against
 # decimals shown per column (rates and AUCs: 3); FID/CLIP/seconds at the precision they carry
 DIGITS = {"fid_retained_vs_base": 1, "fid_retained_vs_real": 1, "clip_retained": 1,
           "unlearn_seconds_median": 1, "peak_rss_mb": 0}
@@ -118,7 +120,8 @@ def series(summary: dict[str, Any], key: str) -> list[float]:
 def final_value(summary: dict[str, Any], key: str) -> tuple[float | None, float | None, float | None]:
     """``(value, low, high)`` of ``key`` at the last step (or the scalar), from one summary."""
     for values, intervals in ((summary.get("metrics", {}), summary.get("metrics_ci", {})),
-                              (summary.get("quality", {}), summary.get("quality_ci", {}))):
+                              (summary.get("quality", {}), summary.get("quality_ci", {})),
+                              (summary.get("oracle", {}), {})):
         if key in values:
             value, ci = values[key], intervals.get(key)
             if isinstance(value, list):
@@ -181,7 +184,40 @@ def load_rows(paths: Sequence[Path], extra: Sequence[tuple[Path, dict[str, Any]]
         row.summaries.append(summary)
         row.sources.append(str(path))
     _drop_default_hash(rows.values())
+    attach_oracle_gap(rows.values())
     return sorted(rows.values(), key=lambda r: (r.sequence, r.profile, r.method, r.config_hash))
+
+
+def attach_oracle_gap(rows: Iterable[Row]) -> None:
+    """Add ``oracle.gap_retrain`` to each finished summary of a sequence × profile that has a
+    finished ``retrain`` row (default config, sequential): the mean over concepts of
+    |P_run[K, c] − P_retrain[K, c]| at the last step K, where P_retrain is the mean over the
+    oracle's seeds. The oracle's own seeds are compared with the mean of its *other* seeds, so
+    its row shows the seed-to-seed floor. Rows without an oracle get no value (shown —)."""
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.sequence, row.profile), []).append(row)
+    for members in groups.values():
+        oracle = next((r for r in members if r.method == ORACLE and r.is_default and not r.partial), None)
+        if oracle is None:
+            continue
+        concepts = oracle.summaries[0]["concepts"]
+        steps = len(oracle.summaries[0]["presence"])
+
+        def last_step(summary: dict[str, Any]) -> np.ndarray:
+            where = {c: i for i, c in enumerate(summary["concepts"])}
+            return np.array([summary["presence"][-1][where[c]] for c in concepts], dtype=float)
+
+        finals = {s["seed"]: last_step(s) for s in oracle.summaries}
+        for row in members:
+            for summary in row.summaries:
+                if summary.get("partial") or len(summary.get("presence", [])) != steps \
+                        or set(summary.get("concepts", [])) != set(concepts):
+                    continue
+                others = [p for seed, p in finals.items() if row is not oracle or seed != summary["seed"]]
+                if others:
+                    gap = np.abs(last_step(summary) - np.mean(others, axis=0)).mean()
+                    summary.setdefault("oracle", {})["gap_retrain"] = round(float(gap), 6)
 
 
 def _settings(manifest: Path, method: str) -> str | None:

@@ -236,3 +236,41 @@ def test_published_records_only_runs_validate(smoke_run: Path, tmp_path: Path) -
     (slim / "summary.json").write_text(json.dumps(summary))
     bad = run_cli("validate", str(slim))
     assert bad.returncode != 0 and "presence matrix differs" in bad.stderr
+
+
+def test_gap_to_retrain_is_measured_against_the_oracle_row(tmp_path: Path) -> None:
+    """A finished retrain row adds "Gap retrain": mean |P - P_oracle| over concepts at step 10."""
+    import numpy as np
+
+    from culbench.catalog import METHODS
+    from culbench.config import config_hash, config_to_dict
+
+    published = Path(__file__).resolve().parents[1] / "leaderboard" / "results" / "toy10@1"
+    oracle_presence = {}
+    for seed in (0, 1):  # stand-in oracle: the published `original` runs relabelled as retrain
+        src, dst = published / "original" / "standard" / f"seed{seed}", tmp_path / "retrain" / f"seed{seed}"
+        dst.mkdir(parents=True)
+        summary = json.loads((src / "summary.json").read_text())
+        defaults = METHODS.get("retrain").Config()
+        summary.update(method="retrain", config_hash=config_hash(defaults))
+        summary["presence"][-1][0] = 0.5 * seed  # seeds differ in one cell
+        oracle_presence[seed] = np.array(summary["presence"][-1])
+        manifest = json.loads((src / "manifest.json").read_text())
+        manifest["identity"]["method"].update(name="retrain", config=config_to_dict(defaults))
+        (dst / "summary.json").write_text(json.dumps(summary))
+        (dst / "manifest.json").write_text(json.dumps(manifest))
+    dfr = published / "dfr" / "standard"
+    table = build([tmp_path / "retrain", dfr])[0]
+    rows = {r.label: r for r in table.rows}
+    assert "gap_retrain" in [c[0] for c in table.columns]
+    oracle = np.mean(list(oracle_presence.values()), axis=0)
+    gaps = []
+    for seed in (0, 1, 2):
+        s = json.loads((dfr / f"seed{seed}" / "summary.json").read_text())
+        gaps.append(np.abs(np.array(s["presence"][-1]) - oracle).mean())
+    assert abs(rows["dfr"].value("gap_retrain")[0] - np.mean(gaps)) < 1e-6 and np.mean(gaps) > 0.05
+    # the oracle's own seeds are compared with its other seeds: the floor (one cell differs by 0.5)
+    assert abs(rows["retrain"].value("gap_retrain")[0] - 0.5 / len(oracle)) < 1e-6
+    assert "Gap retrain ↓" in render([table], "md")
+    no_oracle = build([dfr])[0]  # without a retrain row the column is absent
+    assert "gap_retrain" not in [c[0] for c in no_oracle.columns]
