@@ -35,7 +35,7 @@ class Retrain(Method):
     @dataclass(frozen=True)
     class Config:
         steps: int = 10_000              # optimiser steps (the recipe: 10,000)
-        n_images: int = 60_000           # rendered training scenes before exclusion (the recipe: 60,000)
+        n_images: int = 60_000           # training scenes; excluded ones are redrawn (the recipe: 60,000)
         seed: int | None = None          # recipe seed; None: drawn from the run seed (see below)
 
     trains = ("full",)
