@@ -112,18 +112,24 @@ def decode_latents(vae: Any, latents: torch.Tensor, scale: float) -> torch.Tenso
 
 
 def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, log: Log,
-               progress: Callable[[int], None] | None = None, text_encoder: Any = None) -> tuple[Any, Any]:
+               progress: Callable[[int], None] | None = None, text_encoder: Any = None,
+               device: str | torch.device = "cpu") -> tuple[Any, Any]:
     """Train text encoder + UNet jointly (v-prediction, cosine schedule, EMA); return EMA copies.
 
     With ``text_encoder`` given, that encoder is used frozen and only the UNet is trained (the
-    retrain oracle: a new UNet for the shipped text encoder).
+    retrain oracle: a new UNet for the shipped text encoder). Training runs on ``device``; every
+    random draw (batch indices, noise, timesteps, prompt dropout) comes from one CPU generator,
+    so the draws do not depend on the device.
     """
     torch.manual_seed(recipe.seed + 20)
     parts = tw_model.build_parts(recipe.latent_channels)
     unet, text, tok, sched = parts["unet"], parts["text_encoder"], parts["tokenizer"], parts["scheduler"]
+    unet.to(device)
     frozen_text = text_encoder is not None
     if frozen_text:
-        text = text_encoder.eval().requires_grad_(False)
+        text = text_encoder.to(device).eval().requires_grad_(False)
+    else:
+        text.to(device)
     tokens = tok(list(captions) + [""], padding="max_length", max_length=tw_model.MAX_TOKENS,
                  truncation=True, return_tensors="pt").input_ids
     empty = tokens[-1]
@@ -148,6 +154,7 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
         ids[drop] = empty
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), generator=gen)
+        x0, noise, t, ids = x0.to(device), noise.to(device), t.to(device), ids.to(device)
         x_t = sched.add_noise(x0, noise, t)
         target = sched.get_velocity(x0, noise, t)
         with torch.set_grad_enabled(not frozen_text):
