@@ -76,7 +76,7 @@ def check_device(device: str) -> None:
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if not count:
             raise CulbenchError(f"device {device} requested but no CUDA GPU is visible",
-                                "pass --device cpu (ToyWorld runs on CPU) or run on a GPU machine")
+                                "use --device cpu, or run on a GPU machine")
         if parsed.index is not None and parsed.index >= count:
             raise CulbenchError(f"device {device} requested but {count} GPU(s) are visible",
                                 f"use cuda:0 to cuda:{count - 1}")

@@ -46,17 +46,15 @@ def dry_run(method: str, *, sequence: str, profile: str, device: str = "cpu", ov
     Every option is checked as the run would check it, so a plan that prints is a run that starts.
     """
     from culbench.catalog import FEATURES, JUDGES, METHODS, MODELS
-    from culbench.errors import CulbenchError
-    from culbench.runner import MODES
     from culbench.compute import check_device
     from culbench.config import build_config, parse_overrides
     from culbench.evaluation.presence import plan as eval_plan
     from culbench.profiles import get_profile
+    from culbench.runner import check_mode
     from culbench.tasks import resolve_sequence
 
     check_device(device)
-    if mode not in MODES:
-        raise CulbenchError(f"unknown mode '{mode}'", f"use one of: {', '.join(MODES)}")
+    check_mode(mode)
     seq = resolve_sequence(sequence).with_split(split)
     for registry, name in ((JUDGES, judge), (FEATURES, fid)):
         if name:
@@ -65,7 +63,8 @@ def dry_run(method: str, *, sequence: str, profile: str, device: str = "cpu", ov
     build_config(METHODS.get(method).Config, method, parse_overrides(overrides, method))  # validate
     items = eval_plan(seq, prof)
     steps = prof.sample_steps or seq.spec.eval.sampler.steps
-    result = Plan(seq.id, method if mode == "sequential" else f"{method} --mode {mode}", prof.name, device, images_per_checkpoint=len(items),
+    label = method if mode == "sequential" else f"{method} --mode {mode}"
+    result = Plan(seq.id, label, prof.name, device, images_per_checkpoint=len(items),
                   checkpoints=len(seq.steps) + 1, sampler=f"DDIM {steps}, guidance {seq.spec.eval.sampler.guidance}")
     for k in range(1, len(seq.steps) + 1):
         request = seq.request(k, simultaneous=mode == "simultaneous")

@@ -185,26 +185,49 @@ def committed_steps(run_dir: Path) -> list[int]:
     return done
 
 
+def file_problems(folder: Path, files: dict[str, str]) -> list[str]:
+    """``NAME is missing`` / ``NAME does not match its sha256`` for each listed file that is."""
+    problems = []
+    for name, digest in files.items():
+        if not (folder / name).exists():
+            problems.append(f"{name} is missing")
+        elif sha256_file(folder / name) != digest:
+            problems.append(f"{name} does not match its sha256")
+    return problems
+
+
+def _keeps_no_files(listed: list[tuple[Path, dict[str, str]]]) -> bool:
+    """Steps ``(folder, files)`` list files but keep none of them: a records-only run."""
+    return any(files for _, files in listed) and \
+        not any((folder / name).exists() for folder, files in listed for name in files)
+
+
+def records_only(run_dir: Path, steps: list[int] | None = None) -> bool:
+    """A published run that keeps its records (step.json, matrix, summary) but none of the step
+    files they hash (weights, per-image records, features): ``leaderboard/results`` keeps these."""
+    steps = committed_steps(run_dir) if steps is None else steps
+    return _keeps_no_files([(step_dir(run_dir, k), read_json(step_dir(run_dir, k) / "step.json").get("files", {}))
+                            for k in steps])
+
+
 def first_damaged_step(run_dir: Path, steps: list[int]) -> tuple[int, str] | None:
     """The first committed step whose files are missing or fail their sha256, with the reason.
 
-    ``None`` when every step is intact, and for a records-only run (no step keeps any of its
-    files: the published form in ``leaderboard/results``), which is complete by design.
+    ``None`` when every step is intact, and for a records-only run (the published form in
+    ``leaderboard/results``), which is complete by design.
     """
     listed = []
     for k in steps:
         try:
-            listed.append((k, step_dir(run_dir, k), read_json(step_dir(run_dir, k) / "step.json").get("files", {})))
+            listed.append((step_dir(run_dir, k), read_json(step_dir(run_dir, k) / "step.json").get("files", {})))
         except RunError:
             return k, "step.json is corrupt"
-    if not any((folder / name).exists() for _, folder, files in listed for name in files):
+    if _keeps_no_files(listed):
         return None
-    for k, folder, files in listed:
-        for name, digest in files.items():
-            if not (folder / name).exists():
-                return k, f"{name} is missing"
-            if sha256_file(folder / name) != digest:
-                return k, f"{name} does not match its sha256"
+    for k, (folder, files) in zip(steps, listed, strict=True):
+        problems = file_problems(folder, files)
+        if problems:
+            return k, problems[0]
     return None
 
 

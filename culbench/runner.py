@@ -60,6 +60,12 @@ def _method_source(name: str) -> str:
 MODES = ("sequential", "independent", "simultaneous")
 
 
+def check_mode(mode: str) -> None:
+    """Raise a one-line error unless ``mode`` is one of ``MODES``."""
+    if mode not in MODES:
+        raise CulbenchError(f"unknown mode '{mode}'", f"use one of: {', '.join(MODES)}")
+
+
 def run_dir_for(out: Path, sequence_id: str, method: str, cfg_hash: str | None,
                 profile: str, seed: int, mode: str = "sequential", split: str = "eval",
                 judge: str | None = None) -> Path:
@@ -125,11 +131,10 @@ def run(
 
     progress = progress or _silent
     log = log or (lambda message: None)
+    warn = warn or (lambda message: warnings.warn(message, RuntimeWarning, stacklevel=3))
     torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
     check_device(device)
-
-    if mode not in MODES:
-        raise CulbenchError(f"unknown mode '{mode}'", f"use one of: {', '.join(MODES)}")
+    check_mode(mode)
     seq = resolve_sequence(sequence).with_split(split)
     prof = get_profile(profile)
     method_cls = METHODS.get(method)
@@ -175,7 +180,6 @@ def run(
     if manifest_path.exists():
         manifest = results.read_json(manifest_path)
         _check_identity(manifest.get("identity", {}), identity, run_dir)
-        warn = warn or (lambda m: warnings.warn(m, RuntimeWarning, stacklevel=3))
         committed = results.committed_steps(run_dir)
         broken = results.first_damaged_step(run_dir, committed)
         if broken is not None:  # redo the damaged step and every step after it; keep the old files

@@ -17,7 +17,7 @@ def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[
     step's file hashes; every cell has ``n == n_expected`` and agrees with samples.jsonl;
     matrix.csv and summary.json equal what the step files give; the sequence's content
     hash matches the installed sequence when that sequence is available. A records-only run
-    (``records_only``: the published form) is checked on what it keeps: counts, matrix.csv
+    (``results.records_only``: the published form) is checked on what it keeps: counts, matrix.csv
     and the summary's presence matrix against the step records.
     """
     run_dir = Path(run_dir)
@@ -29,7 +29,7 @@ def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[
     if manifest["schema_version"] != results.SCHEMA_VERSION:
         return [f"schema_version {manifest['schema_version']} is not {results.SCHEMA_VERSION}"]
     steps = results.committed_steps(run_dir)
-    slim = records_only(run_dir, steps)
+    slim = results.records_only(run_dir, steps)
     expected = list(range(manifest["steps_total"] + 1))
     if steps != manifest["steps_committed"]:
         problems.append(f"manifest lists steps {manifest['steps_committed']}, found {steps}")
@@ -60,26 +60,10 @@ def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[
     return problems
 
 
-def records_only(run_dir: Path, steps: list[int] | None = None) -> bool:
-    """A published run that keeps its records (step.json, matrix, summary) but none of the step
-    files they hash (weights, per-image records, features): ``leaderboard/results`` keeps these."""
-    steps = results.committed_steps(run_dir) if steps is None else steps
-    listed = [(results.step_dir(run_dir, k), results.read_json(results.step_dir(run_dir, k) / "step.json")
-               .get("files", {})) for k in steps]
-    return bool(steps) and any(files for _, files in listed) and \
-        not any((folder / name).exists() for folder, files in listed for name in files)
-
-
 def _check_step(run_dir: Path, k: int, slim: bool = False) -> list[str]:
     folder = results.step_dir(run_dir, k)
     record = results.read_json(folder / "step.json")
-    problems = []
-    for name, digest in ({} if slim else record.get("files", {})).items():
-        path = folder / name
-        if not path.exists():
-            problems.append(f"step {k}: {name} is missing")
-        elif results.sha256_file(path) != digest:
-            problems.append(f"step {k}: {name} does not match its sha256")
+    problems = [f"step {k}: {p}" for p in results.file_problems(folder, {} if slim else record.get("files", {}))]
     counts: dict[str, list[int]] = {}
     samples = folder / "samples.jsonl"
     if samples.exists():

@@ -53,7 +53,7 @@ def _method_detail(name: str, registry) -> None:
     from culbench.config import describe_config
 
     cls = registry.get(name)  # unknown names raise with a did-you-mean list
-    entry = next(e for e in registry.entries() if e.name == name)
+    entry = registry.entry(name)
     where = inspect.getsourcefile(cls) or entry.target
     console.print(f"[bold]{name}[/bold]  ({entry.source}, {where})", highlight=False)
     console.print(f"trains: {', '.join(cls.trains)}    backends: "

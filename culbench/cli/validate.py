@@ -23,7 +23,8 @@ def validate(
     allow_partial: Annotated[bool, typer.Option(help="Accept a run that has not finished.")] = False,
 ) -> None:
     """Check schema, file hashes, per-cell image counts, matrix and summary of a run."""
-    from culbench.validate import records_only, validate_run
+    from culbench.results import records_only
+    from culbench.validate import validate_run
 
     problems = validate_run(run_dir, require_complete=not allow_partial)
     if problems:

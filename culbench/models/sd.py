@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from culbench.compute import check_device
 from culbench.errors import CulbenchError
 from culbench.models.diffusers_t2i import DiffusersT2I
 
@@ -65,9 +66,7 @@ def build_sd_model(
                             "pass --model PATH_OR_ID (a diffusers SD v1.x folder, e.g. one saved by save_pretrained)")
     sample_devices = [d.strip() for d in str(devices).split(",") if d.strip()]
     for wanted in (device, *sample_devices):
-        if wanted.startswith("cuda") and not torch.cuda.is_available():
-            raise CulbenchError(f"device {wanted} requested but no CUDA GPU is visible",
-                                "run on a GPU machine, or pass --device cpu and no --model-option devices")
+        check_device(wanted)
     frozen_dtype = {"auto": torch.float16 if device.startswith("cuda") else torch.float32,
                     "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype)
     if frozen_dtype is None:

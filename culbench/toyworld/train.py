@@ -210,7 +210,9 @@ def concept_filter(concepts: Sequence[str]) -> Callable[[Any], bool] | None:
     if not wanted:
         return None
     known = {value for scene in all_scenes() for value in scene.labels().values()} - {"none"}
-    for name in sorted(wanted - known):
+    unknown = sorted(wanted - known)
+    if unknown:
+        name = unknown[0]
         close = difflib.get_close_matches(name, sorted(known), n=3)
         raise ConfigError(f"ToyWorld has no concept '{name}'" + (f" (did you mean: {', '.join(close)})" if close else ""),
                           f"use names from: {', '.join(sorted(known))}")
