@@ -180,6 +180,14 @@ def _silent_progress(total: int, description: str) -> Callable[[int], None]:
     return lambda advance=1: None
 
 
+def _no_snapshot() -> Any:
+    return None
+
+
+def _drop_snapshot(payload: Any) -> None:
+    return None
+
+
 @dataclass
 class StepContext:
     """Everything the runner hands a method besides the model and the request.
@@ -194,6 +202,13 @@ class StepContext:
         state: a dict that persists across steps (and across resume: the runner saves it
             with each step, so keep it to tensors, numbers, strings, lists and dicts).
         base_model: returns the frozen step-0 model (loaded on first call).
+        save_snapshot: ``save_snapshot(payload)`` for a step that runs long (retrain: ~50 min on
+            CPU): the runner keeps ``payload`` (same types as ``state``) on disk, so a run killed
+            mid-step resumes from it instead of from the step's start. Save whatever makes the
+            resumed result identical to an uninterrupted one (weights, optimiser, generator state,
+            iteration); each call replaces the last; the runner deletes it when the step commits.
+        load_snapshot: ``load_snapshot()`` returns this step's last saved payload, or ``None``
+            (none saved, or saved from a different input model: it is then ignored).
     """
 
     step: int
@@ -203,6 +218,8 @@ class StepContext:
     progress: Callable[[int, str], Callable[..., None]] = _silent_progress
     state: dict[str, Any] = field(default_factory=dict)
     base_model: Callable[[], T2IModel] | None = None
+    save_snapshot: Callable[[Any], None] = _drop_snapshot
+    load_snapshot: Callable[[], Any] = _no_snapshot
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A ``torch.Generator`` on ``device`` seeded from the step seed (+ ``offset``)."""

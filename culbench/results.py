@@ -172,6 +172,11 @@ def commit_step(run_dir: Path, step: int, record: dict[str, Any], files: dict[st
     os.replace(tmp, final)
 
 
+def snapshot_path(run_dir: Path, step: int) -> Path:
+    """A step's mid-step snapshot (``StepContext.save_snapshot``), deleted when the step commits."""
+    return run_dir / "snapshots" / f"{step:02d}.pt"
+
+
 def committed_steps(run_dir: Path) -> list[int]:
     """Steps 0..k that are committed without a gap; removes leftover temp directories."""
     steps_root = run_dir / "steps"

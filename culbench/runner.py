@@ -228,6 +228,9 @@ def run(
         results.write_bytes(run_dir / REFERENCE_FILE, quality.npy_bytes(reference.astype("float16")))
     previous_state = base_state
     state: dict[str, Any] = {}
+    input_sha = ""  # the weights the next step starts from (keys its snapshot)
+    if done:
+        input_sha = results.read_json(results.step_dir(run_dir, done[-1]) / "step.json").get("model_sha256", "")
     if done and done[-1] > 0:
         last = results.step_dir(run_dir, done[-1])
         model.load_state_dict(load_weights(last / "model.safetensors", base_state))
@@ -256,9 +259,11 @@ def run(
             if mode != "sequential":  # every request starts from the base model, no history
                 model.load_state_dict(base_state)
                 state = {}
+            save_snapshot, load_snapshot = _snapshots(run_dir, step, input_sha if mode == "sequential" else base_sha,
+                                                      log, warn)
             ctx = StepContext(step=step, seed=step_seed(seed, step), device=device,
                               budget=Budget(prof.max_iterations, prof.max_samples), progress=progress, state=state,
-                              base_model=base_model)
+                              base_model=base_model, save_snapshot=save_snapshot, load_snapshot=load_snapshot)
             _seed_everything(ctx.seed)
             with Meter() as meter:
                 if step == 1:
@@ -300,6 +305,8 @@ def run(
                   "cells": cell_dicts}
         previous_state = current  # state_dict() returns a detached copy
         results.commit_step(run_dir, step, record, files)
+        results.snapshot_path(run_dir, step).unlink(missing_ok=True)
+        input_sha = weights_sha
         done.append(step)
         manifest.update(steps_committed=done, updated=provenance.now(),
                         status="partial" if step < len(seq.steps) else "complete")
@@ -356,6 +363,36 @@ def _drift(current: dict[str, Any], base: dict[str, Any], previous: dict[str, An
         from_base, from_previous = dist(base), dist(previous)
     return {"from_base": round(from_base, 6), "from_previous": round(from_previous, 6),
             "relative_from_base": round(from_base / norm, 8) if norm else 0.0}
+
+
+def _snapshots(run_dir: Path, step: int, input_sha: str, log: Callable[[str], None],
+               warn: Callable[[str], None]) -> tuple[Callable[[Any], None], Callable[[], Any]]:
+    """``save_snapshot`` / ``load_snapshot`` for one step, keyed by the weights it starts from."""
+    import torch
+
+    path = results.snapshot_path(run_dir, step)
+
+    def save(payload: Any) -> None:
+        buffer = io.BytesIO()
+        torch.save({"step": step, "input_sha256": input_sha, "payload": payload}, buffer)
+        path.parent.mkdir(exist_ok=True)
+        results.write_bytes(path, buffer.getvalue())
+
+    def load() -> Any:
+        if not path.is_file():
+            return None
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable snapshot: start the step over
+            warn(f"step {step}: snapshot {path} is unreadable ({type(exc).__name__}); starting the step over")
+            return None
+        if saved.get("step") != step or saved.get("input_sha256") != input_sha:
+            warn(f"step {step}: snapshot {path} was saved from other weights; starting the step over")
+            return None
+        log(f"step {step}: resuming from its snapshot")
+        return saved["payload"]
+
+    return save, load
 
 
 def _check_identity(old: dict[str, Any], new: dict[str, Any], run_dir: Path) -> None:

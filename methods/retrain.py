@@ -22,13 +22,15 @@ sequentially) every concept forgotten so far.
 Cost: the recipe's 10,000 steps at batch 128 take about 65 minutes per request on 2 CPU cores
 (request 1 of seed 0: 3,916 s), 11 hours per seed. Training runs on the run's ``--device``
 (with ``--device cuda`` the random draws are the same, from a CPU generator; not measured on a
-GPU here). ``--set retrain.steps=2000`` gives a cheaper, weaker oracle (the step count is part
+GPU here). Training saves a snapshot every 500 steps (``StepContext.save_snapshot``), so a
+run killed mid-request resumes within minutes of where it stopped, with the same result.
+``--set retrain.steps=2000`` gives a cheaper, weaker oracle (the step count is part
 of the config hash, so results say which).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
 from culbench.errors import CulbenchError
@@ -66,8 +68,13 @@ class Retrain(Method):
         images, captions = recipe_code.render_training_set(recipe, recipe_code.concept_filter(forgotten))
         latents = recipe_code.encode_latents(model.vae, images.to(model.device), model.vae.config.scaling_factor)
         tick = ctx.progress(recipe.unet_steps, f"retrain: UNet without {', '.join(forgotten)}")
-        unet, _ = recipe_code.train_unet(latents.cpu(), captions, recipe, log=lambda message: None,
-                                         progress=tick, text_encoder=model.text_encoder, device=model.device)
+        # snapshots every 500 steps (~2.5 min on CPU): a run killed mid-step loses minutes, not the hour
+        saved = ctx.load_snapshot()
+        resume = saved["training"] if saved is not None and saved.get("recipe") == asdict(recipe) else None
+        unet, _ = recipe_code.train_unet(
+            latents.cpu(), captions, recipe, log=lambda message: None, progress=tick,
+            text_encoder=model.text_encoder, device=model.device, resume=resume,
+            snapshot=lambda training: ctx.save_snapshot({"recipe": asdict(recipe), "training": training}))
         fresh = model.clone()
         fresh.unet.load_state_dict(unet.state_dict())
         fresh.unet.eval().requires_grad_(False)

@@ -82,6 +82,53 @@ def test_resume_after_sigkill_gives_identical_summary(tmp_path: Path) -> None:
     assert validate_run(run_dir) == []
 
 
+def test_a_step_killed_midway_resumes_from_its_snapshot(tmp_path: Path) -> None:
+    """StepContext.save_snapshot: the rerun continues step 2 from its last snapshot (iteration 2,
+    not 0), deletes the snapshot on commit, and ends bit-identical to an uninterrupted run."""
+    script = str(HELPERS / "snapshot_run.py")
+    marker, log = tmp_path / "marker", tmp_path / "log"
+    run_dir = tmp_path / "a" / "mock@1" / "looper" / "smoke" / "seed0"
+    killed = subprocess.run([sys.executable, script, str(tmp_path / "a"), str(marker), str(log)],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert results.committed_steps(run_dir) == [0, 1]
+    assert results.snapshot_path(run_dir, 2).is_file()
+    assert not results.snapshot_path(run_dir, 1).exists()  # deleted when step 1 committed
+    log.write_text("")
+    resumed = subprocess.run([sys.executable, script, str(tmp_path / "a"), str(marker), str(log)],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert log.read_text().split() == ["2:2", "2:3"]  # resumed mid-step 2 (mock has 2 steps)
+    assert not (run_dir / "snapshots").exists() or not any((run_dir / "snapshots").iterdir())
+    straight = subprocess.run([sys.executable, script, str(tmp_path / "b"), str(marker), str(tmp_path / "log_b")],
+                              capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    other = tmp_path / "b" / "mock@1" / "looper" / "smoke" / "seed0"
+    steps = results.committed_steps(run_dir)
+    assert steps == results.committed_steps(other) == [0, 1, 2]
+    for step in steps:
+        a, b = (json.loads((results.step_dir(d, step) / "step.json").read_text())["model_sha256"]
+                for d in (run_dir, other))
+        assert a == b, step
+    assert validate_run(run_dir) == []
+
+
+def test_a_snapshot_from_other_weights_is_ignored(tmp_path: Path) -> None:
+    import torch
+
+    from culbench.runner import _snapshots
+
+    warned: list[str] = []
+    save, load = _snapshots(tmp_path, 3, "aaa", log=lambda m: None, warn=warned.append)
+    assert load() is None and not warned  # nothing saved yet
+    save({"iteration": torch.tensor(5)})
+    assert int(load()["iteration"]) == 5
+    _, load_other = _snapshots(tmp_path, 3, "bbb", log=lambda m: None, warn=warned.append)
+    assert load_other() is None and "other weights" in warned[-1]
+    results.snapshot_path(tmp_path, 3).write_bytes(b"not a torch file")
+    assert load() is None and "unreadable" in warned[-1]
+
+
 def test_resume_refuses_a_different_config(smoke_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "r"
     run("original", sequence="mock", profile="smoke", out=out, threads=2)

@@ -75,3 +75,48 @@ def test_an_unknown_concept_to_exclude_is_an_error_before_any_work(tmp_path: Pat
     with pytest.raises(ConfigError):
         train_all(tmp_path / "oracle", Recipe(), exclude=["nope"], stages=("unet",))
     assert not (tmp_path / "oracle").exists()
+
+
+@pytest.mark.parametrize("frozen_text", [True, False])
+def test_unet_training_resumes_bit_identically_from_a_snapshot(frozen_text: bool) -> None:
+    """The retrain oracle's mid-request snapshots: stop after step 4 of 6, resume, same weights."""
+    import io
+    from dataclasses import replace
+
+    from culbench.toyworld import model as tw_model
+    from culbench.toyworld.train import Recipe, train_unet
+
+    torch.set_num_threads(2)
+    recipe = replace(Recipe(seed=3), unet_steps=6, unet_batch=4, unet_warmup=1)
+    latents = torch.randn(16, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    captions = ["zorb on a dark background, left", "a red star on a light background, right"] * 8
+    text = (lambda: tw_model.build_parts(8)["text_encoder"]) if frozen_text else (lambda: None)
+    torch.manual_seed(1)
+    straight, _ = train_unet(latents, captions, recipe, log=lambda m: None, text_encoder=text())
+
+    class Stop(Exception):
+        pass
+
+    saved: list[bytes] = []
+
+    def snapshot(state: dict) -> None:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        saved.append(buffer.getvalue())
+        if state["step"] == 4:
+            raise Stop
+
+    torch.manual_seed(1)
+    with pytest.raises(Stop):
+        train_unet(latents, captions, recipe, log=lambda m: None, text_encoder=text(),
+                   snapshot=snapshot, snapshot_every=2)
+    assert len(saved) == 2
+    ticks: list[int] = []
+    torch.manual_seed(1)
+    resumed, _ = train_unet(latents, captions, recipe, log=lambda m: None, text_encoder=text(),
+                            progress=ticks.append, resume=torch.load(io.BytesIO(saved[-1]), weights_only=True))
+    assert ticks == [4, 1, 1]  # the bar starts at 4 of 6; two steps were trained
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    fresh, _ = train_unet(latents, captions, replace(recipe, seed=4), log=lambda m: None, text_encoder=text())
+    assert not torch.equal(fresh.state_dict()["conv_in.weight"], straight.state_dict()["conv_in.weight"])
