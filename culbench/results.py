@@ -177,6 +177,38 @@ def snapshot_path(run_dir: Path, step: int) -> Path:
     return run_dir / "snapshots" / f"{step:02d}.pt"
 
 
+def run_progress(root: Path) -> list[dict[str, Any]]:
+    """Every run under ``root`` from its manifest: status, steps done of total, compute spent and,
+    while unfinished, the time left at the committed requests' mean (``culbench ls runs``)."""
+    import time
+
+    rows = []
+    for path in sorted(root.rglob("manifest.json")):
+        if {".cache", "damaged"} & set(path.relative_to(root).parts):
+            continue
+        run = str(path.parent.relative_to(root))
+        try:
+            manifest = read_json(path)
+        except RunError as exc:
+            rows.append({"run": run, "status": "unreadable", "note": exc.args[0]})
+            continue
+        compute = manifest.get("compute", {})
+        spent = {int(k): sum(part.get("seconds", 0.0) for part in v.values()) for k, v in compute.items()}
+        done, total = manifest.get("steps_committed", []), manifest.get("steps_total", 0)
+        requests = [seconds for k, seconds in spent.items() if k > 0]
+        left = total - (max(done) if done else -1)
+        row = {"run": run, "status": manifest.get("status", "?"), "steps": f"{len(done)}/{total + 1}",
+               "seconds": sum(spent.values()), "updated": manifest.get("updated", "")}
+        if manifest.get("status") != "complete" and requests and 0 < left:
+            row["seconds_left"] = sum(requests) / len(requests) * min(left, total)
+        snapshots = sorted(path.parent.glob("snapshots/*.pt"))
+        if snapshots:
+            age = time.time() - snapshots[-1].stat().st_mtime
+            row["note"] = f"step {int(snapshots[-1].stem)} snapshot saved {age / 60:.0f} min ago"
+        rows.append(row)
+    return rows
+
+
 def committed_steps(run_dir: Path) -> list[int]:
     """Steps 0..k that are committed without a gap; removes leftover temp directories."""
     steps_root = run_dir / "steps"

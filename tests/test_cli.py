@@ -87,6 +87,36 @@ def test_ls_methods_name_shows_config_keys_and_docstring() -> None:
     assert "did you mean: esd" in line
 
 
+def test_ls_runs_shows_progress_and_time_left(smoke_run: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from culbench import results
+
+    root = tmp_path / "results"
+    partial = root / "mock@1" / "original" / "smoke" / "seed1"
+    shutil.copytree(smoke_run, root / "mock@1" / "original" / "smoke" / "seed0")
+    shutil.copytree(smoke_run, partial)
+    manifest = json.loads((partial / "manifest.json").read_text())
+    manifest.update(status="partial", steps_committed=[0, 1], steps_total=2,
+                    compute={"0": {"eval": {"seconds": 10.0}}, "1": {"unlearn": {"seconds": 3590.0},
+                                                                  "eval": {"seconds": 10.0}}})
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    results.snapshot_path(partial, 2).parent.mkdir()
+    results.snapshot_path(partial, 2).write_bytes(b"x")
+    (root / "mock@1" / "broken" / "smoke" / "seed0").mkdir(parents=True)
+    (root / "mock@1" / "broken" / "smoke" / "seed0" / "manifest.json").write_text("{")
+    done = run_cli("ls", "runs", str(root))
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line.strip().startswith("mock@1/")}
+    assert rows["mock@1/original/smoke/seed0"][1:3] == ["complete", "3/3"]
+    assert rows["mock@1/original/smoke/seed1"][1:5] == ["partial", "2/3", "1h00m", "1h00m"]  # 1 request left
+    assert "snapshot saved 0 min ago" in done.stdout
+    assert rows["mock@1/broken/smoke/seed0"][1] == "unreadable"
+    line = _one_line_error(run_cli("ls", "runs", str(tmp_path / "empty")))
+    assert "is not a directory" in line and "culbench ls runs results" in line
+
+
 def test_tasks_validate_and_ls_sequences() -> None:
     done = run_cli("tasks", "validate")
     assert done.returncode == 0, done.stderr

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from culbench.cli.console import console
@@ -16,6 +19,8 @@ EXAMPLES = """Examples:
   culbench ls methods dfr        # its docstring, --set keys with defaults, trained groups
 
   culbench ls sequences
+
+  culbench ls runs results/     # every run: status, steps done, time spent and left
 """
 
 app = typer.Typer(help="List what is registered.", no_args_is_help=True, epilog=EXAMPLES)
@@ -104,3 +109,45 @@ def judges() -> None:
     _table("CLIP scorers (sequence eval.clip:)", _registry_rows(CLIP_SCORERS))
     _table("reference image sets for FID (sequence eval.reference:)", _registry_rows(REFERENCES))
     _table("FID feature extractors (run --fid; default: the judge's features)", _registry_rows(FEATURES))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+def _when(stamp: str, today: str) -> str:
+    """``HH:MM`` for today (UTC), else the date."""
+    return stamp[11:16] if stamp.startswith(today) else stamp[:10]
+
+
+@app.command("runs", epilog=EXAMPLES)
+def runs(
+    root: Annotated[Path, typer.Argument(help="A results directory (what --out was).")] = Path("results"),
+) -> None:
+    """Runs under ROOT: status, steps committed, compute spent and an estimate of the time left."""
+    from culbench.errors import ConfigError
+    from culbench.results import run_progress
+
+    fix = "pass the --out directory of your runs, e.g. culbench ls runs results"
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a directory", fix)
+    rows = run_progress(root)
+    if not rows:
+        raise ConfigError(f"no runs under {root}", fix)
+    notes = any(row.get("note") for row in rows)
+    today = _dt.datetime.now(_dt.timezone.utc).date().isoformat()
+    table = Table(title=f"runs under {root}", show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("run", overflow="fold", min_width=32)
+    for column in ("status", "steps", "spent", "left", "updated", *(("note",) if notes else ())):
+        table.add_column(column)
+    for row in rows:
+        cells = [row["run"], row["status"], row.get("steps", ""), _duration(row.get("seconds")),
+                 _duration(row.get("seconds_left")), _when(row.get("updated", ""), today)]
+        table.add_row(*cells, *((row.get("note", ""),) if notes else ()))
+    console.print(table)
+    console.print("left: the committed requests' mean time × requests to go; updated: UTC (time if today)", style="dim")
