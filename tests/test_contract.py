@@ -86,3 +86,57 @@ def test_retrain_draws_one_training_seed_per_run() -> None:
     other = unet_after(1, 21, {})
     assert any(not torch.equal(first[k], other[k]) for k in first)
     assert all(torch.equal(first[k], v) for k, v in unet_after(1, 11, {}).items())  # deterministic
+
+
+def test_retrain_resumes_an_interrupted_request_from_its_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The production path of a killed retrain request: its snapshot payload (recipe + training
+    state, through torch.save as the runner stores it) resumes to the same UNet; a snapshot made
+    with another recipe (here: another training seed) is not used."""
+    import functools
+    import io
+
+    from culbench.api import Budget
+    from culbench.catalog import METHODS, MODELS
+    from culbench.tasks import resolve_sequence
+    from culbench.toyworld import train as recipe_code
+
+    monkeypatch.setattr(recipe_code, "train_unet", functools.partial(recipe_code.train_unet, snapshot_every=1))
+    seq = resolve_sequence("toy10")
+    cls = METHODS.get("retrain")
+
+    class Stop(Exception):
+        pass
+
+    ticks: list[int] = []
+
+    def progress(total: int, description: str):  # noqa: ANN202
+        ticks.clear()
+        return lambda n=1: ticks.append(n)
+
+    def run_step(seed: int, save=None, load=None) -> dict:  # noqa: ANN001
+        model = MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
+        ctx = StepContext(step=1, seed=seed, budget=Budget(4, 64), state={}, progress=progress,
+                          **({"save_snapshot": save} if save else {}), **({"load_snapshot": load} if load else {}))
+        out = cls(cls.Config()).unlearn(model, seq.request(1), ctx)
+        return {k: v.clone() for k, v in out.unet.state_dict().items()}
+
+    saved: list[bytes] = []
+
+    def save(payload: dict) -> None:
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        saved.append(buffer.getvalue())
+        if len(saved) == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_step(5, save=save)
+    last = lambda: torch.load(io.BytesIO(saved[-1]), weights_only=True)  # noqa: E731
+    assert last()["training"]["step"] == 2
+    straight = run_step(5)
+    resumed = run_step(5, load=last)
+    assert ticks == [2, 1, 1]  # it started at step 2 of 4
+    assert all(torch.equal(straight[k], v) for k, v in resumed.items())
+    other_seed = run_step(6, load=last)  # the snapshot's recipe (seed 5) differs: trained from scratch
+    assert ticks == [1, 1, 1, 1]
+    assert all(torch.equal(a, b) for a, b in zip(run_step(6).values(), other_seed.values()))
