@@ -204,7 +204,7 @@ def run_progress(root: Path) -> list[dict[str, Any]]:
         snapshots = sorted(path.parent.glob("snapshots/*.pt"))
         if snapshots:
             age = time.time() - snapshots[-1].stat().st_mtime
-            row["note"] = f"step {int(snapshots[-1].stem)} snapshot saved {age / 60:.0f} min ago"
+            row["note"] = f"step {int(snapshots[-1].stem)} in progress, snapshot saved {age / 60:.0f} min ago"
         rows.append(row)
     return rows
 

@@ -111,8 +111,9 @@ def test_ls_runs_shows_progress_and_time_left(smoke_run: Path, tmp_path: Path) -
     rows = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line.strip().startswith("mock@1/")}
     assert rows["mock@1/original/smoke/seed0"][1:3] == ["complete", "3/3"]
     assert rows["mock@1/original/smoke/seed1"][1:5] == ["partial", "2/3", "1h00m", "1h00m"]  # 1 request left
-    assert "snapshot saved 0 min ago" in done.stdout
+    assert "mock@1/original/smoke/seed1: step 2 in progress, snapshot saved 0 min ago" in done.stdout
     assert rows["mock@1/broken/smoke/seed0"][1] == "unreadable"
+    assert "mock@1/broken/smoke/seed0: " in done.stdout and "is corrupt" in done.stdout
     line = _one_line_error(run_cli("ls", "runs", str(tmp_path / "empty")))
     assert "is not a directory" in line and "culbench ls runs results" in line
 

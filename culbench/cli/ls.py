@@ -139,15 +139,16 @@ def runs(
     rows = run_progress(root)
     if not rows:
         raise ConfigError(f"no runs under {root}", fix)
-    notes = any(row.get("note") for row in rows)
     today = _dt.datetime.now(_dt.timezone.utc).date().isoformat()
     table = Table(title=f"runs under {root}", show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("run", overflow="fold", min_width=32)
-    for column in ("status", "steps", "spent", "left", "updated", *(("note",) if notes else ())):
+    for column in ("status", "steps", "spent", "left", "updated"):
         table.add_column(column)
     for row in rows:
-        cells = [row["run"], row["status"], row.get("steps", ""), _duration(row.get("seconds")),
-                 _duration(row.get("seconds_left")), _when(row.get("updated", ""), today)]
-        table.add_row(*cells, *((row.get("note", ""),) if notes else ()))
+        table.add_row(row["run"], row["status"], row.get("steps", ""), _duration(row.get("seconds")),
+                      _duration(row.get("seconds_left")), _when(row.get("updated", ""), today))
     console.print(table)
+    for row in rows:
+        if row.get("note"):
+            console.print(f"{row['run']}: {row['note']}", highlight=False)
     console.print("left: the committed requests' mean time × requests to go; updated: UTC (time if today)", style="dim")
