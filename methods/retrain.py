@@ -19,8 +19,9 @@ oracle; ``--set retrain.seed=0`` pins the shipped model's recipe seed instead. I
 independent`` only the current request's concept is left out; in ``--mode simultaneous`` (or
 sequentially) every concept forgotten so far.
 
-Cost: the recipe's 10,000 steps at batch 128 take about 65 minutes per request on 2 CPU cores
-(request 1 of seed 0: 3,916 s), 11 hours per seed. Training runs on the run's ``--device``
+Cost: the recipe's 10,000 steps at batch 128 take about 50 minutes per request on 2 quiet CPU
+cores (0.277 s per step, plus ~65 s to render and encode 60,000 scenes; request 2 of seed 0:
+2,996 s; request 1, beside other work: 3,916 s), 8–9 hours per seed. Training runs on the run's ``--device``
 (with ``--device cuda`` the random draws are the same, from a CPU generator; not measured on a
 GPU here). Training saves a snapshot every 500 steps (``StepContext.save_snapshot``), so a
 run killed mid-request resumes within minutes of where it stopped, with the same result.
