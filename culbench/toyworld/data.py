@@ -222,6 +222,15 @@ def caption(scene: Scene, rng: np.random.Generator | None = None) -> str:
     return prompt_for(scene, index)
 
 
+def named_concepts(scene: Scene) -> set[str]:
+    """The concepts a caption of ``scene`` names: every attribute of an object scene; for a
+    character scene its name, background and position only (its captions never name its shape,
+    colour or pattern). What the retrain oracle leaves out of its data is decided on these."""
+    if scene.character is not None:
+        return {scene.character, scene.background, scene.position}
+    return {scene.object, scene.colour, scene.pattern, scene.background, scene.position}
+
+
 def caption_words(text: str) -> list[str]:
     """Splits a caption into vocabulary words (commas removed, whitespace split)."""
     return text.replace(",", " ").split()
