@@ -33,6 +33,7 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("auc_retention_general", "AUC Ret far", +1),
     ("headline_h", "H", +1),
     ("gap_retrain", "Gap retrain", -1),
+    ("auc_gap_retrain", "AUC gap retrain", -1),
     ("fid_retained_vs_base", "FID vs base", -1),
     ("fid_retained_vs_real", "FID vs real", -1),
     ("clip_retained", "CLIP ret", +1),
@@ -189,11 +190,17 @@ def load_rows(paths: Sequence[Path], extra: Sequence[tuple[Path, dict[str, Any]]
 
 
 def attach_oracle_gap(rows: Iterable[Row]) -> None:
-    """Add ``oracle.gap_retrain`` to each finished summary of a sequence × profile that has a
-    finished ``retrain`` row (default config, sequential): the mean over concepts of
-    |P_run[K, c] − P_retrain[K, c]| at the last step K, where P_retrain is the mean over the
-    oracle's seeds. The oracle's own seeds are compared with the mean of its *other* seeds, so
-    its row shows the seed-to-seed floor. Rows without an oracle get no value (shown —)."""
+    """Add ``oracle.gap_retrain`` and ``oracle.auc_gap_retrain`` to each finished summary of a
+    sequence × profile that has a finished ``retrain`` row (default config, sequential).
+
+    The gap at step k is the mean over concepts of |P_run[k, c] − P_retrain[k, c]|, where
+    P_retrain is the mean over the oracle's seeds; ``gap_retrain`` is its value at the last step,
+    ``auc_gap_retrain`` the area under its curve over steps 0..K (the oracle exists at every
+    step, so a method that strays mid-sequence and comes back shows here). The oracle's own
+    seeds are compared with the mean of its *other* seeds, so its row shows the seed-to-seed
+    floor. Rows without an oracle get no values (shown —)."""
+    from culbench.evaluation.metrics import area_under
+
     groups: dict[tuple[str, str], list[Row]] = {}
     for row in rows:
         groups.setdefault((row.sequence, row.profile), []).append(row)
@@ -204,20 +211,21 @@ def attach_oracle_gap(rows: Iterable[Row]) -> None:
         concepts = oracle.summaries[0]["concepts"]
         steps = len(oracle.summaries[0]["presence"])
 
-        def last_step(summary: dict[str, Any]) -> np.ndarray:
-            where = {c: i for i, c in enumerate(summary["concepts"])}
-            return np.array([summary["presence"][-1][where[c]] for c in concepts], dtype=float)
+        def matrix(summary: dict[str, Any]) -> np.ndarray:  # steps × the oracle's concept order
+            where = [summary["concepts"].index(c) for c in concepts]
+            return np.asarray(summary["presence"], dtype=float)[:, where]
 
-        finals = {s["seed"]: last_step(s) for s in oracle.summaries}
+        oracles = {s["seed"]: matrix(s) for s in oracle.summaries}
         for row in members:
             for summary in row.summaries:
                 if summary.get("partial") or len(summary.get("presence", [])) != steps \
                         or set(summary.get("concepts", [])) != set(concepts):
                     continue
-                others = [p for seed, p in finals.items() if row is not oracle or seed != summary["seed"]]
+                others = [p for seed, p in oracles.items() if row is not oracle or seed != summary["seed"]]
                 if others:
-                    gap = np.abs(last_step(summary) - np.mean(others, axis=0)).mean()
-                    summary.setdefault("oracle", {})["gap_retrain"] = round(float(gap), 6)
+                    curve = np.abs(matrix(summary) - np.mean(others, axis=0)).mean(axis=1)
+                    summary.setdefault("oracle", {}).update(gap_retrain=round(float(curve[-1]), 6),
+                                                            auc_gap_retrain=round(area_under(curve), 6))
 
 
 def _settings(manifest: Path, method: str) -> str | None:

@@ -254,7 +254,7 @@ def test_gap_to_retrain_is_measured_against_the_oracle_row(tmp_path: Path) -> No
         defaults = METHODS.get("retrain").Config()
         summary.update(method="retrain", config_hash=config_hash(defaults))
         summary["presence"][-1][0] = 0.5 * seed  # seeds differ in one cell
-        oracle_presence[seed] = np.array(summary["presence"][-1])
+        oracle_presence[seed] = np.array(summary["presence"])
         manifest = json.loads((src / "manifest.json").read_text())
         manifest["identity"]["method"].update(name="retrain", config=config_to_dict(defaults))
         (dst / "summary.json").write_text(json.dumps(summary))
@@ -263,14 +263,23 @@ def test_gap_to_retrain_is_measured_against_the_oracle_row(tmp_path: Path) -> No
     table = build([tmp_path / "retrain", dfr])[0]
     rows = {r.label: r for r in table.rows}
     assert "gap_retrain" in [c[0] for c in table.columns]
-    oracle = np.mean(list(oracle_presence.values()), axis=0)
-    gaps = []
+    oracle = np.mean(list(oracle_presence.values()), axis=0)  # steps × concepts
+    gaps, areas = [], []
     for seed in (0, 1, 2):
         s = json.loads((dfr / f"seed{seed}" / "summary.json").read_text())
-        gaps.append(np.abs(np.array(s["presence"][-1]) - oracle).mean())
+        assert s["concepts"] == summary["concepts"]
+        curve = np.abs(np.array(s["presence"]) - oracle).mean(axis=1)  # the gap at every step
+        gaps.append(curve[-1])
+        areas.append(((curve[1:] + curve[:-1]) / 2).mean())
     assert abs(rows["dfr"].value("gap_retrain")[0] - np.mean(gaps)) < 1e-6 and np.mean(gaps) > 0.05
+    assert abs(rows["dfr"].value("auc_gap_retrain")[0] - np.mean(areas)) < 1e-6
+    assert 0 < np.mean(areas) < np.mean(gaps)  # the stand-in oracle is the base: dfr drifts away from it
     # the oracle's own seeds are compared with its other seeds: the floor (one cell differs by 0.5)
-    assert abs(rows["retrain"].value("gap_retrain")[0] - 0.5 / len(oracle)) < 1e-6
-    assert "Gap retrain ↓" in render([table], "md")
-    no_oracle = build([dfr])[0]  # without a retrain row the column is absent
-    assert "gap_retrain" not in [c[0] for c in no_oracle.columns]
+    n_concepts = oracle.shape[1]
+    assert abs(rows["retrain"].value("gap_retrain")[0] - 0.5 / n_concepts) < 1e-6
+    # ... only at the last step: its area is that step's half-trapezoid over K steps
+    steps = oracle.shape[0] - 1
+    assert abs(rows["retrain"].value("auc_gap_retrain")[0] - 0.5 / n_concepts / 2 / steps) < 1e-6
+    assert "Gap retrain ↓" in render([table], "md") and "AUC gap retrain ↓" in render([table], "md")
+    no_oracle = build([dfr])[0]  # without a retrain row the columns are absent
+    assert not {"gap_retrain", "auc_gap_retrain"} & {c[0] for c in no_oracle.columns}
