@@ -230,7 +230,8 @@ def run(
     state: dict[str, Any] = {}
     input_sha = ""  # the weights the next step starts from (keys its snapshot)
     if done:
-        input_sha = results.read_json(results.step_dir(run_dir, done[-1]) / "step.json").get("model_sha256", "")
+        last_record = results.read_json(results.step_dir(run_dir, done[-1]) / "step.json")
+        input_sha = last_record.get("model_sha256", "")
     if done and done[-1] > 0:
         last = results.step_dir(run_dir, done[-1])
         model.load_state_dict(load_weights(last / "model.safetensors", base_state))
@@ -259,8 +260,8 @@ def run(
             if mode != "sequential":  # every request starts from the base model, no history
                 model.load_state_dict(base_state)
                 state = {}
-            save_snapshot, load_snapshot = _snapshots(run_dir, step, input_sha if mode == "sequential" else base_sha,
-                                                      log, warn)
+            start_sha = input_sha if mode == "sequential" else base_sha  # what this step starts from
+            save_snapshot, load_snapshot = _snapshots(run_dir, step, start_sha, log, warn)
             ctx = StepContext(step=step, seed=step_seed(seed, step), device=device,
                               budget=Budget(prof.max_iterations, prof.max_samples), progress=progress, state=state,
                               base_model=base_model, save_snapshot=save_snapshot, load_snapshot=load_snapshot)

@@ -6,11 +6,11 @@ this method renders the pretraining set anew from the recipe (``culbench.toyworl
 redrawing every scene whose caption names a forgotten concept, encodes it with the frozen VAE
 and trains a fresh UNet on it with the recipe's objective (v-prediction, cosine schedule, EMA).
 "Names" is the benchmark's own notion of a concept: forgetting "blue" removes every blue object
-scene but keeps the scenes of kix (a blue character, captioned by name only), because toy10
-asks methods to retain kix; dropping every scene that merely shows blue would make the oracle
-lose kix, tangle, mipsy and bobo by step 10 and penalise the methods that keep them. A method that matches this row has
-forgotten as if the concepts had never been seen; ``culbench report`` and the leaderboard show
-every row's gap to it.
+scene but keeps the scenes of kix (a blue character, captioned by name only), because toy10 asks
+methods to retain kix; dropping every scene that merely shows blue would make the oracle lose
+kix, tangle, mipsy and bobo by step 10 and penalise the methods that keep them. A method that
+matches this row has forgotten as if the concepts had never been seen; ``culbench report`` and
+the leaderboard show every row's gap to it.
 
 Deviation from the base recipe: the shipped text encoder is kept frozen (the base recipe trains
 it jointly with the UNet), so that every method — this one included — edits only the UNet and
@@ -75,7 +75,8 @@ class Retrain(Method):
         tick = ctx.progress(recipe.unet_steps, f"retrain: UNet without {', '.join(forgotten)}")
         # snapshots every 500 steps (~2.5 min on CPU): a run killed mid-step loses minutes, not the hour
         saved = ctx.load_snapshot()
-        same = saved is not None and saved.get("recipe") == asdict(recipe) and saved.get("forgotten") == forgotten
+        same = (saved is not None and saved.get("recipe") == asdict(recipe)
+                and saved.get("forgotten") == forgotten)
         resume = saved["training"] if same else None
         unet, _ = recipe_code.train_unet(
             latents.cpu(), captions, recipe, log=lambda message: None, progress=tick,

@@ -151,4 +151,5 @@ def runs(
     for row in rows:
         if row.get("note"):
             console.print(f"{row['run']}: {row['note']}", highlight=False)
-    console.print("left: the committed requests' mean time × requests to go; updated: UTC (time if today)", style="dim")
+    console.print("left: the committed requests' mean time × requests to go; "
+                  "updated: UTC (time if today)", style="dim")

@@ -26,7 +26,8 @@ app = typer.Typer(help="The embedded ToyWorld benchmark model.", no_args_is_help
 def train(
     out: Annotated[Path, typer.Option(help="Folder for the weights (toyworld.json, *.safetensors, SHA256SUMS).")],
     seed: Annotated[int, typer.Option(help="Recipe seed (0 reproduces the shipped weights).")] = 0,
-    exclude: Annotated[str, typer.Option(help="Comma-separated concepts to leave out of the data: the scenes whose captions name them (retrain oracle).")] = "",
+    exclude: Annotated[str, typer.Option(help="Comma-separated concepts to leave out of the data: "
+                                              "the scenes whose captions name them (retrain oracle).")] = "",
     stages: Annotated[str, typer.Option(help="Stages to train; the rest are copied from the shipped assets.")] = "judge,vae,unet,clip",
     quick: Annotated[bool, typer.Option(help="A seconds-long miniature recipe (for tests; useless weights).")] = False,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
