@@ -172,9 +172,12 @@ def commit_step(run_dir: Path, step: int, record: dict[str, Any], files: dict[st
     os.replace(tmp, final)
 
 
+SNAPSHOTS = "snapshots"  # run_dir/snapshots/KK.pt: mid-step snapshots, deleted when the step commits
+
+
 def snapshot_path(run_dir: Path, step: int) -> Path:
     """A step's mid-step snapshot (``StepContext.save_snapshot``), deleted when the step commits."""
-    return run_dir / "snapshots" / f"{step:02d}.pt"
+    return run_dir / SNAPSHOTS / f"{step:02d}.pt"
 
 
 def run_progress(root: Path) -> list[dict[str, Any]]:
@@ -196,12 +199,12 @@ def run_progress(root: Path) -> list[dict[str, Any]]:
         spent = {int(k): sum(part.get("seconds", 0.0) for part in v.values()) for k, v in compute.items()}
         done, total = manifest.get("steps_committed", []), manifest.get("steps_total", 0)
         requests = [seconds for k, seconds in spent.items() if k > 0]
-        left = total - (max(done) if done else -1)
+        left = total - max(done, default=0)  # requests to go
         row = {"run": run, "status": manifest.get("status", "?"), "steps": f"{len(done)}/{total + 1}",
                "seconds": sum(spent.values()), "updated": manifest.get("updated", "")}
         if manifest.get("status") != "complete" and requests and 0 < left:
-            row["seconds_left"] = sum(requests) / len(requests) * min(left, total)
-        snapshots = sorted(path.parent.glob("snapshots/*.pt"))
+            row["seconds_left"] = sum(requests) / len(requests) * left
+        snapshots = sorted((path.parent / SNAPSHOTS).glob("*.pt"))
         if snapshots:
             age = time.time() - snapshots[-1].stat().st_mtime
             row["note"] = f"step {int(snapshots[-1].stem)} in progress, snapshot saved {age / 60:.0f} min ago"
