@@ -343,6 +343,10 @@ class Method:
 
     #: Parameter groups this method may change (checked by the contract suite).
     trains: ClassVar[tuple[str, ...]] = ("full",)
+    #: True when ``unlearn`` ignores the UNet weights it is handed (it trains a fresh UNet, e.g.
+    #: ``retrain``): a run may then drop its committed steps' weights and still resume, from the
+    #: base model (checked by the contract suite).
+    from_scratch: ClassVar[bool] = False
 
     def __init__(self, config: Any = None) -> None:
         self.config = config if config is not None else type(self).Config()

@@ -10,6 +10,8 @@
 * ``frozen``: the model handed in (the previous step, often the teacher) and the base model are
   left as they were, unless the method returns that very object;
 * ``deterministic``: the same request and seed give identical weights;
+* ``from_scratch`` (only for methods that declare it): a model whose UNet was scrambled first
+  gives the same weights, so the runner may resume such a run without its steps' weights;
 * ``smoke``: a whole smoke run of the mock sequence finishes (and its time is reported).
 
 Methods that declare ``backends`` without ``"mock"`` (``retrain``: ToyWorld only) are checked
@@ -86,8 +88,13 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
     def fresh_model() -> Any:
         return MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
 
-    def one_request(seed: int) -> tuple[Any, Any, Any, dict[str, Any], Any]:
+    def one_request(seed: int, scramble: bool = False) -> tuple[Any, Any, Any, dict[str, Any], Any]:
         model, base = fresh_model(), fresh_model()
+        if scramble:  # another starting point: what a from-scratch method must not depend on
+            noise = torch.Generator().manual_seed(1234)
+            with torch.no_grad():
+                for p in model.unet.parameters():
+                    p.add_(torch.randn(p.shape, generator=noise) * 0.1)
         before = _hash_state(model.unet)
         ctx = StepContext(step=1, seed=seed, budget=Budget(profile.max_iterations, profile.max_samples),
                           base_model=lambda: base)
@@ -145,6 +152,16 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
         return "identical weights for the same seed"
 
     check("deterministic", deterministic_check)
+
+    def from_scratch_check() -> str:
+        assert results, "skipped: unlearn failed"
+        again = one_request(0, scramble=True)[2]
+        diff = _same(_hash_state(results["out"].unet), _hash_state(again.unet))
+        assert not diff, f"declares from_scratch but its output depends on the input weights: {diff[:3]}"
+        return "the same weights from a scrambled input model"
+
+    if getattr(cls, "from_scratch", False):
+        check("from_scratch", from_scratch_check)
 
     def smoke_check() -> str:
         start = time.perf_counter()

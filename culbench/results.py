@@ -172,6 +172,7 @@ def commit_step(run_dir: Path, step: int, record: dict[str, Any], files: dict[st
     os.replace(tmp, final)
 
 
+WEIGHTS = "model.safetensors"  # a step's UNet (a delta from the base model)
 SNAPSHOTS = "snapshots"  # run_dir/snapshots/KK.pt: mid-step snapshots, deleted when the step commits
 
 
@@ -250,11 +251,12 @@ def records_only(run_dir: Path, steps: list[int] | None = None) -> bool:
                             for k in steps])
 
 
-def first_damaged_step(run_dir: Path, steps: list[int]) -> tuple[int, str] | None:
+def first_damaged_step(run_dir: Path, steps: list[int], may_lack: tuple[str, ...] = ()) -> tuple[int, str] | None:
     """The first committed step whose files are missing or fail their sha256, with the reason.
 
     ``None`` when every step is intact, and for a records-only run (the published form in
-    ``leaderboard/results``), which is complete by design.
+    ``leaderboard/results``), which is complete by design. Files named in ``may_lack`` may be
+    absent (a from-scratch method's weights); when present they must still match.
     """
     listed = []
     for k in steps:
@@ -265,7 +267,8 @@ def first_damaged_step(run_dir: Path, steps: list[int]) -> tuple[int, str] | Non
     if _keeps_no_files(listed):
         return None
     for k, (folder, files) in zip(steps, listed, strict=True):
-        problems = file_problems(folder, files)
+        problems = file_problems(folder, {name: digest for name, digest in files.items()
+                                          if name not in may_lack or (folder / name).exists()})
         if problems:
             return k, problems[0]
     return None

@@ -138,6 +138,7 @@ def run(
     seq = resolve_sequence(sequence).with_split(split)
     prof = get_profile(profile)
     method_cls = METHODS.get(method)
+    from_scratch = bool(getattr(method_cls, "from_scratch", False))  # its steps ignore their input weights
     config = build_config(method_cls.Config, method, parse_overrides(overrides, method))
     default_hash = config_hash(method_cls.Config())
     cfg_hash = config_hash(config)
@@ -181,7 +182,7 @@ def run(
         manifest = results.read_json(manifest_path)
         _check_identity(manifest.get("identity", {}), identity, run_dir)
         committed = results.committed_steps(run_dir)
-        broken = results.first_damaged_step(run_dir, committed)
+        broken = results.first_damaged_step(run_dir, committed, (results.WEIGHTS,) if from_scratch else ())
         if broken is not None:  # redo the damaged step and every step after it; keep the old files
             k, why = broken
             kept = results.set_aside(run_dir, k, committed, provenance.now())
@@ -195,6 +196,9 @@ def run(
                 warn(f"rebuilt {' and '.join(fixed)} from the step files")
             log(f"already complete: {run_dir}")
             return run_dir
+        elif committed and results.records_only(run_dir, committed):  # published form: nothing to resume from
+            raise RunError(f"{run_dir} is unfinished and keeps only its records, not its step files",
+                           "restore its step files, or delete that directory to start over")
         manifest["argv"] = list(argv if argv is not None else sys.argv)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -226,7 +230,7 @@ def run(
             evaluators["reference"], featurizer, evaluation_plan(seq, prof),
             sequence_hash=seq.content_hash, cache_root=Path(out) / ".cache" / "reference")
         results.write_bytes(run_dir / REFERENCE_FILE, quality.npy_bytes(reference.astype("float16")))
-    previous_state = base_state
+    previous_state: dict[str, Any] | None = base_state
     state: dict[str, Any] = {}
     input_sha = ""  # the weights the next step starts from (keys its snapshot)
     if done:
@@ -234,8 +238,11 @@ def run(
         input_sha = last_record.get("model_sha256", "")
     if done and done[-1] > 0:
         last = results.step_dir(run_dir, done[-1])
-        model.load_state_dict(load_weights(last / "model.safetensors", base_state))
-        previous_state = model.state_dict()
+        if from_scratch and not (last / results.WEIGHTS).exists():  # weights not kept: none needed
+            previous_state = None  # the next step's drift from the previous step is unknown
+        else:
+            model.load_state_dict(load_weights(last / results.WEIGHTS, base_state))
+            previous_state = model.state_dict()
         if (last / "state.pt").exists():
             state = torch.load(last / "state.pt", weights_only=True)
         log(f"resuming {run_dir} after step {done[-1]}")
@@ -275,7 +282,7 @@ def run(
                 model = method_obj.unlearn(model, request, ctx)
             _check_returned(model, method)
             compute["unlearn"] = meter.to_dict()
-            files["model.safetensors"] = _weights_bytes(model.state_dict(), base_state)
+            files[results.WEIGHTS] = _weights_bytes(model.state_dict(), base_state)
             if ctx.state:
                 buffer = io.BytesIO()
                 torch.save(ctx.state, buffer)
@@ -352,8 +359,10 @@ def _quality_evaluators(seq: Any, device: str) -> dict[str, Any]:
     return out
 
 
-def _drift(current: dict[str, Any], base: dict[str, Any], previous: dict[str, Any]) -> dict[str, float]:
-    """L2 distances of the UNet weights (``state_dict()``) to the base model and the previous step."""
+def _drift(current: dict[str, Any], base: dict[str, Any],
+           previous: dict[str, Any] | None) -> dict[str, float | None]:
+    """L2 distances of the UNet weights (``state_dict()``) to the base model and the previous step
+    (``None`` when the previous step's weights were not kept: a from-scratch method's resume)."""
     import torch
 
     def dist(other: dict[str, Any]) -> float:
@@ -361,8 +370,9 @@ def _drift(current: dict[str, Any], base: dict[str, Any], previous: dict[str, An
 
     norm = sum(float(v.float().pow(2).sum()) for v in base.values()) ** 0.5
     with torch.no_grad():
-        from_base, from_previous = dist(base), dist(previous)
-    return {"from_base": round(from_base, 6), "from_previous": round(from_previous, 6),
+        from_base, from_previous = dist(base), None if previous is None else dist(previous)
+    return {"from_base": round(from_base, 6),
+            "from_previous": None if from_previous is None else round(from_previous, 6),
             "relative_from_base": round(from_base / norm, 8) if norm else 0.0}
 
 

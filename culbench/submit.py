@@ -119,7 +119,7 @@ def sample_grid(run_dir: Path, path: Path, per_concept: int = 3) -> Path:
     seeds = [seq.spec.eval.seeds[i % len(seq.spec.eval.seeds)] for _ in seq.steps for i in range(per_concept)]
     sampler = {"steps": seq.spec.eval.sampler.steps, "guidance": seq.spec.eval.sampler.guidance}
     base = model.sample(prompts, seeds, **sampler)
-    final = results.step_dir(run_dir, manifest["steps_total"]) / "model.safetensors"
+    final = results.step_dir(run_dir, manifest["steps_total"]) / results.WEIGHTS
     model.load_state_dict(load_weights(final, model.state_dict()))
     after = model.sample(prompts, seeds, **sampler)
     rows = [torch.cat([base[i : i + per_concept], after[i : i + per_concept]])

@@ -50,6 +50,30 @@ def test_contract_catches_a_sloppy_method() -> None:
     assert not verdict["groups"] and not verdict["frozen"] and not verdict["deterministic"]
 
 
+class _Pretender(_Sloppy):
+    """Claims ``from_scratch`` but edits the weights it is handed (seeded, cleanly)."""
+
+    from_scratch = True
+
+    def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
+        twin = model.clone()
+        with torch.no_grad():
+            for p in twin.parameters("xattn"):
+                p.add_(torch.randn(p.shape, generator=ctx.generator()) * self.config.scale)
+        return twin
+
+
+def test_contract_catches_a_false_from_scratch_claim() -> None:
+    METHODS.register("pretender-test-only")(_Pretender)
+    try:
+        checks = {c.name: c for c in run_contract("pretender-test-only")}
+    finally:
+        METHODS._entries.pop("pretender-test-only", None)
+    assert checks["groups"].ok and checks["frozen"].ok and checks["deterministic"].ok
+    assert not checks["from_scratch"].ok and "depends on the input weights" in checks["from_scratch"].detail
+    assert "from_scratch" not in {c.name for c in run_contract("uce")}  # checked only where declared
+
+
 def test_check_method_cli() -> None:
     done = run_cli("check-method", "uce")
     assert done.returncode == 0 and "pass" in done.stdout and "FAIL" not in done.stdout

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from culbench import results
+from culbench.api import Method
+from culbench.catalog import METHODS
 from culbench.errors import RunError
 from culbench.runner import run
 from culbench.validate import validate_run
@@ -233,3 +236,89 @@ def test_derived_files_are_rebuilt_on_rerun(tmp_path: Path) -> None:
     run("original", sequence="mock", profile="smoke", out=tmp_path, threads=1, warn=warned.append)
     assert warned[-1] == "rebuilt matrix.csv and summary.json from the step files"
     assert (run_dir / "matrix.csv").read_text() == matrix and (run_dir / "summary.json").read_text() == summary
+
+
+class _Fresh(Method):
+    """Draws a new cross-attention from a seed kept in ctx.state (ignores the weights handed in),
+    like retrain; fails at the steps listed in ``_FAIL_AT`` (to stop a run part-way)."""
+
+    @dataclass(frozen=True)
+    class Config:
+        scale: float = 0.1
+
+    from_scratch = True
+
+    def unlearn(self, model, request, ctx):  # noqa: ANN001, ANN201
+        import torch
+
+        if ctx.step in _FAIL_AT:
+            raise RuntimeError("stopped here by the test")
+        seed = ctx.state.setdefault("seed", ctx.seed)
+        fresh, gen = model.clone(), torch.Generator().manual_seed(seed + ctx.step)
+        base = ctx.base_model()
+        with torch.no_grad():
+            for p, b in zip(fresh.parameters("xattn"), base.parameters("xattn"), strict=True):
+                p.copy_(b + self.config.scale * torch.randn(p.shape, generator=gen))
+        return fresh
+
+
+class _NotFresh(_Fresh):
+    from_scratch = False
+
+
+_FAIL_AT: set[int] = set()
+
+
+@pytest.mark.parametrize("cls", [_Fresh, _NotFresh])
+def test_a_from_scratch_run_resumes_without_its_weights(tmp_path: Path, cls: type) -> None:
+    """A method declaring ``from_scratch`` resumes from a run that kept its step records but not
+    its weights (e.g. moved between machines), with the same numbers; any other method redoes the
+    steps whose weights are missing."""
+    name = f"fresh-test-only-{cls.from_scratch}"
+    METHODS.register(name)(cls)
+    try:
+        whole = run(name, sequence="mock", profile="smoke", out=tmp_path / "a", threads=1)
+        _FAIL_AT.add(2)
+        with pytest.raises(RuntimeError, match="stopped here"):
+            run(name, sequence="mock", profile="smoke", out=tmp_path / "b", threads=1)
+        _FAIL_AT.clear()
+        part = tmp_path / "b" / whole.relative_to(tmp_path / "a")
+        (results.step_dir(part, 1) / results.WEIGHTS).unlink()
+        warned: list[str] = []
+        run(name, sequence="mock", profile="smoke", out=tmp_path / "b", threads=1, warn=warned.append)
+    finally:
+        METHODS._entries.pop(name, None)
+        _FAIL_AT.clear()
+    record = lambda d, k: json.loads((results.step_dir(d, k) / "step.json").read_text())  # noqa: E731
+    for k in (1, 2):
+        assert record(part, k)["model_sha256"] == record(whole, k)["model_sha256"]
+        assert record(part, k)["cells"] == record(whole, k)["cells"]
+    if cls.from_scratch:
+        assert not warned and not (results.step_dir(part, 1) / results.WEIGHTS).exists()
+        assert record(part, 2)["drift"]["from_previous"] is None  # step 1's weights were gone
+        assert record(part, 2)["drift"]["from_base"] == record(whole, 2)["drift"]["from_base"]
+        summary = json.loads((part / "summary.json").read_text())
+        assert summary["presence"] == json.loads((whole / "summary.json").read_text())["presence"]
+    else:
+        assert "step 1: model.safetensors is missing" in warned[0]
+        assert validate_run(part) == []  # redone from step 0
+
+
+def test_an_unfinished_records_only_run_is_refused(tmp_path: Path) -> None:
+    """The published form keeps no step files: an unfinished one has nothing to resume from."""
+    METHODS.register("fresh-test-only")(_Fresh)
+    try:
+        _FAIL_AT.add(2)
+        with pytest.raises(RuntimeError, match="stopped here"):
+            run("fresh-test-only", sequence="mock", profile="smoke", out=tmp_path, threads=1)
+        _FAIL_AT.clear()
+        run_dir = tmp_path / "mock@1" / "fresh-test-only" / "smoke" / "seed0"
+        for k in (0, 1):
+            for path in results.step_dir(run_dir, k).iterdir():
+                if path.name != "step.json":
+                    path.unlink()
+        with pytest.raises(RunError, match="keeps only its records"):
+            run("fresh-test-only", sequence="mock", profile="smoke", out=tmp_path, threads=1)
+    finally:
+        METHODS._entries.pop("fresh-test-only", None)
+        _FAIL_AT.clear()
