@@ -226,12 +226,14 @@ def committed_steps(run_dir: Path) -> list[int]:
     return done
 
 
-def file_problems(folder: Path, files: dict[str, str]) -> list[str]:
-    """``NAME is missing`` / ``NAME does not match its sha256`` for each listed file that is."""
+def file_problems(folder: Path, files: dict[str, str], may_lack: tuple[str, ...] = ()) -> list[str]:
+    """``NAME is missing`` / ``NAME does not match its sha256`` for each listed file that is;
+    files named in ``may_lack`` may be absent (a from-scratch method's weights)."""
     problems = []
     for name, digest in files.items():
         if not (folder / name).exists():
-            problems.append(f"{name} is missing")
+            if name not in may_lack:
+                problems.append(f"{name} is missing")
         elif sha256_file(folder / name) != digest:
             problems.append(f"{name} does not match its sha256")
     return problems
@@ -267,8 +269,7 @@ def first_damaged_step(run_dir: Path, steps: list[int], may_lack: tuple[str, ...
     if _keeps_no_files(listed):
         return None
     for k, (folder, files) in zip(steps, listed, strict=True):
-        problems = file_problems(folder, {name: digest for name, digest in files.items()
-                                          if name not in may_lack or (folder / name).exists()})
+        problems = file_problems(folder, files, may_lack)
         if problems:
             return k, problems[0]
     return None

@@ -74,6 +74,10 @@ def check_runs(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
 def bundle(run_dirs: Sequence[Path], out: Path, grid: bool = True) -> Path:
     """Check the runs and write the bundle into ``out``; returns ``out``."""
     manifests = check_runs(run_dirs)
+    final = results.step_dir(run_dirs[0], manifests[0]["steps_total"]) / results.WEIGHTS
+    if grid and not final.is_file():  # a from-scratch method's run may have dropped its weights
+        raise RunError(f"{final} is not there: the sample grid needs the final weights",
+                       "submit a run that kept its last step's weights, or pass --no-grid")
     if out.exists() and any(out.iterdir()):
         raise RunError(f"{out} is not empty", "choose an empty --out folder")
     for run_dir, manifest in zip(run_dirs, manifests, strict=True):

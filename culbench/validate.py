@@ -35,8 +35,9 @@ def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[
         problems.append(f"manifest lists steps {manifest['steps_committed']}, found {steps}")
     if require_complete and (steps != expected or manifest["status"] != "complete"):
         problems.append(f"run is {manifest['status']}: {len(steps)} of {len(expected)} steps")
+    may_lack = droppable(manifest["identity"]["method"]["name"])
     for k in steps:
-        problems += _check_step(run_dir, k, slim)
+        problems += _check_step(run_dir, k, slim, may_lack)
     if steps:
         if (run_dir / "matrix.csv").read_text() != results.matrix_csv(run_dir, steps):
             problems.append("matrix.csv differs from the step files")
@@ -60,10 +61,23 @@ def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[
     return problems
 
 
-def _check_step(run_dir: Path, k: int, slim: bool = False) -> list[str]:
+def droppable(method: str) -> tuple[str, ...]:
+    """Files a run of ``method`` may drop and still resume: a from-scratch method's weights."""
+    from culbench.catalog import METHODS
+    from culbench.errors import CulbenchError
+
+    try:
+        cls = METHODS.get(method)
+    except CulbenchError:  # a plugin not installed here: keep every file required
+        return ()
+    return (results.WEIGHTS,) if getattr(cls, "from_scratch", False) else ()
+
+
+def _check_step(run_dir: Path, k: int, slim: bool = False, may_lack: tuple[str, ...] = ()) -> list[str]:
     folder = results.step_dir(run_dir, k)
     record = results.read_json(folder / "step.json")
-    problems = [f"step {k}: {p}" for p in results.file_problems(folder, {} if slim else record.get("files", {}))]
+    problems = [f"step {k}: {p}"
+                for p in results.file_problems(folder, {} if slim else record.get("files", {}), may_lack)]
     counts: dict[str, list[int]] = {}
     samples = folder / "samples.jsonl"
     if samples.exists():

@@ -286,6 +286,16 @@ def test_a_from_scratch_run_resumes_without_its_weights(tmp_path: Path, cls: typ
         (results.step_dir(part, 1) / results.WEIGHTS).unlink()
         warned: list[str] = []
         run(name, sequence="mock", profile="smoke", out=tmp_path / "b", threads=1, warn=warned.append)
+        assert validate_run(part) == []  # the weights a from-scratch run may drop are not required
+        if cls.from_scratch:
+            from culbench.submit import bundle
+
+            (results.step_dir(part, 2) / results.WEIGHTS).unlink()
+            assert validate_run(part) == []
+            with pytest.raises(RunError, match="sample grid needs the final weights"):
+                bundle([part], tmp_path / "bundle")
+            assert not (tmp_path / "bundle").exists()  # refused before writing anything
+            bundle([part], tmp_path / "bundle", grid=False)  # everything the leaderboard reads
     finally:
         METHODS._entries.pop(name, None)
         _FAIL_AT.clear()
@@ -300,8 +310,7 @@ def test_a_from_scratch_run_resumes_without_its_weights(tmp_path: Path, cls: typ
         summary = json.loads((part / "summary.json").read_text())
         assert summary["presence"] == json.loads((whole / "summary.json").read_text())["presence"]
     else:
-        assert "step 1: model.safetensors is missing" in warned[0]
-        assert validate_run(part) == []  # redone from step 0
+        assert "step 1: model.safetensors is missing" in warned[0]  # redone from step 0
 
 
 def test_an_unfinished_records_only_run_is_refused(tmp_path: Path) -> None:
