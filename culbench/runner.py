@@ -139,6 +139,7 @@ def run(
     seq = resolve_sequence(sequence).with_split(split)
     prof = get_profile(profile)
     method_cls = METHODS.get(method)
+    may_lack = droppable(method)  # files its committed steps may drop: a from-scratch method's weights
     config = build_config(method_cls.Config, method, parse_overrides(overrides, method))
     default_hash = config_hash(method_cls.Config())
     cfg_hash = config_hash(config)
@@ -182,7 +183,7 @@ def run(
         manifest = results.read_json(manifest_path)
         _check_identity(manifest.get("identity", {}), identity, run_dir)
         committed = results.committed_steps(run_dir)
-        broken = results.first_damaged_step(run_dir, committed, droppable(method))
+        broken = results.first_damaged_step(run_dir, committed, may_lack)
         if broken is not None:  # redo the damaged step and every step after it; keep the old files
             k, why = broken
             kept = results.set_aside(run_dir, k, committed, provenance.now())
@@ -238,7 +239,7 @@ def run(
         input_sha = last_record.get("model_sha256", "")
     if done and done[-1] > 0:
         last = results.step_dir(run_dir, done[-1])
-        if not (last / results.WEIGHTS).exists() and droppable(method):  # from scratch: none needed
+        if results.WEIGHTS in may_lack and not (last / results.WEIGHTS).exists():  # none needed
             previous_state = None  # the next step's drift from the previous step is unknown
         else:
             model.load_state_dict(load_weights(last / results.WEIGHTS, base_state))
