@@ -53,6 +53,10 @@ class Meter:
         if torch.cuda.is_available():
             self.peak_cuda_mb = torch.cuda.max_memory_allocated() / 2**20
 
+    def elapsed(self) -> float:
+        """Seconds since the block was entered (0 before)."""
+        return time.perf_counter() - self._start if hasattr(self, "_start") else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "seconds": round(self.seconds, 4),

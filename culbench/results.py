@@ -56,7 +56,9 @@ MANIFEST_FIELDS: dict[str, str] = {
     "steps_total": "int: number of requests in the sequence",
     "steps_committed": "list[int]: committed steps, 0 = base model",
     "compute": "dict[str, dict]: per step, unlearn/eval seconds and peak memory (MiB); eval.cached = true "
-               "when the evaluation was reused from <out>/.cache/eval (its seconds and memory are the original's)",
+               "when the evaluation was reused from <out>/.cache/eval (its seconds and memory are the original's); "
+               "unlearn.carried_seconds: the part of a step resumed from its snapshot that earlier processes "
+               "spent (included in its seconds)",
 }
 
 STEP_FIELDS: dict[str, str] = {

@@ -269,12 +269,13 @@ def run(
                 model.load_state_dict(base_state)
                 state = {}
             start_sha = input_sha if mode == "sequential" else base_sha  # what this step starts from
-            save_snapshot, load_snapshot = _snapshots(run_dir, step, start_sha, log, warn)
+            meter = Meter()
+            snapshots = _StepSnapshots(run_dir, step, start_sha, log, warn, meter.elapsed)
             ctx = StepContext(step=step, seed=step_seed(seed, step), device=device,
                               budget=Budget(prof.max_iterations, prof.max_samples), progress=progress, state=state,
-                              base_model=base_model, save_snapshot=save_snapshot, load_snapshot=load_snapshot)
+                              base_model=base_model, save_snapshot=snapshots.save, load_snapshot=snapshots.load)
             _seed_everything(ctx.seed)
-            with Meter() as meter:
+            with meter:
                 if step == 1:
                     method_obj.on_sequence_start(model, ctx)
                 request = seq.request(step, simultaneous=mode == "simultaneous")
@@ -283,6 +284,9 @@ def run(
                 model = method_obj.unlearn(model, request, ctx)
             _check_returned(model, method)
             compute["unlearn"] = meter.to_dict()
+            if snapshots.carried:  # resumed mid-step: count the earlier processes' share too
+                compute["unlearn"].update(seconds=round(meter.seconds + snapshots.carried, 4),
+                                          carried_seconds=round(snapshots.carried, 4))
             files[results.WEIGHTS] = _weights_bytes(model.state_dict(), base_state)
             if ctx.state:
                 buffer = io.BytesIO()
@@ -377,34 +381,44 @@ def _drift(current: dict[str, Any], base: dict[str, Any],
             "relative_from_base": round(from_base / norm, 8) if norm else 0.0}
 
 
-def _snapshots(run_dir: Path, step: int, input_sha: str, log: Callable[[str], None],
-               warn: Callable[[str], None]) -> tuple[Callable[[Any], None], Callable[[], Any]]:
-    """``save_snapshot`` / ``load_snapshot`` for one step, keyed by the weights it starts from."""
-    import torch
+class _StepSnapshots:
+    """``save`` / ``load`` of one step's mid-step snapshot (``StepContext.save_snapshot`` /
+    ``load_snapshot``), keyed by the weights the step starts from. A snapshot also carries the
+    seconds the step had run when it was saved, so a resumed step reports the compute of the
+    whole request (``carried``: the part earlier processes spent), not just the last process's."""
 
-    path = results.snapshot_path(run_dir, step)
+    def __init__(self, run_dir: Path, step: int, input_sha: str, log: Callable[[str], None],
+                 warn: Callable[[str], None], elapsed: Callable[[], float]) -> None:
+        self.path = results.snapshot_path(run_dir, step)
+        self.step, self.input_sha, self.log, self.warn, self.elapsed = step, input_sha, log, warn, elapsed
+        self.carried = 0.0
 
-    def save(payload: Any) -> None:
+    def save(self, payload: Any) -> None:
+        import torch
+
         buffer = io.BytesIO()
-        torch.save({"step": step, "input_sha256": input_sha, "payload": payload}, buffer)
-        path.parent.mkdir(exist_ok=True)
-        results.write_bytes(path, buffer.getvalue())
+        torch.save({"step": self.step, "input_sha256": self.input_sha, "payload": payload,
+                    "seconds": self.carried + self.elapsed()}, buffer)
+        self.path.parent.mkdir(exist_ok=True)
+        results.write_bytes(self.path, buffer.getvalue())
 
-    def load() -> Any:
+    def load(self) -> Any:
+        import torch
+
+        step, path = self.step, self.path
         if not path.is_file():
             return None
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable snapshot: start the step over
-            warn(f"step {step}: snapshot {path} is unreadable ({type(exc).__name__}); starting the step over")
+            self.warn(f"step {step}: snapshot {path} is unreadable ({type(exc).__name__}); starting the step over")
             return None
-        if saved.get("step") != step or saved.get("input_sha256") != input_sha:
-            warn(f"step {step}: snapshot {path} was saved from other weights; starting the step over")
+        if saved.get("step") != step or saved.get("input_sha256") != self.input_sha:
+            self.warn(f"step {step}: snapshot {path} was saved from other weights; starting the step over")
             return None
-        log(f"step {step}: resuming from its snapshot")
+        self.log(f"step {step}: resuming from its snapshot")
+        self.carried = float(saved.get("seconds", 0.0))
         return saved["payload"]
-
-    return save, load
 
 
 def _check_identity(old: dict[str, Any], new: dict[str, Any], run_dir: Path) -> None:

@@ -102,6 +102,9 @@ def test_a_step_killed_midway_resumes_from_its_snapshot(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert log.read_text().split() == ["2:2", "2:3"]  # resumed mid-step 2 (mock has 2 steps)
+    unlearn = json.loads((run_dir / "manifest.json").read_text())["compute"]["2"]["unlearn"]
+    assert 0 < unlearn["carried_seconds"] < unlearn["seconds"]  # the killed process's share is counted
+    assert "carried_seconds" not in json.loads((run_dir / "manifest.json").read_text())["compute"]["1"]["unlearn"]
     assert not (run_dir / "snapshots").exists() or not any((run_dir / "snapshots").iterdir())
     straight = subprocess.run([sys.executable, script, str(tmp_path / "b"), str(marker), str(tmp_path / "log_b")],
                               capture_output=True, text=True, timeout=300)
@@ -119,17 +122,20 @@ def test_a_step_killed_midway_resumes_from_its_snapshot(tmp_path: Path) -> None:
 def test_a_snapshot_from_other_weights_is_ignored(tmp_path: Path) -> None:
     import torch
 
-    from culbench.runner import _snapshots
+    from culbench.runner import _StepSnapshots
 
     warned: list[str] = []
-    save, load = _snapshots(tmp_path, 3, "aaa", log=lambda m: None, warn=warned.append)
-    assert load() is None and not warned  # nothing saved yet
-    save({"iteration": torch.tensor(5)})
-    assert int(load()["iteration"]) == 5
-    _, load_other = _snapshots(tmp_path, 3, "bbb", log=lambda m: None, warn=warned.append)
-    assert load_other() is None and "other weights" in warned[-1]
+    first = _StepSnapshots(tmp_path, 3, "aaa", log=lambda m: None, warn=warned.append, elapsed=lambda: 5.0)
+    assert first.load() is None and not warned  # nothing saved yet
+    first.save({"iteration": torch.tensor(5)})
+    again = _StepSnapshots(tmp_path, 3, "aaa", log=lambda m: None, warn=warned.append, elapsed=lambda: 2.0)
+    assert int(again.load()["iteration"]) == 5 and again.carried == 5.0  # the first process's seconds
+    again.save({"iteration": torch.tensor(6)})
+    assert first.load() is not None and first.carried == 7.0  # 5 carried + 2 of its own
+    other = _StepSnapshots(tmp_path, 3, "bbb", log=lambda m: None, warn=warned.append, elapsed=lambda: 0.0)
+    assert other.load() is None and "other weights" in warned[-1] and other.carried == 0.0
     results.snapshot_path(tmp_path, 3).write_bytes(b"not a torch file")
-    assert load() is None and "unreadable" in warned[-1]
+    assert first.load() is None and "unreadable" in warned[-1]
 
 
 def test_resume_refuses_a_different_config(smoke_run: Path, tmp_path: Path) -> None:
