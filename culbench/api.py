@@ -202,7 +202,7 @@ class StepContext:
         state: a dict that persists across steps (and across resume: the runner saves it
             with each step, so keep it to tensors, numbers, strings, lists and dicts).
         base_model: returns the frozen step-0 model (loaded on first call).
-        save_snapshot: ``save_snapshot(payload)`` for a step that runs long (retrain: ~50 min on
+        save_snapshot: ``save_snapshot(payload)`` for a step that runs long (retrain: ~1 h on
             CPU): the runner keeps ``payload`` (same types as ``state``) on disk, so a run killed
             mid-step resumes from it instead of from the step's start. Save whatever makes the
             resumed result identical to an uninterrupted one (weights, optimiser, generator state,

@@ -55,7 +55,7 @@ def expand_grid(methods: list[str], sets: list[str], grids: list[str]) -> list[t
 
 
 def sweep(
-    methods: Annotated[str, typer.Option(help="Comma-separated methods; 'leaderboard' (the published board's built-ins: all but retrain) or 'all' (every registered method, retrain's ~50 min per request included).")],
+    methods: Annotated[str, typer.Option(help="Comma-separated methods; 'leaderboard' (the published board's built-ins: all but retrain) or 'all' (every registered method, retrain's ~1 h per request included).")],
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
     sequence: Annotated[str, typer.Option(help="Sequence (default: toy10).")] = "",
     profile: Annotated[str, typer.Option(help="smoke | standard | full.")] = "standard",
