@@ -20,6 +20,7 @@ class Meter:
         self.seconds = 0.0
         self.peak_rss_mb = 0.0
         self.peak_cuda_mb: float | None = None
+        self._start: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -55,7 +56,7 @@ class Meter:
 
     def elapsed(self) -> float:
         """Seconds since the block was entered (0 before)."""
-        return time.perf_counter() - self._start if hasattr(self, "_start") else 0.0
+        return 0.0 if self._start is None else time.perf_counter() - self._start
 
     def to_dict(self) -> dict[str, Any]:
         return {
