@@ -33,7 +33,7 @@ def run(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override METHOD.FIELD=VALUE (repeatable).")] = None,
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or progress lines (off a terminal, progress is a line a minute: CULBENCH_PROGRESS_EVERY=SECONDS).")] = False,
     mode: Annotated[str, typer.Option(help="sequential (the benchmark) | independent (each request from the base model) | simultaneous (concepts 1..k at once from the base): reference rows.")] = "sequential",
     model: Annotated[str | None, typer.Option(help="Model weights for backends that take them: an SD folder or cached hub id.")] = None,
     model_option: Annotated[list[str] | None, typer.Option(help="Backend option KEY=VALUE (repeatable), e.g. dtype=bfloat16.")] = None,
@@ -49,8 +49,7 @@ def run(
 
     Rerunning the same command resumes after the last committed step.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from culbench.cli.progress import open_progress
     from culbench.runner import DEFAULT_SEQUENCE
     from culbench.runner import run as run_sequence
 
@@ -64,29 +63,11 @@ def run(
             console.print(line, highlight=False, markup=False, soft_wrap=True)
         return
 
-    bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err_console, disable=quiet, transient=False)
-
-    first_task: list[int] = []
-
-    def progress(total: int, description: str):
-        """Add a bar; inner bars (iterations, sampling) disappear when they finish."""
-        task = bars.add_task(description, total=total)
-        first_task.append(first_task[0] if first_task else task)
-
-        def advance(n: int = 1) -> None:
-            bars.advance(task, n)
-            done = next(t for t in bars.tasks if t.id == task).finished
-            if done and task != first_task[0]:
-                bars.remove_task(task)
-
-        return advance
-
-    with bars:
+    with open_progress(err_console, quiet) as (progress, log):
         run_dir = run_sequence(
             method, sequence=sequence or DEFAULT_SEQUENCE, seed=seed, profile=profile, out=out,
             overrides=set_ or [], device=device, threads=threads, progress=progress,
-            log=(lambda m: bars.console.print(m, highlight=False)) if not quiet else None,
+            log=log,
             warn=lambda m: err_console.print(f"warning: {m}", highlight=False, soft_wrap=True),
             argv=["culbench", *sys.argv[1:]], mode=mode, model_options=_model_options(model, model_option),
             judge_options=_model_options(None, judge_option), split=split, judge=judge,

@@ -37,8 +37,7 @@ def train(
     from dataclasses import replace
 
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from culbench.cli.progress import open_progress
     from culbench.errors import CulbenchError
     from culbench.toyworld.train import STAGES, Recipe, train_all
 
@@ -52,13 +51,9 @@ def train(
     unknown = set(chosen) - set(STAGES)
     if unknown or "unet" not in chosen:
         raise CulbenchError(f"bad --stages '{stages}'", f"use a subset of {','.join(STAGES)} that includes unet")
-    bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err_console)
-    with bars:
-        task = bars.add_task("unet", total=recipe.unet_steps)
+    with open_progress(err_console) as (progress, log):
         report = train_all(out, recipe, exclude=[c for c in exclude.split(",") if c], stages=chosen,
-                           log=lambda m: bars.console.print(m, highlight=False),
-                           progress=lambda n: bars.advance(task, n))
+                           log=log, progress=progress(recipe.unet_steps, "unet"))
     console.print(json.dumps(report, indent=2), highlight=False)
     console.print(f"weights written to {out}", highlight=False)
 
