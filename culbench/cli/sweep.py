@@ -73,6 +73,7 @@ def sweep(
     then print a table with one row per setting. Runs are independent processes' worth of work:
     `--print-commands` hands them to GNU parallel, a SLURM array (`sbatch --array`) or submitit."""
     from culbench.catalog import METHODS
+    from culbench.cli.progress import open_progress
     from culbench.errors import CulbenchError
     from culbench.results import variant_label
     from culbench.runner import DEFAULT_SEQUENCE, MODES, run
@@ -96,7 +97,7 @@ def sweep(
     if print_commands:
         for m, o, mode, s in plan:
             args = ["culbench", "run", "--method", m, "--seed", str(s), "--profile", profile, "--out", str(out),
-                    "--device", device, "--quiet"] + (["--sequence", sequence] if sequence else [])
+                    "--device", device] + (["--sequence", sequence] if sequence else [])
             args += [a for item in o for a in ("--set", item)] + (["--split", split] if split != "eval" else [])
             args += ["--mode", mode] if mode != "sequential" else []
             console.print(shlex.join(args), highlight=False, markup=False, soft_wrap=True)
@@ -105,9 +106,10 @@ def sweep(
     for i, (m, o, mode, s) in enumerate(plan, 1):
         label = variant_label(m, mode)
         err_console.print(f"[{i}/{len(plan)}] {label} seed {s} {' '.join(o)}", highlight=False)
-        run_dir = run(m, sequence=sequence or DEFAULT_SEQUENCE, seed=s, profile=profile, out=out, device=device,
-                      overrides=o, split=split, threads=threads, mode=mode,
-                      log=lambda msg: err_console.print(f"  {msg}", highlight=False))
+        with open_progress(err_console) as (progress, log):  # bars, or a line a minute in a log file
+            run_dir = run(m, sequence=sequence or DEFAULT_SEQUENCE, seed=s, profile=profile, out=out,
+                          device=device, overrides=o, split=split, threads=threads, mode=mode,
+                          progress=progress, log=lambda msg: log(f"  {msg}"))
         dirs.setdefault((label, o), []).append(run_dir)
     for line in settings_table(dirs):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
