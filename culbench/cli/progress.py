@@ -7,7 +7,7 @@ terminal, progress is therefore written as plain lines: at most one every
 finishes, each naming every open bar with its count, and the innermost one with its rate's
 estimate of the time left::
 
-    [00:27:13] retrain on toy10 2/11 | retrain: UNet without zorb, star 3500/10000 35% ~50m left
+    [00:27:13] retrain on toy10@1 1/9 | retrain: UNet without zorb, star 3500/10000 35% ~50m left
 """
 
 from __future__ import annotations
@@ -128,15 +128,14 @@ def open_progress(console: Console, quiet: bool = False) -> Iterator[tuple[Facto
     """``(progress, log)`` for the runner: rich bars when ``console`` is a terminal, else
     :class:`LineProgress` lines; ``quiet`` turns both off (log messages too)."""
     def log_plain(message: str) -> None:
-        console.print(message, highlight=False, soft_wrap=True)
+        console.print(message, highlight=False, markup=False, soft_wrap=True)
 
     if quiet:
         yield (lambda total, description: (lambda n=1: None)), (lambda message: None)
         return
     if not console.is_terminal:
         every = interval_from_env()
-        lines = LineProgress(lambda text: console.print(text, highlight=False, markup=False, soft_wrap=True), every)
-        yield lines.add, log_plain
+        yield LineProgress(log_plain, every).add, log_plain
         return
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
