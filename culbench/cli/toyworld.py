@@ -37,6 +37,7 @@ def train(
     from dataclasses import replace
 
     import torch
+
     from culbench.cli.progress import open_progress
     from culbench.errors import CulbenchError
     from culbench.toyworld.train import STAGES, Recipe, train_all
