@@ -10,7 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from culbench.cli.console import console
+from culbench.cli.console import console, duration
 
 EXAMPLES = """Examples:
 
@@ -111,15 +111,6 @@ def judges() -> None:
     _table("FID feature extractors (run --fid; default: the judge's features)", _registry_rows(FEATURES))
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes = round(seconds / 60)
-    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
-
-
 def _when(stamp: str, today: str) -> str:
     """``HH:MM`` for today (UTC), else the date."""
     return stamp[11:16] if stamp.startswith(today) else stamp[:10]
@@ -145,8 +136,8 @@ def runs(
     for column in ("status", "steps", "spent", "left", "updated"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["run"], row["status"], row.get("steps", ""), _duration(row.get("seconds")),
-                      _duration(row.get("seconds_left")), _when(row.get("updated", ""), today))
+        table.add_row(row["run"], row["status"], row.get("steps", ""), duration(row.get("seconds")),
+                      duration(row.get("seconds_left")), _when(row.get("updated", ""), today))
     console.print(table)
     for row in rows:
         if row.get("note"):

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from culbench.cli.console import duration
+
 Advance = Callable[..., None]
 Factory = Callable[[int, str], Advance]
 
@@ -47,14 +49,6 @@ def interval_from_env() -> float:
 def _clock(seconds: float) -> str:
     whole = int(seconds)
     return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
-
-
-def _span(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f}h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds:.0f}s"
 
 
 @dataclass
@@ -118,7 +112,7 @@ class LineProgress:
                 worked, elapsed = bar.done - done_then, now - since
                 left = elapsed / worked * (bar.total - bar.done) if worked > 0 else 0.0
                 if left >= 1:
-                    text += f" ~{_span(left)} left"
+                    text += f" ~{duration(left)} left"
             parts.append(text)
         return f"[{_clock(now - self.start)}] " + " | ".join(parts)
 
