@@ -16,11 +16,12 @@ Measured (session 11, seed 0, zorb/star/red left out, standard profile, 36 image
 
     text encoder                  zorb   star   red    the other 35: mean, lowest
     frozen, 10,000 steps          0.028  0.000  1.000  0.998, dotted 0.972 (the retrain row's step 3)
+    frozen, 5,000 steps           0.028  0.056  1.000  0.990, dotted 0.861, outlined 0.917
     retrained, 5,000 steps        0.000  0.000  0.028  0.984, hexagon 0.750, dotted 0.889
 
 Retraining the text encoder with the UNet removes red (1.000 -> 0.028); what a frozen encoder
 leaks is the concept's meaning, not its pixels. The retained side at 5,000 steps is a little
-under the 10,000-step frozen oracle's (0.462 s a step with the encoder trained, ~0.45 frozen).
+like the 5,000-step frozen one's (0.462 s a step with the encoder trained, 0.440 frozen).
 """
 
 from __future__ import annotations
