@@ -240,7 +240,10 @@ class T2IModel(Protocol):
 
     Attributes:
         unet: the denoiser (a diffusers ``UNet2DConditionModel``); the part methods edit.
-        text_encoder: frozen text encoder (``CLIPTextModel``).
+        text_encoder: the text encoder (``CLIPTextModel``), frozen and shared by clones. A
+            method that declares ``"text_encoder"`` in ``trains`` may *assign* a trained copy
+            (``twin.text_encoder = trained``, never an in-place edit of the shared one); the
+            model's prompt cache follows and ``state_dict()`` then carries it.
         tokenizer: its tokenizer.
         scheduler: the training noise schedule (a diffusers scheduler).
         vae: the autoencoder for latent models, ``None`` for pixel-space models.
@@ -317,7 +320,8 @@ class T2IModel(Protocol):
         ...
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The editable weights (the UNet's), on CPU."""
+        """The editable weights on CPU: the UNet's, plus ``text_encoder.*`` when the text encoder
+        was replaced."""
         ...
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
@@ -341,7 +345,9 @@ class Method:
     class Config:
         """No hyperparameters."""
 
-    #: Parameter groups this method may change (checked by the contract suite).
+    #: Parameter groups this method may change (checked by the contract suite): UNet groups
+    #: (``full``, ``xattn``, ``xattn_kv``, ``non_xattn``) and ``"text_encoder"`` for a method that
+    #: replaces the text encoder (``retrain``); without it the text encoder must stay as shipped.
     trains: ClassVar[tuple[str, ...]] = ("full",)
     #: True when ``unlearn`` ignores the UNet weights it is handed (it trains a fresh UNet, e.g.
     #: ``retrain``): a run may then drop its committed steps' weights and still resume, from the

@@ -4,11 +4,12 @@
 
 * ``config``: the Config is a frozen dataclass whose values round-trip through JSON and
   ``--set`` parsing;
-* ``returns``: ``unlearn`` returns a T2IModel with the same components (text encoder, VAE and
-  tokenizer untouched);
+* ``returns``: ``unlearn`` returns a T2IModel with the same components (VAE and tokenizer
+  untouched; the text encoder too, unless the method declares ``"text_encoder"`` in ``trains``),
+  whose ``state_dict()`` loads into a fresh model as the same weights (what the runner stores);
 * ``groups``: only parameters in the groups the method declares (``trains``) change;
 * ``frozen``: the model handed in (the previous step, often the teacher) and the base model are
-  left as they were, unless the method returns that very object;
+  left as they were (UNet and text encoder), unless the method returns that very object;
 * ``deterministic``: the same request and seed give identical weights;
 * ``from_scratch`` (only for methods that declare it): a model whose UNet was scrambled first
   gives the same weights, so the runner may resume such a run without its steps' weights;
@@ -42,7 +43,7 @@ def _hash_state(module: Any) -> dict[str, Any]:
 def _same(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     import torch
 
-    return [k for k in a if not torch.equal(a[k], b[k])]
+    return [k for k in a if k not in b or not torch.equal(a[k], b[k])] + [k for k in b if k not in a]
 
 
 def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -> list[Check]:
@@ -106,16 +107,25 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
 
     results: dict[str, Any] = {}
 
+    declared = getattr(cls(config), "trained_groups", lambda: tuple(cls.trains))()
+
     def returns_check() -> str:
         model, base, out, before, pristine = one_request(0)
         results.update(model=model, base=base, out=out, before=before, pristine=pristine)
         for attr in ("unet", "text_encoder", "sample", "state_dict", "parameters"):
             assert hasattr(out, attr), f"unlearn returned {type(out).__name__} without .{attr}"
-        assert not _same(_hash_state(out.text_encoder), _hash_state(pristine.text_encoder)), \
-            "the text encoder changed (it is frozen)"
+        text_moved = _same(_hash_state(out.text_encoder), _hash_state(pristine.text_encoder))
+        assert not text_moved or "text_encoder" in declared, \
+            "the text encoder changed (it is frozen unless the method declares 'text_encoder' in trains)"
         if out.vae is not None:
             assert not _same(_hash_state(out.vae), _hash_state(pristine.vae)), "the VAE changed"
-        return type(out).__name__
+        stored = fresh_model()
+        stored.load_state_dict(out.state_dict())
+        lost = _same(_hash_state(out.unet), _hash_state(stored.unet)) + [
+            f"text_encoder.{k}" for k in _same(_hash_state(out.text_encoder), _hash_state(stored.text_encoder))]
+        assert not lost, f"state_dict() does not carry the returned weights (assign a new text encoder, " \
+                         f"do not edit the shipped one in place): {lost[:3]}"
+        return type(out).__name__ + (" with its own text encoder" if text_moved else "")
 
     check("returns", returns_check)
 
@@ -124,7 +134,6 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
         out, before = results["out"], results["before"]
         changed = _same(before, _hash_state(out.unet))
         groups = out.parameter_groups()
-        declared = getattr(cls(config), "trained_groups", lambda: tuple(cls.trains))()
         allowed = {n for g in declared for n in groups.get(g, [])}
         stray = [k for k in changed if k not in allowed]
         assert not stray, f"changed outside the declared groups {declared}: {stray[:3]}"
@@ -135,10 +144,12 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
     def frozen_check() -> str:
         assert results, "skipped: unlearn failed"
         model, base, out, before = results["model"], results["base"], results["out"], results["before"]
+        shipped = _hash_state(results["pristine"].text_encoder)
         if out is not model:
-            moved = _same(before, _hash_state(model.unet))
+            moved = _same(before, _hash_state(model.unet)) + _same(shipped, _hash_state(model.text_encoder))
             assert not moved, f"the model handed in was modified: {moved[:3]}"
-        moved = _same(_hash_state(results["pristine"].unet), _hash_state(base.unet))
+        moved = (_same(_hash_state(results["pristine"].unet), _hash_state(base.unet))
+                 + _same(shipped, _hash_state(base.text_encoder)))
         assert not moved, f"the base model was modified: {moved[:3]}"
         return "input and base model unchanged" if out is not model else "edits in place (returns its input)"
 
@@ -147,7 +158,7 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
     def deterministic_check() -> str:
         assert results, "skipped: unlearn failed"
         again = one_request(0)[2]
-        diff = _same(_hash_state(results["out"].unet), _hash_state(again.unet))
+        diff = _same(results["out"].state_dict(), again.state_dict())
         assert not diff, f"two runs with seed 0 differ in {diff[:3]}"
         return "identical weights for the same seed"
 
@@ -156,7 +167,7 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
     def from_scratch_check() -> str:
         assert results, "skipped: unlearn failed"
         again = one_request(0, scramble=True)[2]
-        diff = _same(_hash_state(results["out"].unet), _hash_state(again.unet))
+        diff = _same(results["out"].state_dict(), again.state_dict())
         assert not diff, f"declares from_scratch but its output depends on the input weights: {diff[:3]}"
         return "the same weights from a scrambled input model"
 

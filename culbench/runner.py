@@ -366,12 +366,13 @@ def _quality_evaluators(seq: Any, device: str) -> dict[str, Any]:
 
 def _drift(current: dict[str, Any], base: dict[str, Any],
            previous: dict[str, Any] | None) -> dict[str, float | None]:
-    """L2 distances of the UNet weights (``state_dict()``) to the base model and the previous step
-    (``None`` when the previous step's weights were not kept: a from-scratch method's resume)."""
+    """L2 distances of the UNet weights (the base's ``state_dict()`` keys: a replaced text
+    encoder is not counted) to the base model and the previous step (``None`` when the previous
+    step's weights were not kept: a from-scratch method's resume)."""
     import torch
 
     def dist(other: dict[str, Any]) -> float:
-        return sum(float((current[k].float() - other[k].float()).pow(2).sum()) for k in current) ** 0.5
+        return sum(float((current[k].float() - other[k].float()).pow(2).sum()) for k in base) ** 0.5
 
     norm = sum(float(v.float().pow(2).sum()) for v in base.values()) ** 0.5
     with torch.no_grad():
@@ -441,11 +442,12 @@ def _check_returned(model: Any, method: str) -> None:
 
 def _weights_bytes(state: dict[str, Any], base: dict[str, Any]) -> bytes:
     """The tensors that differ from the base model (a UNet delta: a cross-attention method on
-    SD stores megabytes, not a whole UNet); ``load_weights`` adds the base back."""
+    SD stores megabytes, not a whole UNet), and any the base lacks (a replaced text encoder's);
+    ``load_weights`` adds the base back."""
     import torch
     from safetensors.torch import save
 
-    changed = {k: v.contiguous() for k, v in state.items() if not torch.equal(v, base[k])}
+    changed = {k: v.contiguous() for k, v in state.items() if k not in base or not torch.equal(v, base[k])}
     # one metadata key: safetensors writes the metadata map in hash order, so two keys would make
     # the bytes (and sha256) of identical weights differ from run to run
     return save(changed, metadata={"culbench": "delta-from-base"})

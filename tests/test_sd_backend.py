@@ -91,6 +91,8 @@ def test_dfr10_smoke_on_tiny_sd_with_injected_clip(method: str, tiny_sd: Path, t
 
 def test_sampling_on_several_devices_matches_one_device(tmp_path) -> None:  # noqa: ANN001
     """Two CPU workers stand in for two GPUs: same images, and replicas follow weight updates."""
+    import copy
+
     import torch
 
     from culbench.models.sd import build_sd_model
@@ -113,3 +115,12 @@ def test_sampling_on_several_devices_matches_one_device(tmp_path) -> None:  # no
     got = student.sample(prompts, seeds, output="latent")
     assert torch.allclose(got, reference.sample(prompts, seeds, output="latent"), atol=1e-5)
     assert not torch.allclose(got, two.sample(prompts, seeds, output="latent"))
+    for model in (student, reference):  # a replaced text encoder (retrain's) reaches the replicas too
+        encoder = copy.deepcopy(model.text_encoder)
+        with torch.no_grad():
+            for p in encoder.parameters():
+                p.mul_(1.2)
+        model.text_encoder = encoder
+    swapped = student.sample(prompts, seeds, output="latent")
+    assert torch.allclose(swapped, reference.sample(prompts, seeds, output="latent"), atol=1e-5)
+    assert not torch.allclose(swapped, got, atol=1e-4)

@@ -17,6 +17,8 @@ import torch
 from culbench.errors import CulbenchError
 
 _GROUPS = ("full", "xattn", "xattn_kv", "non_xattn")
+#: ``state_dict()`` key prefix of a replaced text encoder's tensors (absent for the shipped one)
+TEXT_PREFIX = "text_encoder."
 
 
 def _in_group(name: str, group: str) -> bool:
@@ -42,7 +44,8 @@ class DiffusersT2I:
 
     Args:
         unet: ``UNet2DConditionModel``.
-        text_encoder: ``CLIPTextModel`` (frozen).
+        text_encoder: ``CLIPTextModel`` (frozen; a method may replace it with a trained copy, see
+            :meth:`state_dict`).
         tokenizer: matching tokenizer.
         scheduler: training noise scheduler (its config also builds the DDIM sampler).
         vae: ``AutoencoderKL`` or ``None`` for pixel space (frozen).
@@ -70,6 +73,7 @@ class DiffusersT2I:
         self.backend = "diffusers"  # set by the builders: "mock", "toyworld", "sd"
         self.unet = unet.to(device)
         self.text_encoder = text_encoder.to(device).eval().requires_grad_(False)
+        self._shipped_text = self.text_encoder  # shared by clones; never edited
         self.vae = vae.to(device).eval().requires_grad_(False) if vae is not None else None
         self.tokenizer = tokenizer
         self.scheduler = scheduler
@@ -81,6 +85,7 @@ class DiffusersT2I:
         self.guidance = guidance
         self.batch_size = batch_size
         self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._embeddings_of: tuple[int, int] | None = None  # text_key() the cache was filled under
         self._replicas = None
         if len(sample_devices) > 1:  # data-parallel sampling (culbench.models.replicas)
             from culbench.models.replicas import Replicas
@@ -88,9 +93,18 @@ class DiffusersT2I:
             self._replicas = Replicas(sample_devices)
 
     # -- text ----------------------------------------------------------------------------
+    def text_key(self) -> tuple[int, int]:
+        """Identity of the current text encoder's weights: its object and its parameters' version
+        counters (bumped by every in-place update), so a replaced or retrained encoder differs."""
+        return id(self.text_encoder), sum(p._version for p in self.text_encoder.parameters())
+
     @torch.no_grad()
     def encode(self, prompts: Sequence[str]) -> torch.Tensor:
-        """Text embeddings ``(B, L, D)``; cached per prompt (the text encoder is frozen)."""
+        """Text embeddings ``(B, L, D)``; cached per prompt for the current text encoder (the
+        cache empties itself when the encoder is replaced or its weights change)."""
+        key = self.text_key()
+        if self._embeddings_of != key:  # clones start sharing the cache: a new encoder gets its own
+            self._embeddings, self._embeddings_of = OrderedDict(), key
         missing = [p for p in dict.fromkeys(prompts) if p not in self._embeddings]
         if missing:
             tokens = self.tokenizer(
@@ -211,10 +225,26 @@ class DiffusersT2I:
         return [p for n, p in self.unet.named_parameters() if _in_group(n, group)]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().to("cpu", copy=True) for k, v in self.unet.state_dict().items()}
+        """The UNet's tensors; plus the text encoder's (keys ``text_encoder.*``) when a method
+        replaced the shipped encoder (``retrain``), so checkpoints and hashes of models with the
+        shipped encoder hold the UNet alone."""
+        state = {k: v.detach().to("cpu", copy=True) for k, v in self.unet.state_dict().items()}
+        if self.text_encoder is not self._shipped_text:
+            state.update({TEXT_PREFIX + k: v.detach().to("cpu", copy=True)
+                          for k, v in self.text_encoder.state_dict().items()})
+        return state
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        self.unet.load_state_dict(dict(state))
+        """Load :meth:`state_dict` output; without ``text_encoder.*`` keys the shipped encoder is
+        put back, with them a copy of it carrying those weights."""
+        text = {k[len(TEXT_PREFIX):]: v for k, v in state.items() if k.startswith(TEXT_PREFIX)}
+        self.unet.load_state_dict({k: v for k, v in state.items() if not k.startswith(TEXT_PREFIX)})
+        if not text:
+            self.text_encoder = self._shipped_text
+            return
+        encoder = copy.deepcopy(self._shipped_text)
+        encoder.load_state_dict(text)
+        self.text_encoder = encoder.eval().requires_grad_(False)
 
     def clone(self) -> DiffusersT2I:
         twin = copy.copy(self)
@@ -222,7 +252,7 @@ class DiffusersT2I:
         return twin
 
     def weights_sha256(self) -> str:
-        """Hash of the UNet weights (names, dtypes, shapes and bytes, in name order)."""
+        """Hash of :meth:`state_dict` (names, dtypes, shapes and bytes, in name order)."""
         digest = hashlib.sha256()
         for name, tensor in sorted(self.state_dict().items()):
             digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())

@@ -5,7 +5,8 @@ sampling is embarrassingly parallel: each device gets a copy of the model and wh
 run from one Python thread per device (CUDA kernels release the GIL). Noise is drawn per seed
 on the CPU, so images do not depend on which device made them. A copy's UNet is re-synced
 whenever the primary UNet's weights changed (in-place updates bump each parameter's version
-counter; a different UNet object has another id), so replicas never sample stale weights.
+counter; a different UNet object has another id), and its text encoder whenever the primary's
+was replaced or changed (``retrain`` trains its own), so replicas never sample stale weights.
 
 Deviation from the issue's wording: threads over per-device copies instead of ``accelerate``'s
 multi-process launch — the runner stays one process and nothing changes for methods.
@@ -34,6 +35,7 @@ class Replicas:
         self.devices = list(devices)
         self._copies: dict[int, Any] = {}
         self._synced: dict[int, tuple[int, int]] = {}
+        self._synced_text: dict[int, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
     def twins(self, model: Any) -> list[Any]:
@@ -58,8 +60,11 @@ class Replicas:
                     self._copies[index] = twin
                 elif self._synced.get(index) != key:
                     twin.unet.load_state_dict(model.unet.state_dict())
+                if index in self._synced_text and self._synced_text[index] != model.text_key():
+                    twin.text_encoder = copy.deepcopy(model.text_encoder).to(device)  # its cache follows
                 twin.unet.train(model.unet.training)
                 self._synced[index] = key
+                self._synced_text[index] = model.text_key()
                 out.append(twin)
         return out
 

@@ -119,7 +119,7 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
     """Train text encoder + UNet jointly (v-prediction, cosine schedule, EMA); return EMA copies.
 
     With ``text_encoder`` given, that encoder is used frozen and only the UNet is trained (the
-    retrain oracle: a new UNet for the shipped text encoder). Training runs on ``device``; every
+    retrain oracle's ``text_encoder=frozen`` variant; by default it trains both). Training runs on ``device``; every
     random draw (batch indices, noise, timesteps, prompt dropout) comes from one CPU generator,
     so the draws do not depend on the device.
 
