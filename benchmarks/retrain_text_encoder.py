@@ -2,13 +2,14 @@
 
     python benchmarks/retrain_text_encoder.py --forget zorb,star,red --steps 5000 --text-encoder retrain
 
-The `retrain` row trains a fresh UNet on data without the forgotten concepts but keeps the
-shipped text encoder frozen, and that encoder was trained jointly with the base UNet on every
-concept. On toy10 seed 0 its step 3 (zorb, star, red left out; 10,000 steps) still draws red for
-every "red" prompt (presence 1.000, judge scores 0.87-1.00): the encoder's embedding of "red"
-carries the colour, and a UNet that learnt the other colours renders it. This script trains the
-step's oracle once, either way (`--text-encoder frozen`: the row as it is; `retrain`: text
-encoder and UNet from scratch, as the base recipe trains them, VAE kept), and prints the
+The first version of the `retrain` row trained a fresh UNet on data without the forgotten
+concepts but kept the shipped text encoder frozen, and that encoder was trained jointly with the
+base UNet on every concept. On toy10 seed 0 its step 3 (zorb, star, red left out; 10,000 steps)
+still drew red for every "red" prompt (presence 1.000, judge scores 0.87-1.00): the encoder's
+embedding of "red" carries the colour, and a UNet that learnt the other colours renders it. This
+script trains the step's oracle once, either way (`--text-encoder frozen`: that first version,
+still `--set retrain.text_encoder=frozen`; `retrain`: text encoder and UNet from scratch, as the
+base recipe trains them, VAE kept: the row's default since session 12), and prints the
 standard-profile presence of every toy10 concept. No timing claim: it reports what the model does.
 
 Measured (session 11, seed 0, zorb/star/red left out, standard profile, 36 images a concept;
