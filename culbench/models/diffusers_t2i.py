@@ -85,7 +85,7 @@ class DiffusersT2I:
         self.guidance = guidance
         self.batch_size = batch_size
         self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self._embeddings_of: tuple[int, int] | None = None  # text_key() the cache was filled under
+        self._embeddings_of: tuple[torch.nn.Module, int] | None = None  # text_key() of the cache
         self._replicas = None
         if len(sample_devices) > 1:  # data-parallel sampling (culbench.models.replicas)
             from culbench.models.replicas import Replicas
@@ -93,10 +93,11 @@ class DiffusersT2I:
             self._replicas = Replicas(sample_devices)
 
     # -- text ----------------------------------------------------------------------------
-    def text_key(self) -> tuple[int, int]:
-        """Identity of the current text encoder's weights: its object and its parameters' version
-        counters (bumped by every in-place update), so a replaced or retrained encoder differs."""
-        return id(self.text_encoder), sum(p._version for p in self.text_encoder.parameters())
+    def text_key(self) -> tuple[torch.nn.Module, int]:
+        """Identity of the current text encoder's weights: the module itself (compared by
+        identity; held, so its address cannot be reused by another) and its parameters' version
+        counters (bumped by every in-place update): a replaced or retrained encoder differs."""
+        return self.text_encoder, sum(p._version for p in self.text_encoder.parameters())
 
     @torch.no_grad()
     def encode(self, prompts: Sequence[str]) -> torch.Tensor:

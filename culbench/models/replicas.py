@@ -35,7 +35,7 @@ class Replicas:
         self.devices = list(devices)
         self._copies: dict[int, Any] = {}
         self._synced: dict[int, tuple[int, int]] = {}
-        self._synced_text: dict[int, tuple[int, int]] = {}
+        self._synced_text: dict[int, tuple[Any, int]] = {}  # the primary's text_key() per copy
         self._lock = threading.Lock()
 
     def twins(self, model: Any) -> list[Any]:
