@@ -30,11 +30,12 @@ independent`` only the current request's concept is left out; in ``--mode simult
 sequentially) every concept forgotten so far.
 
 Cost: the recipe's 10,000 steps at batch 128 take 50–85 minutes per request on 2 quiet CPU
-cores, by machine (0.277 s per step on one, 0.474 s on another, plus 1–2.5 minutes to render and
-encode 60,000 scenes; request 2 of seed 0: 2,996 s on the first), 8–14 hours per seed. Training
+cores, by machine (UNet alone: 0.277 s per step on one, 0.474 s on another; with the text encoder
+trained too: 0.476 s on the latter; plus 1–2.5 minutes to render and encode 60,000 scenes),
+8–14 hours per seed. Training
 runs on the run's ``--device`` (with ``--device cuda`` the random draws are the same, from a CPU
 generator; not measured on a GPU here). Training saves a snapshot every 500 steps
-(``StepContext.save_snapshot``; 63 MB with the UNet alone, 0.18 s: 0.1 % of the training time), so a run killed
+(``StepContext.save_snapshot``; 64 MB, 0.18 s: 0.1 % of the training time), so a run killed
 mid-request resumes within minutes of where it stopped, with the same result. ``--set
 retrain.steps=2000`` gives a cheaper, weaker oracle (the step count is part of the config hash,
 so results say which).
