@@ -71,11 +71,8 @@ def main() -> None:
     train_seconds = time.perf_counter() - start
     model.unet.load_state_dict(unet.state_dict())
     model.unet.eval().requires_grad_(False)
-    if args.text_encoder == "retrain":
-        # the model has encoded no prompt yet, so its per-prompt embedding cache is empty and
-        # sampling sees the new encoder (a model that had encoded prompts would return stale ones)
-        model.text_encoder.load_state_dict(text.state_dict())
-        model.text_encoder.eval().requires_grad_(False)
+    if args.text_encoder == "retrain":  # assigned, as the retrain method does: the prompt cache follows
+        model.text_encoder = text.eval().requires_grad_(False)
 
     seq = resolve_sequence("toy10")
     cells, _ = evaluate_presence(model, ToyWorldJudge(), seq, get_profile(args.profile))

@@ -114,7 +114,8 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
         results.update(model=model, base=base, out=out, before=before, pristine=pristine)
         for attr in ("unet", "text_encoder", "sample", "state_dict", "parameters"):
             assert hasattr(out, attr), f"unlearn returned {type(out).__name__} without .{attr}"
-        text_moved = _same(_hash_state(out.text_encoder), _hash_state(pristine.text_encoder))
+        out_text = _hash_state(out.text_encoder)
+        text_moved = _same(out_text, _hash_state(pristine.text_encoder))
         assert not text_moved or "text_encoder" in declared, \
             "the text encoder changed (it is frozen unless the method declares 'text_encoder' in trains)"
         if out.vae is not None:
@@ -122,7 +123,7 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
         stored = fresh_model()
         stored.load_state_dict(out.state_dict())
         lost = _same(_hash_state(out.unet), _hash_state(stored.unet)) + [
-            f"text_encoder.{k}" for k in _same(_hash_state(out.text_encoder), _hash_state(stored.text_encoder))]
+            f"text_encoder.{k}" for k in _same(out_text, _hash_state(stored.text_encoder))]
         assert not lost, f"state_dict() does not carry the returned weights (assign a new text encoder, " \
                          f"do not edit the shipped one in place): {lost[:3]}"
         return type(out).__name__ + (" with its own text encoder" if text_moved else "")

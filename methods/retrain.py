@@ -83,14 +83,15 @@ class Retrain(Method):
             recipe = replace(recipe, unet_warmup=max(1, recipe.unet_steps // 10), unet_batch=min(recipe.unet_batch, 8))
         images, captions = recipe_code.render_training_set(recipe, recipe_code.concept_filter(forgotten))
         latents = recipe_code.encode_latents(model.vae, images.to(model.device), model.vae.config.scaling_factor)
-        tick = ctx.progress(recipe.unet_steps, f"retrain: {'UNet' if cfg.text_encoder == 'frozen' else 'text encoder + UNet'} without {', '.join(forgotten)}")
+        frozen = cfg.text_encoder == "frozen"  # then every step's model holds the shipped encoder
+        tick = ctx.progress(recipe.unet_steps,
+                            f"retrain: {'UNet' if frozen else 'text encoder + UNet'} without {', '.join(forgotten)}")
         # snapshots every 500 steps (~2.5 min on CPU): a run killed mid-step loses minutes, not the hour
         saved = ctx.load_snapshot()
         same = (saved is not None and saved.get("recipe") == asdict(recipe)
                 and saved.get("forgotten") == forgotten
                 and saved.get("text_encoder", "frozen") == cfg.text_encoder)
         resume = saved["training"] if same else None
-        frozen = cfg.text_encoder == "frozen"  # then every step's model holds the shipped encoder
         unet, text = recipe_code.train_unet(
             latents.cpu(), captions, recipe, log=lambda message: None, progress=tick,
             text_encoder=model.text_encoder if frozen else None, device=model.device, resume=resume,

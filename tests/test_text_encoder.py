@@ -58,7 +58,7 @@ def test_a_replaced_encoder_gets_its_own_prompt_cache_and_is_stored() -> None:
     assert other.weights_sha256() == shipped_sha and torch.equal(other.encode(prompts), before)
 
 
-def test_a_checkpoint_delta_carries_the_encoder() -> None:
+def test_a_checkpoint_delta_carries_the_encoder(tmp_path: Path) -> None:
     model = _model()
     base = model.state_dict()
     twin = model.clone()
@@ -67,7 +67,7 @@ def test_a_checkpoint_delta_carries_the_encoder() -> None:
     from safetensors.torch import load
 
     assert set(load(blob)) == {k for k in twin.state_dict() if k.startswith("text_encoder.")}
-    path = Path(__import__("tempfile").mkdtemp()) / "model.safetensors"
+    path = tmp_path / "model.safetensors"
     path.write_bytes(blob)
     restored = _model()
     restored.load_state_dict(load_weights(path, base))

@@ -6,7 +6,8 @@ run from one Python thread per device (CUDA kernels release the GIL). Noise is d
 on the CPU, so images do not depend on which device made them. A copy's UNet is re-synced
 whenever the primary UNet's weights changed (in-place updates bump each parameter's version
 counter; a different UNet object has another id), and its text encoder whenever the primary's
-was replaced or changed (``retrain`` trains its own), so replicas never sample stale weights.
+was replaced or changed (``retrain`` trains its own), so replicas never sample stale weights. A
+copy's prompt cache needs no care: it is keyed by the copy's own text encoder.
 
 Deviation from the issue's wording: threads over per-device copies instead of ``accelerate``'s
 multi-process launch — the runner stays one process and nothing changes for methods.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -41,7 +41,7 @@ class Replicas:
     def twins(self, model: Any) -> list[Any]:
         """One model per listed device; the first device equal to ``model.device`` uses ``model``
         itself (a device listed twice gets a copy, which is how the CPU tests run two workers)."""
-        key = _weights_key(model.unet)
+        key, text_key = _weights_key(model.unet), model.text_key()
         own = self.devices.index(model.device) if model.device in self.devices else -1
         out = []
         with self._lock:
@@ -53,18 +53,17 @@ class Replicas:
                 if twin is None:
                     twin = copy.copy(model)
                     twin.device, twin._replicas = device, None
-                    twin._embeddings = OrderedDict()
                     twin.text_encoder = copy.deepcopy(model.text_encoder).to(device)
                     twin.vae = copy.deepcopy(model.vae).to(device) if model.vae is not None else None
                     twin.unet = copy.deepcopy(model.unet).to(device)
                     self._copies[index] = twin
                 elif self._synced.get(index) != key:
                     twin.unet.load_state_dict(model.unet.state_dict())
-                if index in self._synced_text and self._synced_text[index] != model.text_key():
-                    twin.text_encoder = copy.deepcopy(model.text_encoder).to(device)  # its cache follows
+                if index in self._synced_text and self._synced_text[index] != text_key:
+                    twin.text_encoder = copy.deepcopy(model.text_encoder).to(device)
                 twin.unet.train(model.unet.training)
                 self._synced[index] = key
-                self._synced_text[index] = model.text_key()
+                self._synced_text[index] = text_key
                 out.append(twin)
         return out
 
