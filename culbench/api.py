@@ -188,6 +188,12 @@ def _drop_snapshot(payload: Any) -> None:
     return None
 
 
+def step_seed(seed: int, step: int) -> int:
+    """The seed of step ``step`` of a run with seed ``seed`` (``StepContext.seed``): independent
+    of history, so a resumed run, or a step computed alone, sees the same value."""
+    return (seed * 1_000_003 + step * 7_919) % (2**31 - 1)
+
+
 @dataclass
 class StepContext:
     """Everything the runner hands a method besides the model and the request.
@@ -209,6 +215,10 @@ class StepContext:
             iteration); each call replaces the last; the runner deletes it when the step commits.
         load_snapshot: ``load_snapshot()`` returns this step's last saved payload, or ``None``
             (none saved, or saved from a different input model: it is then ignored).
+        run_seed: the run's ``--seed``, the same at every step (``step_seed(run_seed, k)`` is
+            step k's ``seed``): a method that must draw something once per run derives it from
+            this rather than keeping it in ``state``, so any step can be computed alone
+            (``culbench run --step``, for ``from_scratch`` methods).
     """
 
     step: int
@@ -220,6 +230,7 @@ class StepContext:
     base_model: Callable[[], T2IModel] | None = None
     save_snapshot: Callable[[Any], None] = _drop_snapshot
     load_snapshot: Callable[[], Any] = _no_snapshot
+    run_seed: int = 0
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A ``torch.Generator`` on ``device`` seeded from the step seed (+ ``offset``)."""

@@ -98,7 +98,7 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
                     p.add_(torch.randn(p.shape, generator=noise) * 0.1)
         before = _hash_state(model.unet)
         ctx = StepContext(step=1, seed=seed, budget=Budget(profile.max_iterations, profile.max_samples),
-                          base_model=lambda: base)
+                          base_model=lambda: base, run_seed=seed)
         torch.manual_seed(seed)
         method = cls(config)
         method.on_sequence_start(model, ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import subprocess
 import sys
@@ -25,10 +26,12 @@ def now() -> str:
 
 
 def git_state() -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the source tree culbench is imported from, or (None, None)."""
+    """(commit, dirty) of the source tree culbench is imported from, or (None, None). A copy of
+    the tree without ``.git`` (shipped to a GPU machine) names its commit in ``CULBENCH_GIT_HASH``
+    (dirty then unknown)."""
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
-        return None, None
+        return os.environ.get("CULBENCH_GIT_HASH") or None, None
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()

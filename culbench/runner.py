@@ -3,11 +3,19 @@
 Rerunning the same command resumes after the last committed step. Each step reseeds from
 (run seed, step) and reloads the previous step's saved weights and method state, so a
 resumed run gives the same numbers as an uninterrupted one.
+
+A method that trains from scratch and keeps no state between steps (``retrain``) has steps that
+do not depend on each other: ``steps=[k, ...]`` (``culbench run --step K``) computes only those,
+from the base model, so several processes (machines sharing the folder, or one GPU) fill one run
+at once. Steps computed ahead of the last contiguous one are committed in place and counted once
+the gap before them closes; the manifest is updated under a file lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import io
 import os
 import random
@@ -18,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from culbench import provenance, results
-from culbench.api import Budget, StepContext
+from culbench.api import Budget, StepContext, step_seed
 from culbench.catalog import CLIP_SCORERS, FEATURES, JUDGES, METHODS, MODELS, REFERENCES
 from culbench.compute import Meter, check_device
 from culbench.config import build_config, config_hash, config_to_dict, parse_overrides
@@ -38,11 +46,6 @@ ProgressFactory = Callable[[int, str], Callable[..., None]]
 
 def _silent(total: int, description: str) -> Callable[..., None]:
     return lambda advance=1: None
-
-
-def step_seed(seed: int, step: int) -> int:
-    """Seed of step ``step``: independent of history, so resume reproduces it."""
-    return (seed * 1_000_003 + step * 7_919) % (2**31 - 1)
 
 
 def _seed_everything(seed: int) -> None:
@@ -96,6 +99,7 @@ def run(
     fid: str | None = None,
     fid_options: dict[str, Any] | None = None,
     eval_cache: bool = True,
+    steps: Sequence[int] | None = None,
 ) -> Path:
     """Run ``method`` through ``sequence`` and return the run directory.
 
@@ -127,6 +131,9 @@ def run(
         eval_cache: reuse the evaluation of bit-identical weights instead of sampling it again:
             the base model's from ``out/.cache/eval`` (step 0 of every run), and the previous
             step's when a step left the weights unchanged (see ``evaluation.cache``).
+        steps: compute only these steps (0 = the base model's evaluation), each from the base
+            model with empty state; only for ``from_scratch`` methods that keep no ``ctx.state``.
+            Processes given different steps may share one run folder at the same time.
     """
     import torch
 
@@ -140,6 +147,9 @@ def run(
     prof = get_profile(profile)
     method_cls = METHODS.get(method)
     may_lack = droppable(method)  # files its committed steps may drop: a from-scratch method's weights
+    alone = steps is not None  # each step computed on its own, from the base model
+    if alone:
+        _check_steps_alone(method, method_cls, list(steps or ()), len(seq.steps))
     config = build_config(method_cls.Config, method, parse_overrides(overrides, method))
     default_hash = config_hash(method_cls.Config())
     cfg_hash = config_hash(config)
@@ -179,65 +189,71 @@ def run(
     }
 
     manifest_path = run_dir / "manifest.json"
-    if manifest_path.exists():
-        manifest = results.read_json(manifest_path)
-        _check_identity(manifest.get("identity", {}), identity, run_dir)
-        committed = results.committed_steps(run_dir)
-        broken = results.first_damaged_step(run_dir, committed, may_lack)
-        if broken is not None:  # redo the damaged step and every step after it; keep the old files
-            k, why = broken
-            kept = results.set_aside(run_dir, k, committed, provenance.now())
-            manifest.update(status="partial" if k else "running", steps_committed=list(range(k)))
-            manifest["compute"] = {s: c for s, c in manifest.get("compute", {}).items() if int(s) < k}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(run_dir):  # `--step` processes may start together
+        if manifest_path.exists():
+            manifest = results.read_json(manifest_path)
+            _check_identity(manifest.get("identity", {}), identity, run_dir)
+            committed = results.committed_steps(run_dir)
+            broken = results.first_damaged_step(run_dir, committed, may_lack)
+            if broken is not None:  # redo the damaged step and every step after it; keep the old files
+                k, why = broken
+                kept = results.set_aside(run_dir, k, committed, provenance.now())
+                manifest.update(status="partial" if k else "running", steps_committed=list(range(k)))
+                manifest["compute"] = {s: c for s, c in manifest.get("compute", {}).items()
+                                       if int(s) < k or int(s) > committed[-1]}  # keep steps computed ahead
+                results.write_json(manifest_path, manifest)
+                warn(f"step {k}: {why}; steps {k}-{committed[-1]} moved to {kept}, redoing them")
+            elif manifest.get("status") == "complete":
+                fixed = results.repair_derived(run_dir, committed, manifest, list(seq.steps))
+                if fixed:
+                    warn(f"rebuilt {' and '.join(fixed)} from the step files")
+                log(f"already complete: {run_dir}")
+                return run_dir
+            elif committed and results.records_only(run_dir, committed):  # published form: nothing to resume from
+                raise RunError(f"{run_dir} is unfinished and keeps only its records, not its step files",
+                               "restore its step files, or delete that directory to start over")
+            if not alone:  # `--step` processes keep the argv of the one that made the run
+                manifest["argv"] = list(argv if argv is not None else sys.argv)
+                results.write_json(manifest_path, manifest)
+        else:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            git_hash, dirty = provenance.git_state()
+            manifest = {
+                "schema_version": results.SCHEMA_VERSION,
+                "run_id": str(run_dir.relative_to(Path(out))),
+                "status": "running",
+                "culbench_version": provenance.culbench_version(),
+                "git_hash": git_hash,
+                "git_dirty": dirty,
+                "created": provenance.now(),
+                "updated": provenance.now(),
+                "argv": list(argv if argv is not None else sys.argv),
+                "identity": identity,
+                "device": device,
+                "threads": torch.get_num_threads(),
+                "env": provenance.environment(),
+                "steps_total": len(seq.steps),
+                "steps_committed": [],
+                "compute": {},
+            }
             results.write_json(manifest_path, manifest)
-            warn(f"step {k}: {why}; steps {k}-{committed[-1]} moved to {kept}, redoing them")
-        elif manifest.get("status") == "complete":
-            fixed = results.repair_derived(run_dir, committed, manifest, list(seq.steps))
-            if fixed:
-                warn(f"rebuilt {' and '.join(fixed)} from the step files")
-            log(f"already complete: {run_dir}")
-            return run_dir
-        elif committed and results.records_only(run_dir, committed):  # published form: nothing to resume from
-            raise RunError(f"{run_dir} is unfinished and keeps only its records, not its step files",
-                           "restore its step files, or delete that directory to start over")
-        manifest["argv"] = list(argv if argv is not None else sys.argv)
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        git_hash, dirty = provenance.git_state()
-        manifest = {
-            "schema_version": results.SCHEMA_VERSION,
-            "run_id": str(run_dir.relative_to(Path(out))),
-            "status": "running",
-            "culbench_version": provenance.culbench_version(),
-            "git_hash": git_hash,
-            "git_dirty": dirty,
-            "created": provenance.now(),
-            "updated": provenance.now(),
-            "argv": list(argv if argv is not None else sys.argv),
-            "identity": identity,
-            "device": device,
-            "threads": torch.get_num_threads(),
-            "env": provenance.environment(),
-            "steps_total": len(seq.steps),
-            "steps_committed": [],
-            "compute": {},
-        }
-        results.write_json(manifest_path, manifest)
+        done = results.committed_steps(run_dir)  # (under the lock: it clears other processes' temp dirs)
 
-    done = results.committed_steps(run_dir)
     base_state = model.state_dict()
     if "reference" in evaluators and featurizer is not None:
         reference = quality.reference_features(
             evaluators["reference"], featurizer, evaluation_plan(seq, prof),
             sequence_hash=seq.content_hash, cache_root=Path(out) / ".cache" / "reference")
-        results.write_bytes(run_dir / REFERENCE_FILE, quality.npy_bytes(reference.astype("float16")))
+        with _locked(run_dir):
+            results.write_bytes(run_dir / REFERENCE_FILE, quality.npy_bytes(reference.astype("float16")))
     previous_state: dict[str, Any] | None = base_state
     state: dict[str, Any] = {}
     input_sha = ""  # the weights the next step starts from (keys its snapshot)
     if done:
         last_record = results.read_json(results.step_dir(run_dir, done[-1]) / "step.json")
         input_sha = last_record.get("model_sha256", "")
-    if done and done[-1] > 0:
+    if done and done[-1] > 0 and not alone:
         last = results.step_dir(run_dir, done[-1])
         if results.WEIGHTS in may_lack and not (last / results.WEIGHTS).exists():  # none needed
             previous_state = None  # the next step's drift from the previous step is unknown
@@ -257,32 +273,52 @@ def run(
     method_obj = method_cls(config)
     base_sha = identity["model"]["base_sha256"]
     last: tuple[str, Hit] | None = None  # (weights sha256, evaluation) of the previous step
-    first = done[-1] + 1 if done else 0
-    advance_step = progress(len(seq.steps) + 1 - first, f"{method} on {seq.id}")
-    for step in range(first, len(seq.steps) + 1):
+    if alone:
+        todo = [k for k in sorted(set(steps or ())) if not _computed(run_dir, k)]
+        for k in sorted(set(steps or ()) - set(todo)):
+            log(f"step {k}: already committed")
+    else:
+        todo = list(range(done[-1] + 1 if done else 0, len(seq.steps) + 1))
+    advance_step = progress(len(todo), f"{method} on {seq.id}")
+    for step in todo:
+        if not alone and _computed(run_dir, step):  # computed alone (`--step`) by another process
+            record = results.read_json(results.step_dir(run_dir, step) / "step.json")
+            input_sha, previous_state, state, last = record.get("model_sha256", ""), None, {}, None
+            _record_step(run_dir, step, None, len(seq.steps), list(seq.steps))
+            log(f"step {step}: computed alone earlier, taken as committed")
+            advance_step(1)
+            continue
         concept = seq.steps[step - 1] if step else None
         compute: dict[str, Any] = {}
         files: dict[str, bytes] = {}
+        if alone:  # from the base model, with no history
+            model.load_state_dict(base_state)
+            previous_state, state = None, {}
         if step > 0:
             log(f"step {step}/{len(seq.steps)}: forgetting '{concept}'")
             if mode != "sequential":  # every request starts from the base model, no history
                 model.load_state_dict(base_state)
                 state = {}
-            start_sha = input_sha if mode == "sequential" else base_sha  # what this step starts from
+            start_sha = input_sha if mode == "sequential" and not alone else base_sha  # what it starts from
             meter = Meter()
             snapshots = _StepSnapshots(run_dir, step, start_sha, log, warn, meter.elapsed)
             ctx = StepContext(step=step, seed=step_seed(seed, step), device=device,
                               budget=Budget(prof.max_iterations, prof.max_samples), progress=progress, state=state,
-                              base_model=base_model, save_snapshot=snapshots.save, load_snapshot=snapshots.load)
+                              base_model=base_model, save_snapshot=snapshots.save, load_snapshot=snapshots.load,
+                              run_seed=seed)
             _seed_everything(ctx.seed)
             with meter:
-                if step == 1:
+                if step == 1 or alone:
                     method_obj.on_sequence_start(model, ctx)
                 request = seq.request(step, simultaneous=mode == "simultaneous")
                 if mode == "independent":
                     request = dataclasses.replace(request, previous=())
                 model = method_obj.unlearn(model, request, ctx)
             _check_returned(model, method)
+            if alone and ctx.state:
+                raise RunError(f"method '{method}' keeps state between steps ({', '.join(map(str, ctx.state))}), "
+                               "so its steps cannot be computed alone",
+                               "run the whole sequence without --step")
             compute["unlearn"] = meter.to_dict()
             if snapshots.carried:  # resumed mid-step: count the earlier processes' share too
                 compute["unlearn"].update(seconds=round(meter.seconds + snapshots.carried, 4),
@@ -307,7 +343,8 @@ def run(
             hit = Hit(cells, eval_files, eval_compute)
             compute["eval"] = eval_compute
             if cache is not None and weights_sha == base_sha:  # only the base model is worth storing
-                cache.store(key, cells, eval_files, eval_compute)
+                with _locked(cache.root):
+                    cache.store(key, cells, eval_files, eval_compute)
         last = (weights_sha, hit)
         cell_dicts, eval_files = hit.cells, hit.files
         files.update(eval_files)
@@ -317,20 +354,58 @@ def run(
                   "drift": _drift(current, base_state, previous_state),
                   "cells": cell_dicts}
         previous_state = current  # state_dict() returns a detached copy
-        results.commit_step(run_dir, step, record, files)
+        with _locked(run_dir):
+            results.commit_step(run_dir, step, record, files)
         results.snapshot_path(run_dir, step).unlink(missing_ok=True)
         input_sha = weights_sha
-        done.append(step)
-        manifest.update(steps_committed=done, updated=provenance.now(),
-                        status="partial" if step < len(seq.steps) else "complete")
-        manifest["compute"][str(step)] = compute
-        results.write_text(run_dir / "matrix.csv", results.matrix_csv(run_dir, done))
-        if step == len(seq.steps):
-            results.write_json(run_dir / "summary.json",
-                               results.build_summary(run_dir, manifest, seq.steps))
-        results.write_json(manifest_path, manifest)
+        _record_step(run_dir, step, compute, len(seq.steps), list(seq.steps))
         advance_step(1)
     return run_dir
+
+
+def _check_steps_alone(method: str, cls: Any, steps: list[int], n_steps: int) -> None:
+    """Raise a one-line error unless ``steps`` may be computed alone for this method."""
+    if not getattr(cls, "from_scratch", False):
+        raise CulbenchError(f"--step needs a method that trains from scratch; '{method}' edits the previous "
+                            "step's model, so its steps must run in order", "run the whole sequence without --step")
+    wrong = [k for k in steps if not 0 <= k <= n_steps]
+    if wrong or not steps:
+        raise CulbenchError(f"--step {wrong[0] if wrong else '(none)'} is not a step of this sequence",
+                            f"give steps from 0 (the base model) to {n_steps}")
+
+
+def _computed(run_dir: Path, step: int) -> bool:
+    return (results.step_dir(run_dir, step) / "step.json").is_file()
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Any:
+    """An exclusive lock on ``folder`` (``.lock`` inside it) for the duration of the block."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _record_step(run_dir: Path, step: int, compute: dict[str, Any] | None, n_steps: int, order: list[str]) -> None:
+    """Count a committed step in the manifest (read again under the lock: `--step` processes share
+    it): its compute, the contiguous steps now committed, ``matrix.csv`` and, once all are,
+    ``summary.json``."""
+    path = run_dir / "manifest.json"
+    with _locked(run_dir):
+        manifest = results.read_json(path)
+        if compute is not None:
+            manifest.setdefault("compute", {})[str(step)] = compute
+        done = results.committed_steps(run_dir)
+        complete = bool(done) and done[-1] == n_steps
+        manifest.update(steps_committed=done, updated=provenance.now(), status="complete" if complete else "partial")
+        results.write_text(run_dir / "matrix.csv", results.matrix_csv(run_dir, done))
+        if complete:
+            results.write_json(run_dir / "summary.json", results.build_summary(run_dir, manifest, order))
+        results.write_json(path, manifest)
 
 
 def _evaluate(model: Any, judge: Any, seq: Any, prof: Any, progress: ProgressFactory,

@@ -23,9 +23,12 @@ own encoder (``trains`` declares ``"text_encoder"``; the runner stores it with t
 is kept: an unconditional codec that names no concept. Only this row edits the text encoder; the
 evaluation's prompts and judge are the same for every row.
 
-The training seed (scene rendering, initial weights, noise) is drawn once per run from the run seed
-and kept for all its steps, so the three leaderboard seeds are three independent draws of the
-oracle; ``--set retrain.seed=0`` pins the shipped model's recipe seed instead. In ``--mode
+The training seed (scene rendering, initial weights, noise) is derived from the run seed alone
+(the seed of step 1, ``step_seed(run_seed, 1)``, the same for all its steps), so the three
+leaderboard seeds are three independent draws of the oracle; ``--set retrain.seed=0`` pins the
+shipped model's recipe seed instead. The method keeps no state between steps and ignores the
+weights it is handed, so every step can be computed alone, in parallel: ``culbench run --method
+retrain --step K`` (one process per step, sharing the run folder). In ``--mode
 independent`` only the current request's concept is left out; in ``--mode simultaneous`` (or
 sequentially) every concept forgotten so far.
 
@@ -46,7 +49,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
-from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
+from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method, step_seed
 from culbench.errors import CulbenchError
 
 
@@ -74,9 +77,10 @@ class Retrain(Method):
         cfg = self.config
         forgotten = list(dict.fromkeys([p.concept.name for p in request.previous]
                                        + [t.concept.name for t in request.all_targets]))
-        # One training seed per run, kept for every step (ctx.state persists and resumes): curves
-        # across steps then differ by the excluded data alone, and seeds 0/1/2 are three draws.
-        seed = cfg.seed if cfg.seed is not None else ctx.state.setdefault("recipe_seed", ctx.seed)
+        # One training seed per run, the same at every step: curves across steps then differ by the
+        # excluded data alone, and seeds 0/1/2 are three draws. Derived, not kept in ctx.state
+        # (earlier versions kept step 1's seed there: the same value), so a step runs alone.
+        seed = cfg.seed if cfg.seed is not None else step_seed(ctx.run_seed, 1)
         recipe = replace(recipe_code.Recipe(seed=seed), unet_steps=ctx.budget.iterations(cfg.steps),
                          n_images=ctx.budget.samples(cfg.n_images))
         if recipe.unet_steps < recipe.unet_warmup:

@@ -87,30 +87,37 @@ def test_retrain_refuses_a_non_toyworld_model(tmp_path) -> None:  # noqa: ANN001
     assert done.returncode != 0 and "ToyWorld" in done.stderr and "fix:" in done.stderr
 
 
-def test_retrain_draws_one_training_seed_per_run() -> None:
-    """Run seeds give different oracles; a run keeps its training seed for every step."""
-    from culbench.api import Budget
+def test_retrain_draws_one_training_seed_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run seeds give different oracles; a run uses one training seed at every step, derived from
+    the run seed (the value earlier versions kept in ctx.state), and keeps no state."""
+    from culbench.api import Budget, step_seed
     from culbench.catalog import METHODS, MODELS
     from culbench.profiles import get_profile
     from culbench.tasks import resolve_sequence
+    from culbench.toyworld import train as recipe_code
 
     seq, prof = resolve_sequence("toy10"), get_profile("smoke")
     cls = METHODS.get("retrain")
+    drawn: list[int] = []
+    render = recipe_code.render_training_set
+    monkeypatch.setattr(recipe_code, "render_training_set",
+                        lambda recipe, exclude: drawn.append(recipe.seed) or render(recipe, exclude))
 
-    def unet_after(step: int, seed: int, state: dict) -> dict:  # noqa: ANN001
+    def unet_after(step: int, run_seed: int) -> dict:
         model = MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
-        ctx = StepContext(step=step, seed=seed, budget=Budget(prof.max_iterations, prof.max_samples), state=state)
+        state: dict = {}
+        ctx = StepContext(step=step, seed=step_seed(run_seed, step), run_seed=run_seed,
+                          budget=Budget(prof.max_iterations, prof.max_samples), state=state)
         out = cls(cls.Config()).unlearn(model, seq.request(step), ctx)
+        assert state == {}  # nothing carried between steps: any step can be computed alone
         return out.state_dict()  # UNet and its own text encoder
 
-    state: dict = {}
-    first = unet_after(1, 11, state)
-    assert state == {"recipe_seed": 11}
-    unet_after(2, 12, state)
-    assert state == {"recipe_seed": 11}  # kept, not the second step's seed
-    other = unet_after(1, 21, {})
+    first = unet_after(1, 11)
+    unet_after(2, 11)
+    assert drawn == [step_seed(11, 1)] * 2  # step 2 trains with the run's seed, not its own
+    other = unet_after(1, 21)
     assert any(not torch.equal(first[k], other[k]) for k in first)
-    assert all(torch.equal(first[k], v) for k, v in unet_after(1, 11, {}).items())  # deterministic
+    assert all(torch.equal(first[k], v) for k, v in unet_after(1, 11).items())  # deterministic
 
 
 def test_retrain_resumes_an_interrupted_request_from_its_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,7 +147,7 @@ def test_retrain_resumes_an_interrupted_request_from_its_snapshot(monkeypatch: p
 
     def run_step(seed: int, save=None, load=None) -> dict:  # noqa: ANN001
         model = MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
-        ctx = StepContext(step=1, seed=seed, budget=Budget(4, 64), state={}, progress=progress,
+        ctx = StepContext(step=1, seed=seed, run_seed=seed, budget=Budget(4, 64), state={}, progress=progress,
                           **({"save_snapshot": save} if save else {}), **({"load_snapshot": load} if load else {}))
         out = cls(cls.Config()).unlearn(model, seq.request(1), ctx)
         return out.state_dict()  # UNet and its own text encoder

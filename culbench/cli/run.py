@@ -21,6 +21,8 @@ EXAMPLES = """Examples:
   culbench run --method dfr --set dfr.iterations=40 --split val --out tuning   # choose settings on val prompts
 
   culbench run --method my_plugin --sequence mock --profile smoke
+
+  culbench run --method retrain --step 3 --step 4 --device cuda   # steps of a from-scratch method, one process each
 """
 
 
@@ -43,6 +45,7 @@ def run(
     judge_option: Annotated[list[str] | None, typer.Option(help="Judge option KEY=VALUE (repeatable), e.g. pretrained=/path/clip.pt.")] = None,
     split: Annotated[str, typer.Option(help="eval (the benchmark) | val: evaluate on the validation prompts to choose hyper-parameters (run labelled ~val, never ranked).")] = "eval",
     eval_cache: Annotated[bool, typer.Option(help="Reuse the evaluation of bit-identical weights (step 0 of every run) from OUT/.cache/eval.")] = True,
+    step: Annotated[list[int] | None, typer.Option("--step", help="Compute only this step (repeatable; 0 = the base model), from the base model: for methods that train from scratch (retrain), so several processes can fill one run at once.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan (requests, images, time estimate from one timed batch) and exit.")] = False,
 ) -> None:
     """Run METHOD through every deletion request of a sequence, evaluating after each step.
@@ -71,7 +74,7 @@ def run(
             warn=lambda m: err_console.print(f"warning: {m}", highlight=False, soft_wrap=True),
             argv=["culbench", *sys.argv[1:]], mode=mode, model_options=_model_options(model, model_option),
             judge_options=_model_options(None, judge_option), split=split, judge=judge,
-            fid=fid, fid_options=_model_options(None, fid_option), eval_cache=eval_cache,
+            fid=fid, fid_options=_model_options(None, fid_option), eval_cache=eval_cache, steps=step,
         )
     _print_result(run_dir)
 

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Compute retrain's leaderboard seeds on a lent GPU machine (one H200, 16 cores) in one call:
+# every (seed, step) as its own `culbench run --step` process (leaderboard/fanout.py), sharing the
+# GPU through CUDA MPS when the machine allows it. The machine keeps nothing, so the committed
+# steps' records (no weights) come back as one archive per seed in $OUT, with the logs.
+#   needs: this tree (no .git: CULBENCH_GIT_HASH names the commit), the missing packages as wheels in
+#   .whl (leaderboard/in-progress/README.md says which), $OUT; BUDGET: seconds for all of it.
+#   Try it on a CPU machine: SKIP_INSTALL=1 DEVICE=cpu BUDGET=120 SEEDS=0 OUT=/tmp/o bash leaderboard/gpu_fanout.sh
+set -u
+t0=$(date +%s)
+budget=${BUDGET:-560}
+out=${OUT:?set OUT to the folder that comes back}
+work=/tmp/fan
+export PYTHONUNBUFFERED=1 CULBENCH_PROGRESS_EVERY=30
+elapsed() { echo $(( $(date +%s) - t0 )); }
+
+[ -n "${SKIP_INSTALL:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --no-build-isolation \
+    --target /tmp/site .whl/*.whl . > "$out/install.log" 2>&1 || { tail -n 30 "$out/install.log"; exit 1; }
+[ -n "${SKIP_INSTALL:-}" ] || export PYTHONPATH=/tmp/site
+device=${DEVICE:-cuda}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1
+python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"
+echo "installed at $(elapsed) s"
+
+smoke() {  # one smoke run of steps 0 and 1 on the GPU: does the whole path work here?
+    timeout 180 python3 -m culbench run --method retrain --profile smoke --device "$device" --step 0 --step 1 \
+        --out "/tmp/smoke$1" --threads 2 > "$out/smoke$1.log" 2>&1
+}
+mps=0
+control=$(command -v nvidia-cuda-mps-control || echo /usr/local/nvidia/bin/nvidia-cuda-mps-control)
+export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+if [ -x "$control" ] && "$control" -d; then mps=1; fi
+if ! smoke 1; then
+    echo "smoke run failed (MPS $mps):"; tail -n 15 "$out/smoke1.log"
+    if [ "$mps" = 1 ]; then
+        echo quit | "$control"; sleep 2; mps=0
+        unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+        smoke 2 || { echo "smoke run failed without MPS too:"; tail -n 30 "$out/smoke2.log"; exit 1; }
+    else
+        exit 1
+    fi
+fi
+workers=${WORKERS:-$([ "$mps" = 1 ] && echo 16 || echo 6)}
+echo "smoke run passed at $(elapsed) s; MPS $mps; $workers workers"
+
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$out/gpu.csv" 2>&1 &
+deadline=$(( budget - $(elapsed) - 35 ))
+python3 leaderboard/fanout.py --out "$work/res" --logs "$work/logs" --seeds ${SEEDS:-0 1 2} --workers "$workers" \
+    --device "$device" --threads 1 --deadline "$deadline" --culbench "python3 -m culbench" | tee "$out/fanout.txt"
+python3 -m culbench ls runs "$work/res" | tee -a "$out/fanout.txt"
+for run in "$work"/res/toy10@1/retrain/standard/seed*; do
+    [ -d "$run" ] && tar czf "$out/$(basename "$run").tgz" -C "$work/res" --exclude='*.safetensors' \
+        --exclude=snapshots --exclude=.lock "${run#"$work/res/"}"
+done
+tar czf "$out/logs.tgz" -C "$work" logs -C "$out" $(cd "$out" && ls ./*.log)
+echo "done at $(elapsed) s"
