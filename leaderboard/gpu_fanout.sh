@@ -17,6 +17,8 @@ elapsed() { echo $(( $(date +%s) - t0 )); }
 [ -n "${SKIP_INSTALL:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --no-build-isolation \
     --target /tmp/site .whl/*.whl . > "$out/install.log" 2>&1 || { tail -n 30 "$out/install.log"; exit 1; }
 [ -n "${SKIP_INSTALL:-}" ] || export PYTHONPATH=/tmp/site
+repo=$(pwd)
+cd /tmp  # not the tree's root: `python3 -m culbench` must import the installed package
 device=${DEVICE:-cuda}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1
 python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"
@@ -46,7 +48,7 @@ echo "smoke run passed at $(elapsed) s; MPS $mps; $workers workers"
 
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$out/gpu.csv" 2>&1 &
 deadline=$(( budget - $(elapsed) - 35 ))
-python3 leaderboard/fanout.py --out "$work/res" --logs "$work/logs" --seeds ${SEEDS:-0 1 2} --workers "$workers" \
+python3 "$repo/leaderboard/fanout.py" --out "$work/res" --logs "$work/logs" --seeds ${SEEDS:-0 1 2} --workers "$workers" \
     --device "$device" --threads 1 --deadline "$deadline" --culbench "python3 -m culbench" | tee "$out/fanout.txt"
 python3 -m culbench ls runs "$work/res" | tee -a "$out/fanout.txt"
 for run in "$work"/res/toy10@1/retrain/standard/seed*; do
