@@ -202,7 +202,8 @@ def run_progress(root: Path) -> list[dict[str, Any]]:
         spent = {int(k): sum(part.get("seconds", 0.0) for part in v.values()) for k, v in compute.items()}
         done, total = manifest.get("steps_committed", []), manifest.get("steps_total", 0)
         requests = [seconds for k, seconds in spent.items() if k > 0]
-        left = total - max(done, default=0)  # requests to go
+        ahead = sorted(k for k in spent if k > max(done, default=-1))  # computed alone (`--step`), past a gap
+        left = total - max(done, default=0) - len([k for k in ahead if k > 0])  # requests to go
         row = {"run": run, "status": manifest.get("status", "?"), "steps": f"{len(done)}/{total + 1}",
                "seconds": sum(spent.values()), "updated": manifest.get("updated", "")}
         if manifest.get("status") != "complete" and requests and 0 < left:
@@ -211,6 +212,9 @@ def run_progress(root: Path) -> list[dict[str, Any]]:
         if snapshots:
             age = time.time() - snapshots[-1].stat().st_mtime
             row["note"] = f"step {int(snapshots[-1].stem)} in progress, snapshot saved {age / 60:.0f} min ago"
+        if ahead:
+            row["note"] = "; ".join(filter(None, [row.get("note"), f"steps {', '.join(map(str, ahead))} "
+                                                  "computed ahead (counted once the steps before them are)"]))
         rows.append(row)
     return rows
 
@@ -349,6 +353,7 @@ def build_summary(run_dir: Path, manifest: dict[str, Any], forget_order: list[st
     unlearn = [compute[str(k)]["unlearn"] for k in steps[1:] if "unlearn" in compute.get(str(k), {})]
     evals = [compute[str(k)]["eval"] for k in steps if "eval" in compute.get(str(k), {})]
     seconds = [u["seconds"] for u in unlearn]
+    devices = sorted({m.get("device", manifest.get("device")) for m in unlearn + evals} - {None})
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": manifest["run_id"],
@@ -375,6 +380,7 @@ def build_summary(run_dir: Path, manifest: dict[str, Any], forget_order: list[st
             "eval_seconds_median": round(float(np.median([e["seconds"] for e in evals])), 3) if evals else None,
             "peak_rss_mb": max((m["peak_rss_mb"] for m in unlearn + evals), default=None),
             "peak_cuda_mb": max((m["peak_cuda_mb"] for m in unlearn + evals if m.get("peak_cuda_mb")), default=None),
+            **({"devices": devices} if len(devices) > 1 else {}),  # steps computed on other machines
         },
         "evaluators": identity["evaluators"],
     }

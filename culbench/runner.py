@@ -13,9 +13,7 @@ the gap before them closes; the manifest is updated under a file lock.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import io
 import os
 import random
@@ -37,6 +35,7 @@ from culbench.evaluation.presence import evaluate_presence
 from culbench.evaluation.presence import plan as evaluation_plan
 from culbench.evaluation.summary import REFERENCE_FILE
 from culbench.profiles import get_profile
+from culbench.runfolder import StepSnapshots, check_steps_alone, computed, locked, record_step
 from culbench.tasks import resolve_sequence
 from culbench.validate import droppable
 
@@ -149,7 +148,7 @@ def run(
     may_lack = droppable(method)  # files its committed steps may drop: a from-scratch method's weights
     alone = steps is not None  # each step computed on its own, from the base model
     if alone:
-        _check_steps_alone(method, method_cls, list(steps or ()), len(seq.steps))
+        check_steps_alone(method, method_cls, list(steps or ()), len(seq.steps))
     config = build_config(method_cls.Config, method, parse_overrides(overrides, method))
     default_hash = config_hash(method_cls.Config())
     cfg_hash = config_hash(config)
@@ -190,7 +189,7 @@ def run(
 
     manifest_path = run_dir / "manifest.json"
     run_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(run_dir):  # `--step` processes may start together
+    with locked(run_dir):  # `--step` processes may start together
         if manifest_path.exists():
             manifest = results.read_json(manifest_path)
             _check_identity(manifest.get("identity", {}), identity, run_dir)
@@ -245,7 +244,7 @@ def run(
         reference = quality.reference_features(
             evaluators["reference"], featurizer, evaluation_plan(seq, prof),
             sequence_hash=seq.content_hash, cache_root=Path(out) / ".cache" / "reference")
-        with _locked(run_dir):
+        with locked(run_dir):
             results.write_bytes(run_dir / REFERENCE_FILE, quality.npy_bytes(reference.astype("float16")))
     previous_state: dict[str, Any] | None = base_state
     state: dict[str, Any] = {}
@@ -274,17 +273,17 @@ def run(
     base_sha = identity["model"]["base_sha256"]
     last: tuple[str, Hit] | None = None  # (weights sha256, evaluation) of the previous step
     if alone:
-        todo = [k for k in sorted(set(steps or ())) if not _computed(run_dir, k)]
+        todo = [k for k in sorted(set(steps or ())) if not computed(run_dir, k)]
         for k in sorted(set(steps or ()) - set(todo)):
             log(f"step {k}: already committed")
     else:
         todo = list(range(done[-1] + 1 if done else 0, len(seq.steps) + 1))
     advance_step = progress(len(todo), f"{method} on {seq.id}")
     for step in todo:
-        if not alone and _computed(run_dir, step):  # computed alone (`--step`) by another process
+        if not alone and computed(run_dir, step):  # computed alone (`--step`) by another process
             record = results.read_json(results.step_dir(run_dir, step) / "step.json")
             input_sha, previous_state, state, last = record.get("model_sha256", ""), None, {}, None
-            _record_step(run_dir, step, None, len(seq.steps), list(seq.steps))
+            record_step(run_dir, step, None, len(seq.steps), list(seq.steps), device)
             log(f"step {step}: computed alone earlier, taken as committed")
             advance_step(1)
             continue
@@ -301,7 +300,7 @@ def run(
                 state = {}
             start_sha = input_sha if mode == "sequential" and not alone else base_sha  # what it starts from
             meter = Meter()
-            snapshots = _StepSnapshots(run_dir, step, start_sha, log, warn, meter.elapsed)
+            snapshots = StepSnapshots(run_dir, step, start_sha, log, warn, meter.elapsed)
             ctx = StepContext(step=step, seed=step_seed(seed, step), device=device,
                               budget=Budget(prof.max_iterations, prof.max_samples), progress=progress, state=state,
                               base_model=base_model, save_snapshot=snapshots.save, load_snapshot=snapshots.load,
@@ -343,7 +342,7 @@ def run(
             hit = Hit(cells, eval_files, eval_compute)
             compute["eval"] = eval_compute
             if cache is not None and weights_sha == base_sha:  # only the base model is worth storing
-                with _locked(cache.root):
+                with locked(cache.root):
                     cache.store(key, cells, eval_files, eval_compute)
         last = (weights_sha, hit)
         cell_dicts, eval_files = hit.cells, hit.files
@@ -354,58 +353,13 @@ def run(
                   "drift": _drift(current, base_state, previous_state),
                   "cells": cell_dicts}
         previous_state = current  # state_dict() returns a detached copy
-        with _locked(run_dir):
+        with locked(run_dir):
             results.commit_step(run_dir, step, record, files)
         results.snapshot_path(run_dir, step).unlink(missing_ok=True)
         input_sha = weights_sha
-        _record_step(run_dir, step, compute, len(seq.steps), list(seq.steps))
+        record_step(run_dir, step, compute, len(seq.steps), list(seq.steps), device)
         advance_step(1)
     return run_dir
-
-
-def _check_steps_alone(method: str, cls: Any, steps: list[int], n_steps: int) -> None:
-    """Raise a one-line error unless ``steps`` may be computed alone for this method."""
-    if not getattr(cls, "from_scratch", False):
-        raise CulbenchError(f"--step needs a method that trains from scratch; '{method}' edits the previous "
-                            "step's model, so its steps must run in order", "run the whole sequence without --step")
-    wrong = [k for k in steps if not 0 <= k <= n_steps]
-    if wrong or not steps:
-        raise CulbenchError(f"--step {wrong[0] if wrong else '(none)'} is not a step of this sequence",
-                            f"give steps from 0 (the base model) to {n_steps}")
-
-
-def _computed(run_dir: Path, step: int) -> bool:
-    return (results.step_dir(run_dir, step) / "step.json").is_file()
-
-
-@contextlib.contextmanager
-def _locked(folder: Path) -> Any:
-    """An exclusive lock on ``folder`` (``.lock`` inside it) for the duration of the block."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _record_step(run_dir: Path, step: int, compute: dict[str, Any] | None, n_steps: int, order: list[str]) -> None:
-    """Count a committed step in the manifest (read again under the lock: `--step` processes share
-    it): its compute, the contiguous steps now committed, ``matrix.csv`` and, once all are,
-    ``summary.json``."""
-    path = run_dir / "manifest.json"
-    with _locked(run_dir):
-        manifest = results.read_json(path)
-        if compute is not None:
-            manifest.setdefault("compute", {})[str(step)] = compute
-        done = results.committed_steps(run_dir)
-        complete = bool(done) and done[-1] == n_steps
-        manifest.update(steps_committed=done, updated=provenance.now(), status="complete" if complete else "partial")
-        results.write_text(run_dir / "matrix.csv", results.matrix_csv(run_dir, done))
-        if complete:
-            results.write_json(run_dir / "summary.json", results.build_summary(run_dir, manifest, order))
-        results.write_json(path, manifest)
 
 
 def _evaluate(model: Any, judge: Any, seq: Any, prof: Any, progress: ProgressFactory,
@@ -455,46 +409,6 @@ def _drift(current: dict[str, Any], base: dict[str, Any],
     return {"from_base": round(from_base, 6),
             "from_previous": None if from_previous is None else round(from_previous, 6),
             "relative_from_base": round(from_base / norm, 8) if norm else 0.0}
-
-
-class _StepSnapshots:
-    """``save`` / ``load`` of one step's mid-step snapshot (``StepContext.save_snapshot`` /
-    ``load_snapshot``), keyed by the weights the step starts from. A snapshot also carries the
-    seconds the step had run when it was saved, so a resumed step reports the compute of the
-    whole request (``carried``: the part earlier processes spent), not just the last process's."""
-
-    def __init__(self, run_dir: Path, step: int, input_sha: str, log: Callable[[str], None],
-                 warn: Callable[[str], None], elapsed: Callable[[], float]) -> None:
-        self.path = results.snapshot_path(run_dir, step)
-        self.step, self.input_sha, self.log, self.warn, self.elapsed = step, input_sha, log, warn, elapsed
-        self.carried = 0.0
-
-    def save(self, payload: Any) -> None:
-        import torch
-
-        buffer = io.BytesIO()
-        torch.save({"step": self.step, "input_sha256": self.input_sha, "payload": payload,
-                    "seconds": self.carried + self.elapsed()}, buffer)
-        self.path.parent.mkdir(exist_ok=True)
-        results.write_bytes(self.path, buffer.getvalue())
-
-    def load(self) -> Any:
-        import torch
-
-        step, path = self.step, self.path
-        if not path.is_file():
-            return None
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable snapshot: start the step over
-            self.warn(f"step {step}: snapshot {path} is unreadable ({type(exc).__name__}); starting the step over")
-            return None
-        if saved.get("step") != step or saved.get("input_sha256") != self.input_sha:
-            self.warn(f"step {step}: snapshot {path} was saved from other weights; starting the step over")
-            return None
-        self.log(f"step {step}: resuming from its snapshot")
-        self.carried = float(saved.get("seconds", 0.0))
-        return saved["payload"]
 
 
 def _check_identity(old: dict[str, Any], new: dict[str, Any], run_dir: Path) -> None:

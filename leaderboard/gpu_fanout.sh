@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Compute retrain's leaderboard seeds on a lent GPU machine (one H200, 16 cores) in one call:
-# every (seed, step) as its own `culbench run --step` process (leaderboard/fanout.py), sharing the
-# GPU through CUDA MPS when the machine allows it. The machine keeps nothing, so the committed
-# steps' records (no weights) come back as one archive per seed in $OUT, with the logs.
+# Compute retrain's leaderboard steps on a lent GPU machine (one H200, 16 cores) in one call:
+# every (seed, step) as its own `culbench run --step` process (leaderboard/fanout.py) into the
+# tree's copy of leaderboard/in-progress (steps already committed there are skipped), sharing the
+# GPU through CUDA MPS when the machine allows it. The machine keeps nothing, so the runs' records
+# (no weights) come back as one archive per seed in $OUT, with the logs; merge them here with
+# leaderboard/merge_steps.py (leaderboard/in-progress/README.md).
+# Measured (session 13, H200 + MPS): 16 jobs at once train ~15 steps/s each (the GPU saturates near
+# 230 steps/s in all), so a 10,000-step request takes ~12 min: too long for a 10-minute call. With
+# 8 jobs, ~29 steps/s each: ~6 min of training + ~70 s rendering, so 8 requests fit in one call.
 #   needs: this tree (no .git: CULBENCH_GIT_HASH names the commit), the missing packages as wheels in
 #   .whl (leaderboard/in-progress/README.md says which), $OUT; BUDGET: seconds for all of it.
-#   Try it on a CPU machine: SKIP_INSTALL=1 DEVICE=cpu BUDGET=120 SEEDS=0 OUT=/tmp/o bash leaderboard/gpu_fanout.sh
+#   Try it on a CPU machine: SKIP_INSTALL=1 DEVICE=cpu BUDGET=200 SEEDS=2 ROOT=/tmp/try OUT=/tmp/o bash leaderboard/gpu_fanout.sh
 set -u
 t0=$(date +%s)
 budget=${BUDGET:-560}
@@ -43,17 +48,18 @@ if ! smoke 1; then
         exit 1
     fi
 fi
-workers=${WORKERS:-$([ "$mps" = 1 ] && echo 16 || echo 6)}
+workers=${WORKERS:-$([ "$mps" = 1 ] && echo 8 || echo 4)}
 echo "smoke run passed at $(elapsed) s; MPS $mps; $workers workers"
 
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$out/gpu.csv" 2>&1 &
 deadline=$(( budget - $(elapsed) - 35 ))
-python3 "$repo/leaderboard/fanout.py" --out "$work/res" --logs "$work/logs" --seeds ${SEEDS:-0 1 2} --workers "$workers" \
+root=${ROOT:-$repo/leaderboard/in-progress}
+python3 "$repo/leaderboard/fanout.py" --out "$root" --logs "$work/logs" --seeds ${SEEDS:-2 1 0} --workers "$workers" \
     --device "$device" --threads 1 --deadline "$deadline" --culbench "python3 -m culbench" | tee "$out/fanout.txt"
-python3 -m culbench ls runs "$work/res" | tee -a "$out/fanout.txt"
-for run in "$work"/res/toy10@1/retrain/standard/seed*; do
-    [ -d "$run" ] && tar czf "$out/$(basename "$run").tgz" -C "$work/res" --exclude='*.safetensors' \
-        --exclude=snapshots --exclude=.lock "${run#"$work/res/"}"
+python3 -m culbench ls runs "$root" | tee -a "$out/fanout.txt"
+for run in "$root"/toy10@1/retrain/standard/seed*; do
+    [ -d "$run" ] && tar czf "$out/$(basename "$run").tgz" -C "$root" --exclude='*.safetensors' \
+        --exclude=snapshots --exclude=.lock "${run#"$root/"}"
 done
 tar czf "$out/logs.tgz" -C "$work" logs -C "$out" $(cd "$out" && ls ./*.log)
 echo "done at $(elapsed) s"

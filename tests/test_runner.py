@@ -122,17 +122,17 @@ def test_a_step_killed_midway_resumes_from_its_snapshot(tmp_path: Path) -> None:
 def test_a_snapshot_from_other_weights_is_ignored(tmp_path: Path) -> None:
     import torch
 
-    from culbench.runner import _StepSnapshots
+    from culbench.runfolder import StepSnapshots
 
     warned: list[str] = []
-    first = _StepSnapshots(tmp_path, 3, "aaa", log=lambda m: None, warn=warned.append, elapsed=lambda: 5.0)
+    first = StepSnapshots(tmp_path, 3, "aaa", log=lambda m: None, warn=warned.append, elapsed=lambda: 5.0)
     assert first.load() is None and not warned  # nothing saved yet
     first.save({"iteration": torch.tensor(5)})
-    again = _StepSnapshots(tmp_path, 3, "aaa", log=lambda m: None, warn=warned.append, elapsed=lambda: 2.0)
+    again = StepSnapshots(tmp_path, 3, "aaa", log=lambda m: None, warn=warned.append, elapsed=lambda: 2.0)
     assert int(again.load()["iteration"]) == 5 and again.carried == 5.0  # the first process's seconds
     again.save({"iteration": torch.tensor(6)})
     assert first.load() is not None and first.carried == 7.0  # 5 carried + 2 of its own
-    other = _StepSnapshots(tmp_path, 3, "bbb", log=lambda m: None, warn=warned.append, elapsed=lambda: 0.0)
+    other = StepSnapshots(tmp_path, 3, "bbb", log=lambda m: None, warn=warned.append, elapsed=lambda: 0.0)
     assert other.load() is None and "other weights" in warned[-1] and other.carried == 0.0
     results.snapshot_path(tmp_path, 3).write_bytes(b"not a torch file")
     assert first.load() is None and "unreadable" in warned[-1]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from culbench import results
 from culbench.api import Method
@@ -18,7 +19,6 @@ from culbench.catalog import METHODS
 from culbench.errors import CulbenchError, RunError
 from culbench.runner import run
 from culbench.validate import validate_run
-from conftest import run_cli
 
 
 class _Stateless(Method):
@@ -78,6 +78,9 @@ def test_steps_computed_alone_give_the_whole_run(tmp_path: Path, method: str) ->
     run(method, out=tmp_path / "b", steps=[0, last], **kw)  # step `last` is not computed again
     manifest = json.loads((part / "manifest.json").read_text())
     assert manifest["steps_committed"] == [0] and set(manifest["compute"]) == {"0", str(last)}
+    assert f"steps {last} computed ahead" in results.run_progress(tmp_path / "b")[0]["note"]
+    manifest["device"] = "gpu-box"  # as if the run had been started on another machine
+    results.write_json(part / "manifest.json", manifest)
     logs: list[str] = []
     run(method, out=tmp_path / "b", log=logs.append, **kw)  # a whole run takes the step computed alone
     assert f"step {last}: computed alone earlier, taken as committed" in logs
@@ -91,9 +94,13 @@ def test_steps_computed_alone_give_the_whole_run(tmp_path: Path, method: str) ->
     assert (json.loads((part / "summary.json").read_text())["presence"]
             == json.loads((whole / "summary.json").read_text())["presence"])
     assert (part / "matrix.csv").read_text() == (whole / "matrix.csv").read_text()
+    compute = json.loads((part / "manifest.json").read_text())["compute"]
+    assert compute["1"]["unlearn"]["device"] == "cpu" and "device" not in compute["0"]["eval"]  # 0: "gpu-box"'s
+    assert json.loads((part / "summary.json").read_text())["compute"]["devices"] == ["cpu", "gpu-box"]
+    assert "devices" not in json.loads((whole / "summary.json").read_text())["compute"]  # one device: not named
 
 
-def test_steps_alone_refuse_methods_whose_steps_depend_on_each_other(tmp_path: Path, method: str) -> None:
+def test_steps_alone_refuse_methods_whose_steps_depend(tmp_path: Path, method: str) -> None:
     kw = {"sequence": "mock", "profile": "smoke", "threads": 1, "out": tmp_path}
     with pytest.raises(CulbenchError, match="trains from scratch"):
         run("alone-sequential-test-only", steps=[1], **kw)
@@ -118,4 +125,28 @@ def test_retrain_steps_in_parallel_processes_fill_one_run(tmp_path: Path) -> Non
     run_dir = next(tmp_path.rglob("manifest.json")).parent
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["steps_committed"] == [0, 1, 2] and set(manifest["compute"]) == {"0", "1", "2"}
-    assert [row.split(",")[0] for row in (run_dir / "matrix.csv").read_text().splitlines()[1:]][-1] == "2"
+    rows = (run_dir / "matrix.csv").read_text().splitlines()[1:]
+    assert {row.split(",")[0] for row in rows} == {"0", "1", "2"}
+
+
+def test_steps_computed_on_another_machine_merge_into_the_run(tmp_path: Path, method: str) -> None:
+    """``merge_steps``: a copy of the run that computed other steps (a GPU machine's) fills the gaps."""
+    from culbench.runfolder import merge_steps
+
+    kw = {"sequence": "mock", "profile": "smoke", "threads": 1}
+    whole = run(method, out=tmp_path / "a", **kw)
+    last = json.loads((whole / "manifest.json").read_text())["steps_total"]
+    here = run(method, out=tmp_path / "b", steps=[0, 1], **kw)
+    there = run(method, out=tmp_path / "c", steps=list(range(1, last + 1)), **kw)
+    manifest = json.loads((there / "manifest.json").read_text())
+    results.write_json(there / "manifest.json", {**manifest, "device": "gpu-box"})
+    assert merge_steps(there, here) == list(range(2, last + 1))  # step 1 was here already
+    assert merge_steps(there, here) == []
+    merged = json.loads((here / "manifest.json").read_text())
+    assert merged["status"] == "complete" and merged["compute"]["2"]["unlearn"]["device"] == "gpu-box"
+    assert "device" not in merged["compute"]["1"]["unlearn"]
+    assert validate_run(here) == [] and (here / "matrix.csv").read_text() == (whole / "matrix.csv").read_text()
+    assert merge_steps(there, tmp_path / "d") == list(range(1, last + 1))  # no run there yet: a copy
+    other = run(method, out=tmp_path / "e", steps=[0], **{**kw, "seed": 4})
+    with pytest.raises(RunError, match="different runs"):
+        merge_steps(other, here)
