@@ -2,25 +2,69 @@
 
 Each step of such a method is independent of the others (``culbench run --step K``), so a machine
 with many cores, or one GPU shared by many processes, computes a seed's ten requests at once
-instead of one after another. Jobs are (seed, step) pairs, taken in order (all of seed 0 first)
-by ``--workers`` processes; a job still running at ``--deadline`` is stopped and leaves nothing
-committed (its snapshot stays for the next call on the same machine). Rerunning skips the steps
-already committed. One log per job under ``--logs``; a summary line per job on stdout.
+instead of one after another. Jobs are (seed, step) pairs, taken in order (all of the first seed
+first) by ``--workers`` processes; rerunning skips the steps already committed. One log per job
+under ``--logs``; a line per job on stdout.
 
-    python leaderboard/fanout.py --out /tmp/fan --seeds 0 1 2 --workers 16 --device cuda --deadline 500
+With ``--deadline`` (a lent machine that goes away), work that cannot finish in time is not
+started or is stopped early, so that what runs shares the machine with fewer jobs and commits:
+every ``--triage-every`` seconds the jobs' progress lines (``1234/10000``) give each one's rate;
+if the steps they have left exceed what the whole machine does (the sum of the rates) before the
+deadline, the jobs furthest from done are stopped until the rest fit. A job that is stopped, or
+still running at the deadline, commits nothing (its snapshot stays, for a rerun on that machine).
+
+    python leaderboard/fanout.py --out /tmp/fan --seeds 0 1 2 --workers 8 --device cuda --deadline 500
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+BAR = re.compile(rb"(\d+)/(\d+) +\d+%")  # a progress bar's count; the last on a line is the innermost
+TAIL = 45.0  # seconds a job needs after its last training step: evaluation and commit
+
+
+@dataclass
+class Job:
+    seed: int
+    step: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    began: float
+    seen: list[tuple[float, int, int]] = field(default_factory=list)  # (time, done, total)
+
+    def name(self) -> str:
+        return f"seed {self.seed} step {self.step}"
+
+    def sample(self, now: float) -> None:
+        with self.log.open("rb") as handle:
+            handle.seek(max(0, self.log.stat().st_size - 4096))
+            lines = [line for line in handle.read().splitlines() if BAR.search(line)]
+        if lines:
+            done, total = map(int, BAR.findall(lines[-1])[-1])
+            if total > 1 and (not self.seen or done != self.seen[-1][1]):
+                self.seen.append((now, done, total))
+
+    def rate(self, window: float) -> float | None:
+        """Steps a second over about the last ``window`` seconds of progress lines."""
+        if len(self.seen) < 2:
+            return None
+        t1, d1, _ = self.seen[-1]
+        t0, d0, _ = next(((t, d, n) for t, d, n in reversed(self.seen) if t1 - t >= window), self.seen[0])
+        return (d1 - d0) / (t1 - t0) if t1 > t0 else None
+
+    def left(self) -> int | None:
+        return self.seen[-1][2] - self.seen[-1][1] if self.seen else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per job")
     parser.add_argument("--deadline", type=float, default=None, help="seconds from now; then stop every job")
+    parser.add_argument("--triage-every", type=float, default=30.0, help="seconds between progress checks")
     parser.add_argument("--logs", type=Path, default=None, help="per-job logs (default: OUT/../fanout-logs)")
     parser.add_argument("--culbench", default=shutil.which("culbench") or "culbench",
                         help='the command, e.g. "python3 -m culbench"')
@@ -42,41 +87,88 @@ def main(argv: list[str] | None = None) -> int:
     logs = args.logs or args.out.parent / "fanout-logs"
     logs.mkdir(parents=True, exist_ok=True)
     queue = [(seed, step) for seed in args.seeds for step in args.steps]
-    end = None if args.deadline is None else time.monotonic() + args.deadline
     start = time.monotonic()
-    running: dict[tuple[int, int], tuple[subprocess.Popen[bytes], float]] = {}
+    end = None if args.deadline is None else start + args.deadline
+    running: list[Job] = []
     failed = 0
+    next_triage = start + args.triage_every
+    known: dict[str, float] = {}  # the machine's last measured rate, a job's steps and warm-up
+
+    def measure() -> list[tuple[Job, float]]:
+        measured = [(job, rate) for job in running if (rate := job.rate(60.0))]
+        if measured:
+            known.update(rate=sum(rate for _, rate in measured),
+                         steps=max([known.get("steps", 0)] + [job.seen[-1][2] for job, _ in measured]),
+                         warmup=max(job.seen[0][0] - job.began for job, _ in measured))
+        return measured
+
+    def say(message: str) -> None:
+        print(f"[{time.monotonic() - start:4.0f} s] {message}", flush=True)  # noqa: T201
+
+    def stop(job: Job, why: str) -> None:
+        os.killpg(job.proc.pid, signal.SIGTERM)
+        try:
+            job.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(job.proc.pid, signal.SIGKILL)
+        running.remove(job)
+        say(f"{job.name()}: stopped {why} after {time.monotonic() - job.began:.0f} s "
+            f"({job.seen[-1][1] if job.seen else 0} steps done)")
 
     def launch(seed: int, step: int) -> None:
         command = [*shlex.split(args.culbench), "run", "--method", args.method, "--profile", args.profile,
                    "--seed", str(seed), "--step", str(step), "--out", str(args.out),
                    "--device", args.device, "--threads", str(args.threads)]
-        log = (logs / f"seed{seed}-step{step:02d}.log").open("wb")
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        running[(seed, step)] = (proc, time.monotonic())
+        log = logs / f"seed{seed}-step{step:02d}.log"
+        with log.open("wb") as handle:
+            proc = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        running.append(Job(seed, step, proc, log, time.monotonic()))
+
+    def can_finish(step: int, now: float) -> bool:
+        """Could a new job still commit before the deadline, sharing the machine with the others?"""
+        if end is None or step == 0:  # step 0 only evaluates the base model
+            return end is None or end - now > TAIL
+        measure()
+        if not known:
+            return True  # nothing measured yet: the first jobs
+        return known["warmup"] + known["steps"] * (len(running) + 1) / known["rate"] + TAIL < end - now
+
+    def triage(now: float) -> None:
+        measured = measure()
+        if end is None or not measured:
+            return
+        budget = sum(rate for _, rate in measured) * (end - now - TAIL)  # steps the machine still does
+        kept = 0
+        for job, _ in sorted(measured, key=lambda pair: pair[0].left() or 0):
+            kept += job.left() or 0
+            if kept > budget:
+                stop(job, f"early: {job.left()} steps left will not fit before the deadline")
 
     while queue or running:
+        now = time.monotonic()
         while queue and len(running) < args.workers:
+            seed, step = queue[0]
+            if not can_finish(step, now):
+                say(f"deadline: {len(queue)} jobs not started (none could finish in time)")
+                queue.clear()
+                break
             launch(*queue.pop(0))
         time.sleep(1)
-        for job, (proc, began) in list(running.items()):
-            if proc.poll() is None:
+        now = time.monotonic()
+        for job in list(running):
+            job.sample(now)
+            if job.proc.poll() is None:
                 continue
-            del running[job]
-            failed += proc.returncode != 0
-            print(f"seed {job[0]} step {job[1]}: rc {proc.returncode} after {time.monotonic() - began:.0f} s "
-                  f"(at {time.monotonic() - start:.0f} s)", flush=True)
-        if end is not None and time.monotonic() > end:
-            for job, (proc, began) in running.items():
-                os.killpg(proc.pid, signal.SIGTERM)
-                print(f"seed {job[0]} step {job[1]}: stopped at the deadline after "
-                      f"{time.monotonic() - began:.0f} s", flush=True)
-            for proc, _ in running.values():
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-            print(f"deadline: {len(queue)} jobs not started", flush=True)
+            running.remove(job)
+            failed += job.proc.returncode != 0
+            say(f"{job.name()}: rc {job.proc.returncode} after {now - job.began:.0f} s")
+        if now >= next_triage:
+            triage(now)
+            next_triage = now + args.triage_every
+        if end is not None and now > end:
+            for job in list(running):
+                stop(job, "at the deadline")
+            say(f"deadline: {len(queue)} jobs not started")
             return 1
     return 1 if failed else 0
 
