@@ -362,7 +362,8 @@ class Method:
     trains: ClassVar[tuple[str, ...]] = ("full",)
     #: True when ``unlearn`` ignores the UNet weights it is handed (it trains a fresh UNet, e.g.
     #: ``retrain``): a run may then drop its committed steps' weights and still resume, from the
-    #: base model (checked by the contract suite).
+    #: base model (checked by the contract suite); if it also keeps nothing in ``ctx.state``, each
+    #: step can be computed alone, in parallel processes (``culbench run --step K``).
     from_scratch: ClassVar[bool] = False
 
     def __init__(self, config: Any = None) -> None:
