@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BAR = re.compile(rb"(\d+)/(\d+) +\d+%")  # a progress bar's count; the last on a line is the innermost
-TAIL = 45.0  # seconds a job needs after its last training step: evaluation and commit
 
 
 @dataclass
@@ -79,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per job")
     parser.add_argument("--deadline", type=float, default=None, help="seconds from now; then stop every job")
     parser.add_argument("--triage-every", type=float, default=30.0, help="seconds between progress checks")
+    parser.add_argument("--tail", type=float, default=45.0,
+                        help="seconds a job needs after its last training step (evaluation, commit)")
     parser.add_argument("--logs", type=Path, default=None, help="per-job logs (default: OUT/../fanout-logs)")
     parser.add_argument("--culbench", default=shutil.which("culbench") or "culbench",
                         help='the command, e.g. "python3 -m culbench"')
@@ -127,17 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     def can_finish(step: int, now: float) -> bool:
         """Could a new job still commit before the deadline, sharing the machine with the others?"""
         if end is None or step == 0:  # step 0 only evaluates the base model
-            return end is None or end - now > TAIL
+            return end is None or end - now > args.tail
         measure()
         if not known:
             return True  # nothing measured yet: the first jobs
-        return known["warmup"] + known["steps"] * (len(running) + 1) / known["rate"] + TAIL < end - now
+        return known["warmup"] + known["steps"] * (len(running) + 1) / known["rate"] + args.tail < end - now
 
     def triage(now: float) -> None:
         measured = measure()
         if end is None or not measured:
             return
-        budget = sum(rate for _, rate in measured) * (end - now - TAIL)  # steps the machine still does
+        budget = sum(rate for _, rate in measured) * (end - now - args.tail)  # steps the machine still does
         kept = 0
         for job, _ in sorted(measured, key=lambda pair: pair[0].left() or 0):
             kept += job.left() or 0

@@ -5,15 +5,16 @@
 # GPU through CUDA MPS when the machine allows it. The machine keeps nothing, so the runs' records
 # (no weights) come back as one archive per seed in $OUT, with the logs; merge them here with
 # leaderboard/merge_steps.py (leaderboard/in-progress/README.md).
-# Measured (session 13, H200 + MPS): 16 jobs at once train ~15 steps/s each (the GPU saturates near
-# 230 steps/s in all), so a 10,000-step request takes ~12 min: too long for a 10-minute call. With
-# 8 jobs, ~29 steps/s each: ~6 min of training + ~70 s rendering, so 8 requests fit in one call.
+# Measured (session 13, H200 + MPS, benchmarks/results/retrain_gpu_fanout): a job trains at most
+# ~25 steps/s, bound by its own CPU-side work (1 job: 25; 4: 24 each; 8: 22; 16: 15), after ~70 s
+# of rendering, so a 10,000-step request takes ~8 minutes whatever the number of jobs, and only
+# just fits in a 10-minute call: 6 jobs, no smoke run (SMOKE=1 adds one), BUDGET=575.
 #   needs: this tree (no .git: CULBENCH_GIT_HASH names the commit), the missing packages as wheels in
 #   .whl (leaderboard/in-progress/README.md says which), $OUT; BUDGET: seconds for all of it.
 #   Try it on a CPU machine: SKIP_INSTALL=1 DEVICE=cpu BUDGET=200 SEEDS=2 ROOT=/tmp/try OUT=/tmp/o bash leaderboard/gpu_fanout.sh
 set -u
 t0=$(date +%s)
-budget=${BUDGET:-560}
+budget=${BUDGET:-575}
 out=${OUT:?set OUT to the folder that comes back}
 work=/tmp/fan
 export PYTHONUNBUFFERED=1 CULBENCH_PROGRESS_EVERY=30
@@ -29,33 +30,28 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>
 python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"
 echo "installed at $(elapsed) s"
 
-smoke() {  # one smoke run of steps 0 and 1 on the GPU: does the whole path work here?
-    timeout 180 python3 -m culbench run --method retrain --profile smoke --device "$device" --step 0 --step 1 \
-        --out "/tmp/smoke$1" --threads 2 > "$out/smoke$1.log" 2>&1
-}
+cuda_ok() { timeout 60 python3 -c "import torch; torch.zeros(1, device='$device').sum().item()" 2>&1; }
 mps=0
 control=$(command -v nvidia-cuda-mps-control || echo /usr/local/nvidia/bin/nvidia-cuda-mps-control)
 export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
 mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-if [ -x "$control" ] && "$control" -d; then mps=1; fi
-if ! smoke 1; then
-    echo "smoke run failed (MPS $mps):"; tail -n 15 "$out/smoke1.log"
-    if [ "$mps" = 1 ]; then
-        echo quit | "$control"; sleep 2; mps=0
-        unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
-        smoke 2 || { echo "smoke run failed without MPS too:"; tail -n 30 "$out/smoke2.log"; exit 1; }
-    else
-        exit 1
-    fi
+if [ "$device" != cpu ] && [ -x "$control" ] && "$control" -d; then mps=1; fi
+if [ "$mps" = 1 ] && ! cuda_ok; then  # MPS started but CUDA does not work through it: without
+    echo quit | "$control"; sleep 2; mps=0
+    unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
 fi
-workers=${WORKERS:-$([ "$mps" = 1 ] && echo 8 || echo 4)}
-echo "smoke run passed at $(elapsed) s; MPS $mps; $workers workers"
+if [ -n "${SMOKE:-}" ]; then  # the whole path once on the GPU at the smoke profile (20 s on an H200)
+    timeout 180 python3 -m culbench run --method retrain --profile smoke --device "$device" --step 0 --step 1 \
+        --out /tmp/smoke --threads 2 > "$out/smoke.log" 2>&1 || { echo "smoke run failed:"; tail -n 30 "$out/smoke.log"; exit 1; }
+fi
+workers=${WORKERS:-$([ "$mps" = 1 ] && echo 6 || echo 4)}
+echo "ready at $(elapsed) s; MPS $mps; $workers workers"
 
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$out/gpu.csv" 2>&1 &
-deadline=$(( budget - $(elapsed) - 35 ))
+deadline=$(( budget - $(elapsed) - 20 ))  # packing takes seconds
 root=${ROOT:-$repo/leaderboard/in-progress}
 python3 "$repo/leaderboard/fanout.py" --out "$root" --logs "$work/logs" --seeds ${SEEDS:-2 1 0} --workers "$workers" \
-    --device "$device" --threads 1 --deadline "$deadline" --culbench "python3 -m culbench" | tee "$out/fanout.txt"
+    --device "$device" --threads 1 --deadline "$deadline" --tail 30 --culbench "python3 -m culbench" | tee "$out/fanout.txt"
 python3 -m culbench ls runs "$root" | tee -a "$out/fanout.txt"
 for run in "$root"/toy10@1/retrain/standard/seed*; do
     [ -d "$run" ] && tar czf "$out/$(basename "$run").tgz" -C "$root" --exclude='*.safetensors' \
