@@ -8,7 +8,11 @@
 # Measured (session 13, H200 + MPS, benchmarks/results/retrain_gpu_fanout): a job trains at most
 # ~25 steps/s, bound by its own CPU-side work (1 job: 25; 4: 24 each; 8: 22; 16: 15), after ~70 s
 # of rendering, so a 10,000-step request takes ~8 minutes whatever the number of jobs, and only
-# just fits in a 10-minute call: 6 jobs, no smoke run (SMOKE=1 adds one), BUDGET=575.
+# just fits in a 10-minute call: 6 jobs, no smoke run (SMOKE=1 adds one), BUDGET=575. CUDA graphs
+# for the UNet's step (CULBENCH_CUDA_GRAPH=1; never measured yet) should cut that CPU-side work:
+# GRAPH=check (default) first compares them with the eager step for 200 steps
+# (benchmarks/retrain_cuda_graph.py, ~40 s) and uses them only if the weights agree within 1 %;
+# GRAPH=1 uses them unchecked, GRAPH=0 never.
 #   needs: this tree (no .git: CULBENCH_GIT_HASH names the commit), the missing packages as wheels in
 #   .whl (leaderboard/in-progress/README.md says which), $OUT; BUDGET: seconds for all of it.
 #   Try it on a CPU machine: SKIP_INSTALL=1 DEVICE=cpu BUDGET=200 SEEDS=2 ROOT=/tmp/try OUT=/tmp/o bash leaderboard/gpu_fanout.sh
@@ -44,8 +48,18 @@ if [ -n "${SMOKE:-}" ]; then  # the whole path once on the GPU at the smoke prof
     timeout 180 python3 -m culbench run --method retrain --profile smoke --device "$device" --step 0 --step 1 \
         --out /tmp/smoke --threads 2 > "$out/smoke.log" 2>&1 || { echo "smoke run failed:"; tail -n 30 "$out/smoke.log"; exit 1; }
 fi
+if [ "${GRAPH:-check}" = check ] && [ "$device" != cpu ]; then  # CUDA graphs for the UNet, if they train as eager does
+    timeout 120 python3 "$repo/benchmarks/retrain_cuda_graph.py" --steps 200 --repeats 1 2>&1 | tee "$out/graph_check.txt"
+    python3 - "$out/graph_check.txt" <<'PY' && export CULBENCH_CUDA_GRAPH=1
+import re, sys
+found = re.search(r"difference after \d+ steps: (\S+) \(largest weight (\S+)\)", open(sys.argv[1]).read())
+sys.exit(0 if found and float(found[1]) <= 0.01 * float(found[2]) else 1)
+PY
+elif [ "${GRAPH:-check}" = 1 ]; then
+    export CULBENCH_CUDA_GRAPH=1
+fi
 workers=${WORKERS:-$([ "$mps" = 1 ] && echo 6 || echo 4)}
-echo "ready at $(elapsed) s; MPS $mps; $workers workers"
+echo "ready at $(elapsed) s; MPS $mps; CUDA graphs ${CULBENCH_CUDA_GRAPH:-0}; $workers workers"
 
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$out/gpu.csv" 2>&1 &
 deadline=$(( budget - $(elapsed) - 20 ))  # packing takes seconds

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -115,7 +116,7 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
                progress: Callable[[int], None] | None = None, text_encoder: Any = None,
                device: str | torch.device = "cpu", resume: dict[str, Any] | None = None,
                snapshot: Callable[[dict[str, Any]], None] | None = None,
-               snapshot_every: int = 500) -> tuple[Any, Any]:
+               snapshot_every: int = 500, cuda_graph: bool | None = None) -> tuple[Any, Any]:
     """Train text encoder + UNet jointly (v-prediction, cosine schedule, EMA); return EMA copies.
 
     With ``text_encoder`` given, that encoder is used frozen and only the UNet is trained (the
@@ -127,6 +128,11 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
     (weights, EMA, optimiser, schedule, generator, step); passing that ``state`` back as
     ``resume`` continues the run exactly where it stopped (the result is bit-identical to an
     uninterrupted run on the same machine: tested).
+
+    ``cuda_graph`` (default: ``CULBENCH_CUDA_GRAPH=1`` in the environment; CUDA only) runs the
+    UNet's forward and backward as CUDA graphs: the same kernels launched once per step instead
+    of op by op, for a GPU job bound by its own launch overhead (``leaderboard/gpu_fanout.sh``).
+    ``benchmarks/retrain_cuda_graph.py`` compares it with the eager step on a GPU.
     """
     torch.manual_seed(recipe.seed + 20)
     parts = tw_model.build_parts(recipe.latent_channels)
@@ -165,6 +171,11 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
     unet.train()
     if not frozen_text:
         text.train()
+    if cuda_graph is None:
+        cuda_graph = os.environ.get("CULBENCH_CUDA_GRAPH") == "1"
+    denoise = unet_step(unet, device, (recipe.unet_batch, *latents.shape[1:]),
+                        (recipe.unet_batch, tw_model.MAX_TOKENS, text.config.hidden_size),
+                        emb_grad=not frozen_text, graph=cuda_graph)
     for step in range(first, recipe.unet_steps):
         idx = torch.randint(len(latents), (recipe.unet_batch,), generator=gen)
         x0 = latents[idx]
@@ -178,7 +189,7 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
         target = sched.get_velocity(x0, noise, t)
         with torch.set_grad_enabled(not frozen_text):
             emb = text(ids)[0]
-        pred = unet(x_t, t, encoder_hidden_states=emb).sample
+        pred = denoise(x_t, t, emb)
         loss = torch.nn.functional.mse_loss(pred, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -197,6 +208,27 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
             log(f"unet step {step + 1}/{recipe.unet_steps}: loss {loss.item():.4f} "
                 f"({time.perf_counter() - start:.0f} s)")
     return ema_unet.eval(), ema_text.eval()
+
+
+def unet_step(unet: Any, device: str | torch.device, sample: tuple[int, ...], emb: tuple[int, ...],
+              emb_grad: bool, graph: bool) -> Callable[..., torch.Tensor]:
+    """``denoise(x_t, t, emb)``: the UNet's prediction, eager or, with ``graph`` on a CUDA device,
+    through ``torch.cuda.make_graphed_callables`` (forward and backward captured once, for inputs
+    of these shapes; its warm-up computes gradients with ``autograd.grad``, so it trains nothing)."""
+    if not (graph and torch.device(device).type == "cuda"):
+        return lambda x_t, t, e: unet(x_t, t, encoder_hidden_states=e).sample
+
+    class Denoise(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unet = unet
+
+        def forward(self, x_t: torch.Tensor, t: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+            return self.unet(x_t, t, encoder_hidden_states=e).sample
+
+    args = (torch.zeros(sample, device=device), torch.zeros(sample[0], dtype=torch.long, device=device),
+            torch.zeros(emb, device=device, requires_grad=emb_grad))
+    return torch.cuda.make_graphed_callables(Denoise(), args)
 
 
 def save_model(out: Path, vae: Any, unet: Any, text: Any, scale: float, recipe: Recipe,
