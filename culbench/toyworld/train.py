@@ -228,7 +228,7 @@ def unet_step(unet: Any, device: str | torch.device, sample: tuple[int, ...], em
 
     args = (torch.zeros(sample, device=device), torch.zeros(sample[0], dtype=torch.long, device=device),
             torch.zeros(emb, device=device, requires_grad=emb_grad))
-    return torch.cuda.make_graphed_callables(Denoise(), args)
+    return torch.cuda.make_graphed_callables(Denoise(), args, allow_unused_input=True)
 
 
 def save_model(out: Path, vae: Any, unet: Any, text: Any, scale: float, recipe: Recipe,
