@@ -12,7 +12,8 @@
   left as they were (UNet and text encoder), unless the method returns that very object;
 * ``deterministic``: the same request and seed give identical weights;
 * ``from_scratch`` (only for methods that declare it): a model whose UNet was scrambled first
-  gives the same weights, so the runner may resume such a run without its steps' weights;
+  gives the same weights, so the runner may resume such a run without its steps' weights (the
+  detail says whether it keeps ``ctx.state``; if not, ``culbench run --step`` applies);
 * ``smoke``: a whole smoke run of the mock sequence finishes (and its time is reported).
 
 Methods that declare ``backends`` without ``"mock"`` (``retrain``: ToyWorld only) are checked
@@ -89,6 +90,8 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
     def fresh_model() -> Any:
         return MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
 
+    kept_state: list[str] = []  # the ctx.state keys the last request left
+
     def one_request(seed: int, scramble: bool = False) -> tuple[Any, Any, Any, dict[str, Any], Any]:
         model, base = fresh_model(), fresh_model()
         if scramble:  # another starting point: what a from-scratch method must not depend on
@@ -103,6 +106,7 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
         method = cls(config)
         method.on_sequence_start(model, ctx)
         out = method.unlearn(model, seq.request(1), ctx)
+        kept_state[:] = list(ctx.state)
         return model, base, out, before, fresh_model()
 
     results: dict[str, Any] = {}
@@ -170,7 +174,9 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
         again = one_request(0, scramble=True)[2]
         diff = _same(results["out"].state_dict(), again.state_dict())
         assert not diff, f"declares from_scratch but its output depends on the input weights: {diff[:3]}"
-        return "the same weights from a scrambled input model"
+        steps = (f"keeps {', '.join(kept_state)} in ctx.state, so its steps run in order" if kept_state
+                 else "keeps no state, so its steps can also be computed alone (--step)")
+        return f"the same weights from a scrambled input model; {steps}"
 
     if getattr(cls, "from_scratch", False):
         check("from_scratch", from_scratch_check)

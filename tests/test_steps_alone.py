@@ -36,7 +36,7 @@ class _Stateless(Method):
 
         if self.keep_state:
             ctx.state["seed"] = ctx.run_seed
-        fresh, gen = model.clone(), torch.Generator().manual_seed(ctx.run_seed * 100 + ctx.step)
+        fresh, gen = ctx.base_model(), torch.Generator().manual_seed(ctx.run_seed * 100 + ctx.step)
         base = ctx.base_model()
         with torch.no_grad():
             for p, b in zip(fresh.parameters("xattn"), base.parameters("xattn"), strict=True):
@@ -108,6 +108,10 @@ def test_steps_alone_refuse_methods_whose_steps_depend(tmp_path: Path, method: s
         run(method, steps=[99], **kw)
     with pytest.raises(RunError, match="keeps state between steps"):
         run("alone-stateful-test-only", steps=[1], **kw)
+    from culbench.contract import run_contract
+
+    checks = {c.name: c for c in run_contract("alone-stateful-test-only")}
+    assert checks["from_scratch"].ok and "keeps seed in ctx.state, so its steps run in order" in checks["from_scratch"].detail
     done = run_cli("run", "--method", "uce", "--sequence", "mock", "--profile", "smoke",
                    "--out", str(tmp_path), "--step", "1")
     assert done.returncode != 0 and "trains from scratch" in done.stderr and "fix:" in done.stderr

@@ -154,3 +154,4 @@ def test_retrain_trains_its_own_encoder_unless_told_to_keep_the_shipped_one(sett
     checks = {c.name: c for c in run_contract("retrain", (f"retrain.text_encoder={setting}",))}
     assert all(c.ok for c in checks.values()), {n: c.detail for n, c in checks.items()}
     assert ("with its own text encoder" in checks["returns"].detail) == own
+    assert "keeps no state, so its steps can also be computed alone" in checks["from_scratch"].detail
