@@ -42,11 +42,11 @@ def locked(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def record_step(run_dir: Path, step: int, compute: dict[str, Any] | None, n_steps: int, order: list[str],
-                 device: str) -> None:
+def record_step(run_dir: Path, step: int, compute: dict[str, Any] | None, order: list[str], device: str) -> None:
     """Count a committed step in the manifest (read again under the lock: `--step` processes share
     it): its compute (naming the device when it is not the run's: a step computed elsewhere), the
-    contiguous steps now committed, ``matrix.csv`` and, once all are, ``summary.json``."""
+    contiguous steps now committed, ``matrix.csv`` and, once all of ``order``'s are,
+    ``summary.json``."""
     path = run_dir / "manifest.json"
     with locked(run_dir):
         manifest = results.read_json(path)
@@ -55,7 +55,7 @@ def record_step(run_dir: Path, step: int, compute: dict[str, Any] | None, n_step
                 compute = {part: {**meter, "device": meter.get("device", device)} for part, meter in compute.items()}
             manifest.setdefault("compute", {})[str(step)] = compute
         done = results.committed_steps(run_dir)
-        complete = bool(done) and done[-1] == n_steps
+        complete = bool(done) and done[-1] == len(order)
         manifest.update(steps_committed=done, updated=provenance.now(), status="complete" if complete else "partial")
         results.write_text(run_dir / "matrix.csv", results.matrix_csv(run_dir, done))
         if complete:
@@ -131,7 +131,6 @@ def merge_steps(src: Path, dst: Path) -> list[int]:
             tmp.rename(results.step_dir(dst, k))
     order = list(resolve_sequence(theirs["identity"]["sequence"]["id"]).steps)
     for k in new:
-        record_step(dst, k, theirs.get("compute", {}).get(str(k), {}), theirs["steps_total"], order,
-                    theirs.get("device", "cpu"))
+        record_step(dst, k, theirs.get("compute", {}).get(str(k), {}), order, theirs.get("device", "cpu"))
     return new
 

@@ -148,7 +148,7 @@ def run(
     may_lack = droppable(method)  # files its committed steps may drop: a from-scratch method's weights
     alone = steps is not None  # each step computed on its own, from the base model
     if alone:
-        check_steps_alone(method, method_cls, list(steps or ()), len(seq.steps))
+        check_steps_alone(method, method_cls, list(steps), len(seq.steps))
     config = build_config(method_cls.Config, method, parse_overrides(overrides, method))
     default_hash = config_hash(method_cls.Config())
     cfg_hash = config_hash(config)
@@ -216,7 +216,6 @@ def run(
                 manifest["argv"] = list(argv if argv is not None else sys.argv)
                 results.write_json(manifest_path, manifest)
         else:
-            run_dir.mkdir(parents=True, exist_ok=True)
             git_hash, dirty = provenance.git_state()
             manifest = {
                 "schema_version": results.SCHEMA_VERSION,
@@ -273,8 +272,8 @@ def run(
     base_sha = identity["model"]["base_sha256"]
     last: tuple[str, Hit] | None = None  # (weights sha256, evaluation) of the previous step
     if alone:
-        todo = [k for k in sorted(set(steps or ())) if not computed(run_dir, k)]
-        for k in sorted(set(steps or ()) - set(todo)):
+        todo = [k for k in sorted(set(steps)) if not computed(run_dir, k)]
+        for k in sorted(set(steps) - set(todo)):
             log(f"step {k}: already committed")
     else:
         todo = list(range(done[-1] + 1 if done else 0, len(seq.steps) + 1))
@@ -283,21 +282,20 @@ def run(
         if not alone and computed(run_dir, step):  # computed alone (`--step`) by another process
             record = results.read_json(results.step_dir(run_dir, step) / "step.json")
             input_sha, previous_state, state, last = record.get("model_sha256", ""), None, {}, None
-            record_step(run_dir, step, None, len(seq.steps), list(seq.steps), device)
+            record_step(run_dir, step, None, list(seq.steps), device)
             log(f"step {step}: computed alone earlier, taken as committed")
             advance_step(1)
             continue
         concept = seq.steps[step - 1] if step else None
         compute: dict[str, Any] = {}
         files: dict[str, bytes] = {}
-        if alone:  # from the base model, with no history
+        if alone or (step > 0 and mode != "sequential"):  # from the base model, with no history
             model.load_state_dict(base_state)
-            previous_state, state = None, {}
+            state = {}
+            if alone:
+                previous_state = None
         if step > 0:
             log(f"step {step}/{len(seq.steps)}: forgetting '{concept}'")
-            if mode != "sequential":  # every request starts from the base model, no history
-                model.load_state_dict(base_state)
-                state = {}
             start_sha = input_sha if mode == "sequential" and not alone else base_sha  # what it starts from
             meter = Meter()
             snapshots = StepSnapshots(run_dir, step, start_sha, log, warn, meter.elapsed)
@@ -357,7 +355,7 @@ def run(
             results.commit_step(run_dir, step, record, files)
         results.snapshot_path(run_dir, step).unlink(missing_ok=True)
         input_sha = weights_sha
-        record_step(run_dir, step, compute, len(seq.steps), list(seq.steps), device)
+        record_step(run_dir, step, compute, list(seq.steps), device)
         advance_step(1)
     return run_dir
 
