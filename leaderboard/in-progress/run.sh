@@ -10,6 +10,7 @@ culbench=${CULBENCH:-culbench}
 commit_records() {  # commit the folder when every run in it is consistent (no step half-written)
     [ -n "$(git status --porcelain -- "$root")" ] || return 0
     for run in "$root"/toy10@1/retrain/standard/seed*; do
+        [ -f "$run/manifest.json" ] || continue  # not a run: ignored leftovers (snapshots, weights) of a removed seed
         "$culbench" validate --allow-partial "$run" > /dev/null 2>&1 || return 0
     done
     local summary
