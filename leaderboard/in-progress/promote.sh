@@ -18,6 +18,7 @@ fail() { echo "error: $1" >&2; exit 1; }
 [ ! -e "$dst" ] || fail "$dst exists: seed $seed is already published — delete that folder first to publish it again"
 "$culbench" validate "$src" > /dev/null || fail "$src does not validate (culbench validate $src says why) — rerun run.sh to repair it"
 
+mkdir -p "$(dirname "$dst")"
 tmp=$(mktemp -d "$(dirname "$dst")/.promote.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cp "$src"/manifest.json "$src"/matrix.csv "$src"/summary.json "$tmp"/
