@@ -2,6 +2,7 @@
 # Run retrain's three leaderboard seeds into leaderboard/in-progress and commit each step's records
 # as it lands (only this folder: other staged work is left alone). Resumable: rerun after any stop.
 #   CULBENCH=.venv/bin/culbench setsid nohup leaderboard/in-progress/run.sh > /tmp/retrain.log 2>&1 < /dev/null &
+# SEEDS='2 1' takes the seeds in that order (default 0 1 2): finish the seed closest to done first.
 set -u
 cd "$(git rev-parse --show-toplevel)"
 root=leaderboard/in-progress
@@ -19,7 +20,7 @@ commit_records() {  # commit the folder when every run in it is consistent (no s
         || echo "commit failed (index busy?); retrying in a minute"
 }
 
-(for seed in 0 1 2; do
+(for seed in ${SEEDS:-0 1 2}; do
     # a seed already copied to the published results is done (its records left this folder)
     [ -f "leaderboard/results/toy10@1/retrain/standard/seed$seed/summary.json" ] && continue
     "$culbench" run --method retrain --profile standard --seed "$seed" --out "$root" --threads 2 || exit 1
