@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("torch", "diffusers", "transformers", "numpy", "open_clip_torch", "clean-fid", "torchmetrics")
+# environment switches that change a step's arithmetic (not just its speed or its log), recorded with
+# each step computed under them
+SETTINGS = ("CULBENCH_CUDA_GRAPH",)
 
 
 def culbench_version() -> str:
@@ -19,6 +22,11 @@ def culbench_version() -> str:
         return metadata.version("culbench")
     except metadata.PackageNotFoundError:
         return "0+unknown"
+
+
+def settings() -> dict[str, str]:
+    """The ``SETTINGS`` set in this process's environment, by name."""
+    return {name: os.environ[name] for name in SETTINGS if os.environ.get(name)}
 
 
 def now() -> str:

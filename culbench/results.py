@@ -58,7 +58,8 @@ MANIFEST_FIELDS: dict[str, str] = {
     "compute": "dict[str, dict]: per step, unlearn/eval seconds and peak memory (MiB); eval.cached = true "
                "when the evaluation was reused from <out>/.cache/eval (its seconds and memory are the original's); "
                "unlearn.carried_seconds: the part of a step resumed from its snapshot that earlier processes "
-               "spent (included in its seconds)",
+               "spent (included in its seconds); unlearn.settings: the switches that change a step's arithmetic "
+               "set when it ran (provenance.SETTINGS, e.g. CULBENCH_CUDA_GRAPH)",
 }
 
 STEP_FIELDS: dict[str, str] = {

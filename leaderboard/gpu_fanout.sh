@@ -13,6 +13,7 @@
 # GRAPH=check (default) first compares them with the eager step for 200 steps
 # (benchmarks/retrain_cuda_graph.py, ~40 s) and uses them only if the weights agree within 1 %;
 # GRAPH=1 uses them unchecked, GRAPH=0 never.
+#   STEPS: only these steps of each seed (default all; committed ones are skipped anyway).
 #   needs: this tree (no .git: CULBENCH_GIT_HASH names the commit), the missing packages as wheels in
 #   .whl (leaderboard/in-progress/README.md says which), $OUT; BUDGET: seconds for all of it.
 #   Try it on a CPU machine: SKIP_INSTALL=1 DEVICE=cpu BUDGET=200 SEEDS=2 ROOT=/tmp/try OUT=/tmp/o bash leaderboard/gpu_fanout.sh
@@ -39,7 +40,11 @@ mps=0
 control=$(command -v nvidia-cuda-mps-control || echo /usr/local/nvidia/bin/nvidia-cuda-mps-control)
 export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
 mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-if [ "$device" != cpu ] && [ -x "$control" ] && "$control" -d; then mps=1; fi
+if [ "$device" != cpu ] && [ -x "$control" ]; then
+    # a warm machine (a second call within its idle time) still runs the first call's daemon: `-d`
+    # then refuses, and without MPS the jobs time-slice the GPU (session 20: 5 jobs, ~13 steps/s each)
+    if "$control" -d || pgrep -x nvidia-cuda-mps > /dev/null; then mps=1; fi  # comm: first 15 chars
+fi
 if [ "$mps" = 1 ] && ! cuda_ok; then  # MPS started but CUDA does not work through it: without
     echo quit | "$control"; sleep 2; mps=0
     unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
@@ -64,7 +69,7 @@ echo "ready at $(elapsed) s; MPS $mps; CUDA graphs ${CULBENCH_CUDA_GRAPH:-0}; $w
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$out/gpu.csv" 2>&1 &
 deadline=$(( budget - $(elapsed) - 20 ))  # packing takes seconds
 root=${ROOT:-$repo/leaderboard/in-progress}
-python3 "$repo/leaderboard/fanout.py" --out "$root" --logs "$work/logs" --seeds ${SEEDS:-2 1 0} --workers "$workers" \
+python3 "$repo/leaderboard/fanout.py" --out "$root" --logs "$work/logs" --seeds ${SEEDS:-2 1 0} ${STEPS:+--steps $STEPS} --workers "$workers" \
     --device "$device" --threads 1 --deadline "$deadline" --tail 30 --culbench "python3 -m culbench" | tee "$out/fanout.txt"
 python3 -m culbench ls runs "$root" | tee -a "$out/fanout.txt"
 for run in "$root"/toy10@1/retrain/standard/seed*; do

@@ -205,6 +205,15 @@ def test_independent_mode_starts_every_request_from_the_base(tmp_path: Path) -> 
     assert json.loads((ind_dir / "summary.json").read_text())["mode"] == "independent"
 
 
+def test_a_step_records_the_switches_that_changed_its_arithmetic(tmp_path: Path, monkeypatch) -> None:
+    plain = run("finetune", sequence="mock", profile="smoke", out=tmp_path / "a", threads=1)
+    monkeypatch.setenv("CULBENCH_CUDA_GRAPH", "1")  # a no-op on CPU, but recorded as set
+    graphed = run("finetune", sequence="mock", profile="smoke", out=tmp_path / "b", threads=1)
+    unlearn = lambda d: json.loads((d / "manifest.json").read_text())["compute"]["1"]["unlearn"]  # noqa: E731
+    assert "settings" not in unlearn(plain)
+    assert unlearn(graphed)["settings"] == {"CULBENCH_CUDA_GRAPH": "1"}
+
+
 def test_checkpoints_are_deltas_from_the_base(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
