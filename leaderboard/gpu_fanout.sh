@@ -9,9 +9,11 @@
 # ~25 steps/s, bound by its own CPU-side work (1 job: 25; 4: 24 each; 8: 22; 16: 15), after ~70 s
 # of rendering, so a 10,000-step request takes ~8 minutes whatever the number of jobs, and only
 # just fits in a 10-minute call: 6 jobs, no smoke run (SMOKE=1 adds one), BUDGET=575. CUDA graphs
-# for the UNet's step (CULBENCH_CUDA_GRAPH=1; never measured yet) should cut that CPU-side work:
+# for the UNet's step (CULBENCH_CUDA_GRAPH=1) cut that CPU-side work (session 20,
+# benchmarks/results/retrain_gpu_graphs: 72 steps/s alone, 2.8x; 8 jobs ~31 each, the GPU then at
+# 100 %): 8 requests committed in one 456-s call, so with graphs on it starts 8 jobs (WORKERS).
 # GRAPH=check (default) first compares them with the eager step for 200 steps
-# (benchmarks/retrain_cuda_graph.py, ~40 s) and uses them only if the weights agree within 1 %;
+# (benchmarks/retrain_cuda_graph.py, ~30 s) and uses them only if the weights agree within 1 %;
 # GRAPH=1 uses them unchecked, GRAPH=0 never.
 #   STEPS: only these steps of each seed (default all; committed ones are skipped anyway).
 #   needs: this tree (no .git: CULBENCH_GIT_HASH names the commit), the missing packages as wheels in
@@ -63,7 +65,7 @@ PY
 elif [ "${GRAPH:-check}" = 1 ]; then
     export CULBENCH_CUDA_GRAPH=1
 fi
-workers=${WORKERS:-$([ "$mps" = 1 ] && echo 6 || echo 4)}
+workers=${WORKERS:-$([ "$mps" = 1 ] && { [ "${CULBENCH_CUDA_GRAPH:-0}" = 1 ] && echo 8 || echo 6; } || echo 4)}
 echo "ready at $(elapsed) s; MPS $mps; CUDA graphs ${CULBENCH_CUDA_GRAPH:-0}; $workers workers"
 
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$out/gpu.csv" 2>&1 &
