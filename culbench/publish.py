@@ -27,7 +27,7 @@ SOURCES = ("leaderboard/results", "leaderboard/submissions")
 TEXT_FILES = {"leaderboard/leaderboard.md": "md", "leaderboard/leaderboard.csv": "csv",
               "leaderboard/leaderboard.json": "json", "leaderboard/leaderboard.tex": "latex"}
 HTML_FILE = "leaderboard/index.html"
-# the published toy10 board: every built-in method but `retrain` (50-85 min per request on 2 CPU
+# the published toy10 board: every built-in method but `retrain` (50-95 min per request on 2 CPU
 # cores; its row is run by hand where a GPU or the time exists)
 PUBLISHED_METHODS = ("original", "dfr", "esd", "uce", "ca", "sa", "salun", "finetune")
 HEADLINE = ("ua_cumulative", "retention_related", "retention_general", "re_emergence_max", "headline_h",
