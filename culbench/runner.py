@@ -317,8 +317,8 @@ def run(
                                "so its steps cannot be computed alone",
                                "run the whole sequence without --step")
             compute["unlearn"] = meter.to_dict()
-            if provenance.settings():  # e.g. CUDA graphs for a GPU step: not the eager arithmetic
-                compute["unlearn"]["settings"] = provenance.settings()
+            if settings := provenance.settings():  # e.g. CUDA graphs for a GPU step: not eager arithmetic
+                compute["unlearn"]["settings"] = settings
             if snapshots.carried:  # resumed mid-step: count the earlier processes' share too
                 compute["unlearn"].update(seconds=round(meter.seconds + snapshots.carried, 4),
                                           carried_seconds=round(snapshots.carried, 4))
