@@ -14,7 +14,8 @@ from typing import Any
 PACKAGES = ("torch", "diffusers", "transformers", "numpy", "open_clip_torch", "clean-fid", "torchmetrics")
 # environment switches that change a step's arithmetic (not just its speed or its log), recorded with
 # each step computed under them
-SETTINGS = ("CULBENCH_CUDA_GRAPH",)
+CUDA_GRAPH = "CULBENCH_CUDA_GRAPH"  # "1": ToyWorld's UNet training step runs as CUDA graphs (toyworld.train)
+SETTINGS = (CUDA_GRAPH,)
 
 
 def culbench_version() -> str:

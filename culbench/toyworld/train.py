@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from culbench import provenance
 from culbench.toyworld import assets
 from culbench.toyworld import model as tw_model
 
@@ -172,7 +173,7 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
     if not frozen_text:
         text.train()
     if cuda_graph is None:
-        cuda_graph = os.environ.get("CULBENCH_CUDA_GRAPH") == "1"
+        cuda_graph = os.environ.get(provenance.CUDA_GRAPH) == "1"
     denoise = unet_step(unet, device, (recipe.unet_batch, *latents.shape[1:]),
                         (recipe.unet_batch, tw_model.MAX_TOKENS, text.config.hidden_size),
                         emb_grad=not frozen_text, graph=cuda_graph)
