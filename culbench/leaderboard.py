@@ -155,7 +155,11 @@ def provenance(row: Row) -> str:
 
 def _status(row: Row) -> str:
     status = provenance(row)
-    return f"{status} · partial {row.partial[0]}/{row.partial[1]}" if row.partial else status
+    if row.partial:
+        status += f" · partial {row.partial[0]}/{row.partial[1]}"
+    for seed, devices in row.mixed_devices.items():  # its cost is not comparable: not in the compute columns
+        status += f" · seed {seed} on {'+'.join(devices)}, not in compute"
+    return status
 
 
 def _cells(table: Table, i: int, bold: tuple[str, str]) -> list[str]:
@@ -215,7 +219,7 @@ def _table_json(t: Table) -> dict[str, Any]:
             "rows": [{"rank": t.ranks[i], "reference": t.ranks[i] is None and not r.partial,
                       "partial": list(r.partial) if r.partial else None, "method": r.method, "settings": r.settings, "label": r.label,
                       "seeds": r.seeds,
-                      "status": provenance(r),
+                      "status": provenance(r), "mixed_devices": {str(k): v for k, v in r.mixed_devices.items()},
                       "values": {k: dict(zip(("value", "ci_low", "ci_high"), r.value(k), strict=True))
                                  for k, _, _ in t.columns}}
                      for i, r in enumerate(t.rows)]}

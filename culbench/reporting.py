@@ -40,6 +40,10 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("unlearn_seconds_median", "s/request", -1),
     ("peak_rss_mb", "Peak RSS MB", -1),
 )
+# columns read from a summary's ``compute``: averaged only over seeds computed on one device type
+# throughout (a run whose steps ran on several, e.g. some on a GPU and some on CPU, has no
+# comparable cost; results.summarise records its ``devices`` then)
+COMPUTE_KEYS = frozenset({"unlearn_seconds_median", "peak_rss_mb"})
 ORACLE = "retrain"  # the retrain-from-scratch reference row that "Gap retrain" is measured against
 # decimals shown per column (rates and AUCs: 3); FID/CLIP/seconds at the precision they carry
 DIGITS = {"fid_retained_vs_base": 1, "fid_retained_vs_real": 1, "clip_retained": 1,
@@ -79,10 +83,19 @@ class Row:
     def seeds(self) -> list[int]:
         return sorted(s["seed"] for s in self.summaries)
 
+    @property
+    def mixed_devices(self) -> dict[int, list[str]]:
+        """Seeds whose steps ran on more than one device type, with those types: left out of
+        the compute columns (``COMPUTE_KEYS``)."""
+        return {s["seed"]: s["compute"]["devices"] for s in self.summaries
+                if len(s.get("compute", {}).get("devices", [])) > 1}
+
     def value(self, key: str) -> tuple[float | None, float | None, float | None]:
-        """Final-step (or scalar) ``(mean, low, high)`` of a column over this row's seeds."""
-        points = [final_value(s, key) for s in self.summaries]
-        if any(p[0] is None for p in points):
+        """Final-step (or scalar) ``(mean, low, high)`` of a column over this row's seeds (for a
+        compute column, over the seeds that ran on one device type)."""
+        mixed = self.mixed_devices if key in COMPUTE_KEYS else {}
+        points = [final_value(s, key) for s in self.summaries if s["seed"] not in mixed]
+        if not points or any(p[0] is None for p in points):
             return None, None, None  # never average over a missing cell
         if len(points) == 1:
             return points[0]

@@ -283,3 +283,26 @@ def test_gap_to_retrain_is_measured_against_the_oracle_row(tmp_path: Path) -> No
     assert "Gap retrain ↓" in render([table], "md") and "AUC gap retrain ↓" in render([table], "md")
     no_oracle = build([dfr])[0]  # without a retrain row the columns are absent
     assert not {"gap_retrain", "auc_gap_retrain"} & {c[0] for c in no_oracle.columns}
+
+
+def test_a_seed_run_on_several_device_types_is_left_out_of_the_compute_columns(tmp_path: Path) -> None:
+    """A run whose steps ran partly on a GPU and partly on CPU has no comparable cost: the row's
+    s/request and peak memory come from its other seeds, and its status says which was left out."""
+    published = Path(__file__).resolve().parents[1] / "leaderboard" / "results" / "toy10@1" / "finetune" / "standard"
+    for seed in (0, 1):
+        src, dst = published / f"seed{seed}", tmp_path / f"seed{seed}"
+        shutil.copytree(src, dst)
+    mixed = json.loads((tmp_path / "seed1" / "summary.json").read_text())
+    mixed["compute"].update(devices=["cpu", "cuda"], unlearn_seconds_median=1.0, peak_rss_mb=1.0)
+    (tmp_path / "seed1" / "summary.json").write_text(json.dumps(mixed))
+    alone = json.loads((tmp_path / "seed0" / "summary.json").read_text())["compute"]
+    row = build([tmp_path])[0].rows[0]
+    assert row.seeds == [0, 1] and row.mixed_devices == {1: ["cpu", "cuda"]}
+    assert row.value("unlearn_seconds_median") == (alone["unlearn_seconds_median"],) * 3
+    assert row.value("peak_rss_mb")[0] == alone["peak_rss_mb"] != 1.0
+    assert row.value("ua_cumulative")[1] < row.value("ua_cumulative")[2]  # the other columns still use both seeds
+    md = render(build([tmp_path]), "md")
+    assert "seed 1 on cpu+cuda, not in compute" in md
+    assert json.loads(render(build([tmp_path]), "json"))[0]["rows"][0]["mixed_devices"] == {"1": ["cpu", "cuda"]}
+    (tmp_path / "seed0").rename(tmp_path.parent / f"{tmp_path.name}-seed0")  # only the mixed seed is left
+    assert build([tmp_path])[0].rows[0].value("unlearn_seconds_median") == (None, None, None)
