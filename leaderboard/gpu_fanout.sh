@@ -26,6 +26,16 @@ out=${OUT:?set OUT to the folder that comes back}
 work=/tmp/fan
 export PYTHONUNBUFFERED=1 CULBENCH_PROGRESS_EVERY=30
 elapsed() { echo $(( $(date +%s) - t0 )); }
+seeds=${SEEDS:-2 1 0}
+if [ -z "${ROOT:-}" ]; then  # into leaderboard/in-progress: a seed already published is done (as run.sh)
+    left=""
+    for seed in $seeds; do
+        [ -f "leaderboard/results/toy10@1/retrain/standard/seed$seed/summary.json" ] || left="$left $seed"
+    done
+    seeds=${left# }
+    [ -n "$seeds" ] || { echo "every seed in '${SEEDS:-2 1 0}' is published already: nothing to run"; exit 0; }
+fi
+echo "seeds: $seeds"
 
 [ -n "${SKIP_INSTALL:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --no-build-isolation \
     --target /tmp/site .whl/*.whl . > "$out/install.log" 2>&1 || { tail -n 30 "$out/install.log"; exit 1; }
@@ -71,7 +81,7 @@ echo "ready at $(elapsed) s; MPS $mps; CUDA graphs ${CULBENCH_CUDA_GRAPH:-0}; $w
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$out/gpu.csv" 2>&1 &
 deadline=$(( budget - $(elapsed) - 20 ))  # packing takes seconds
 root=${ROOT:-$repo/leaderboard/in-progress}
-python3 "$repo/leaderboard/fanout.py" --out "$root" --logs "$work/logs" --seeds ${SEEDS:-2 1 0} ${STEPS:+--steps $STEPS} --workers "$workers" \
+python3 "$repo/leaderboard/fanout.py" --out "$root" --logs "$work/logs" --seeds $seeds ${STEPS:+--steps $STEPS} --workers "$workers" \
     --device "$device" --threads 1 --deadline "$deadline" --tail 30 --culbench "python3 -m culbench" | tee "$out/fanout.txt"
 python3 -m culbench ls runs "$root" | tee -a "$out/fanout.txt"
 for run in "$root"/toy10@1/retrain/standard/seed*; do
