@@ -40,10 +40,6 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("unlearn_seconds_median", "s/request", -1),
     ("peak_rss_mb", "Peak RSS MB", -1),
 )
-# columns read from a summary's ``compute``: averaged only over seeds computed on one device type
-# throughout (a run whose steps ran on several, e.g. some on a GPU and some on CPU, has no
-# comparable cost; results.summarise records its ``devices`` then)
-COMPUTE_KEYS = frozenset({"unlearn_seconds_median", "peak_rss_mb"})
 ORACLE = "retrain"  # the retrain-from-scratch reference row that "Gap retrain" is measured against
 # decimals shown per column (rates and AUCs: 3); FID/CLIP/seconds at the precision they carry
 DIGITS = {"fid_retained_vs_base": 1, "fid_retained_vs_real": 1, "clip_retained": 1,
@@ -85,15 +81,16 @@ class Row:
 
     @property
     def mixed_devices(self) -> dict[int, list[str]]:
-        """Seeds whose steps ran on more than one device type, with those types: left out of
-        the compute columns (``COMPUTE_KEYS``)."""
+        """Seeds whose steps ran on more than one device type, with those types (results.summarise
+        records ``compute.devices`` then): their cost is not comparable, so they are left out of
+        the columns read from a summary's ``compute``."""
         return {s["seed"]: s["compute"]["devices"] for s in self.summaries
                 if len(s.get("compute", {}).get("devices", [])) > 1}
 
     def value(self, key: str) -> tuple[float | None, float | None, float | None]:
         """Final-step (or scalar) ``(mean, low, high)`` of a column over this row's seeds (for a
         compute column, over the seeds that ran on one device type)."""
-        mixed = self.mixed_devices if key in COMPUTE_KEYS else {}
+        mixed = self.mixed_devices if any(key in s.get("compute", {}) for s in self.summaries) else {}
         points = [final_value(s, key) for s in self.summaries if s["seed"] not in mixed]
         if not points or any(p[0] is None for p in points):
             return None, None, None  # never average over a missing cell
