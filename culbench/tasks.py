@@ -410,6 +410,11 @@ def resolve_sequence(name_or_path: str) -> TaskSequence:
     candidate = Path(name_or_path)
     if name_or_path.endswith((".yaml", ".yml")) or candidate.is_dir():
         file = candidate / "sequence.yaml" if candidate.is_dir() else candidate
+        if not file.is_file():
+            raise TaskError(
+                f"sequence file {file} not found",
+                "pass a sequence name (`culbench ls sequences`) or the path to a task folder's sequence.yaml",
+            )
         return load_sequence(file)
     name, _, version = name_or_path.partition("@")
     sequence = load_sequence(SEQUENCES.get(name))

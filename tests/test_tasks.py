@@ -98,6 +98,9 @@ def test_unknown_sequence_and_version() -> None:
     with pytest.raises(TaskError, match="mock@7 is not available"):
         resolve_sequence("mock@7")
     assert "mock" in SEQUENCES
+    with pytest.raises(TaskError, match="sequence file no/such.yaml not found") as info:
+        resolve_sequence("no/such.yaml")
+    assert "culbench ls sequences" in info.value.one_line()
 
 
 def test_validation_split_replaces_every_evaluated_concepts_prompts() -> None:
