@@ -350,6 +350,11 @@ def _check_ids(
 def load_sequence(path: str | Path) -> TaskSequence:
     """Load and validate a sequence file with its concepts and prompts."""
     path = Path(path)
+    if not path.is_file():  # the sequence file itself: _load_yaml's hint is for the files it names
+        raise TaskError(
+            f"sequence file {path} not found",
+            "check the path: a task folder holds a sequence.yaml (built-in sequences: `culbench ls sequences`)",
+        )
     spec, lines = _parse(SequenceSpec, path)
     concept_path = (path.parent / spec.concepts).resolve()
     concept_file, concept_lines = _parse(ConceptFile, concept_path)
@@ -410,11 +415,6 @@ def resolve_sequence(name_or_path: str) -> TaskSequence:
     candidate = Path(name_or_path)
     if name_or_path.endswith((".yaml", ".yml")) or candidate.is_dir():
         file = candidate / "sequence.yaml" if candidate.is_dir() else candidate
-        if not file.is_file():
-            raise TaskError(
-                f"sequence file {file} not found",
-                "pass a sequence name (`culbench ls sequences`) or the path to a task folder's sequence.yaml",
-            )
         return load_sequence(file)
     name, _, version = name_or_path.partition("@")
     sequence = load_sequence(SEQUENCES.get(name))
