@@ -85,13 +85,13 @@ def main() -> None:
         import json
         from pathlib import Path
 
-        from culbench import results
+        from culbench.evaluation.summary import build_summary
 
         run_dir = Path(args.run_dir)
         manifest = json.loads((run_dir / "manifest.json").read_text())
         order = json.loads((run_dir / "summary.json").read_text())["forget_order"]
         rows.append(("summary.json of the run (bootstrap CIs)",
-                     timed(lambda: results.build_summary(run_dir, manifest, order), 2)))
+                     timed(lambda: build_summary(run_dir, manifest, order), 2)))
     for name, (median, low, high) in rows:
         print(f"{name:40s} median {median:7.3f} s   (min {low:.3f}, max {high:.3f})")
 

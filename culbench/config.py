@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from collections.abc import Iterable
@@ -77,9 +78,12 @@ def _convert(raw: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be an integer, not '{text}'", "write a whole number") from None
     if hint is float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise ConfigError(f"{where} must be a number, not '{text}'", "write e.g. 1e-5") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, not '{text}'", "write e.g. 1e-5")
+        return value
     if hint is str:
         return text
     raise ConfigError(f"{where} has unsupported type {hint!r}", "report this as a culbench bug")

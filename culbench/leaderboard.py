@@ -84,7 +84,8 @@ def is_reference(row: Row) -> bool:
 
 def partial_summary(run_dir: Path) -> dict[str, Any]:
     """The summary of an unfinished run over its committed steps, marked ``partial``."""
-    from culbench.results import build_summary, committed_steps, read_json, step_dir
+    from culbench.evaluation.summary import build_summary
+    from culbench.runfolder import committed_steps, read_json, step_dir
 
     manifest = read_json(run_dir / "manifest.json")
     steps = committed_steps(run_dir)

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from culbench.spec import RunSpec
+
 
 @dataclass
 class Plan:
@@ -38,41 +40,27 @@ class Plan:
         return out
 
 
-def dry_run(method: str, *, sequence: str, profile: str, device: str = "cpu", overrides: tuple[str, ...] = (),
-            model_options: dict[str, Any] | None = None, time_sampling: bool = True, mode: str = "sequential",
-            split: str = "eval", judge: str | None = None, fid: str | None = None) -> Plan:
-    """The plan of a run; with ``time_sampling`` one evaluation batch is sampled to time it.
+def dry_run(spec: RunSpec, *, time_sampling: bool = True) -> Plan:
+    """The plan of ``spec``'s run; with ``time_sampling`` one evaluation batch is sampled to time it.
 
-    Every option is checked as the run would check it, so a plan that prints is a run that starts.
+    The spec is resolved as the run resolves it, so a plan that prints is a run that starts.
     """
-    from culbench.catalog import FEATURES, JUDGES, METHODS, MODELS
-    from culbench.compute import check_device
-    from culbench.config import build_config, parse_overrides
+    from culbench.catalog import MODELS
     from culbench.evaluation.presence import plan as eval_plan
-    from culbench.profiles import get_profile
-    from culbench.runner import check_mode
-    from culbench.tasks import resolve_sequence
 
-    check_device(device)
-    check_mode(mode)
-    seq = resolve_sequence(sequence).with_split(split)
-    for registry, name in ((JUDGES, judge), (FEATURES, fid)):
-        if name:
-            registry.get(name)
-    prof = get_profile(profile)
-    build_config(METHODS.get(method).Config, method, parse_overrides(overrides, method))  # validate
+    r = spec.resolve()
+    seq, prof = r.seq, r.prof
     items = eval_plan(seq, prof)
     steps = prof.sample_steps or seq.spec.eval.sampler.steps
-    label = method if mode == "sequential" else f"{method} --mode {mode}"
-    result = Plan(seq.id, label, prof.name, device, images_per_checkpoint=len(items),
+    label = spec.method if spec.mode == "sequential" else f"{spec.method} --mode {spec.mode}"
+    result = Plan(seq.id, label, prof.name, spec.device, images_per_checkpoint=len(items),
                   checkpoints=len(seq.steps) + 1, sampler=f"DDIM {steps}, guidance {seq.spec.eval.sampler.guidance}")
     for k in range(1, len(seq.steps) + 1):
-        request = seq.request(k, simultaneous=mode == "simultaneous")
+        request = seq.request(k, simultaneous=spec.mode == "simultaneous")
         result.requests.append({"step": k, "concept": request.concept.id, "forget_prompts": len(request.forget),
                                 "retain_prompts": len(request.retain_prompts("all"))})
     if time_sampling:
-        options = {**seq.spec.model.options, **(model_options or {})}
-        model = MODELS.get(seq.spec.model.backend)(device=device, **options)
+        model = MODELS.get(seq.spec.model.backend)(device=spec.device, **r.backend_options)
         batch = items[: prof.batch_size]
         model.sample([i.prompt for i in batch[:2]], [i.seed for i in batch[:2]], steps=steps,
                      guidance=seq.spec.eval.sampler.guidance)  # warm-up

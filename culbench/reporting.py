@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from culbench.errors import RunError
-from culbench.results import variant_label
+from culbench.runfolder import variant_label
 
 # (key, label, direction, how to read it from a summary); direction +1 = higher is better.
 COLUMNS: tuple[tuple[str, str, int], ...] = (

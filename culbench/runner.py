@@ -1,14 +1,10 @@
-"""The sequence loop: evaluate the base model, then unlearn → evaluate → commit, step by step.
+"""The sequence loop: open or resume a run folder, then for each step unlearn → evaluate → commit.
 
-Rerunning the same command resumes after the last committed step. Each step reseeds from
-(run seed, step) and reloads the previous step's saved weights and method state, so a
-resumed run gives the same numbers as an uninterrupted one.
-
-A method that trains from scratch and keeps no state between steps (``retrain``) has steps that
-do not depend on each other: ``steps=[k, ...]`` (``culbench run --step K``) computes only those,
-from the base model, so several processes (machines sharing the folder, or one GPU) fill one run
-at once. Steps computed ahead of the last contiguous one are committed in place and counted once
-the gap before them closes; the manifest is updated under a file lock.
+Step 0 evaluates the base model; step k serves request k. Each step reseeds from (run seed,
+step) and starts from the previous step's saved weights and method state, so a resumed run
+gives the same numbers as an uninterrupted one. A method that trains from scratch and keeps no
+state (``retrain``) may compute steps alone (``RunSpec.steps``, ``culbench run --step``), from
+the base model, in several processes sharing one run folder.
 """
 
 from __future__ import annotations
@@ -23,28 +19,278 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from culbench import provenance, results
+from culbench import provenance
+from culbench import runfolder as rf
 from culbench.api import Budget, StepContext, step_seed
-from culbench.catalog import CLIP_SCORERS, FEATURES, JUDGES, METHODS, MODELS, REFERENCES
-from culbench.compute import Meter, check_device
-from culbench.config import build_config, config_hash, config_to_dict, parse_overrides
+from culbench.catalog import METHODS, MODELS
+from culbench.compute import Meter
+from culbench.config import config_to_dict
 from culbench.errors import CulbenchError, RunError
-from culbench.evaluation import presence, quality
-from culbench.evaluation.cache import EvalCache, Hit
-from culbench.evaluation.presence import evaluate_presence
-from culbench.evaluation.presence import plan as evaluation_plan
-from culbench.evaluation.summary import REFERENCE_FILE
-from culbench.profiles import get_profile
-from culbench.runfolder import StepSnapshots, check_steps_alone, computed, locked, record_step
-from culbench.tasks import resolve_sequence
-from culbench.validate import droppable
+from culbench.evaluation.checkpoint import CheckpointEvaluator
+from culbench.evaluation.summary import build_summary
+from culbench.spec import DEFAULT_SEQUENCE, Resolved, RunSpec
 
-DEFAULT_SEQUENCE = "toy10"  # the embedded ToyWorld benchmark
+__all__ = ["DEFAULT_SEQUENCE", "Hooks", "RunSpec", "merge_run", "run", "run_spec"]
+
 ProgressFactory = Callable[[int, str], Callable[..., None]]
 
 
 def _silent(total: int, description: str) -> Callable[..., None]:
     return lambda advance=1: None
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hooks:
+    """How a run talks to its caller: ``progress(total, description) -> advance`` for progress
+    bars, ``log`` for status lines, ``warn`` for lines that must be seen even when ``log`` is
+    quiet (e.g. damaged steps set aside), and the command line to record (``argv``)."""
+
+    progress: ProgressFactory = _silent
+    log: Callable[[str], None] = lambda message: None
+    warn: Callable[[str], None] = _warn
+    argv: Sequence[str] | None = None
+
+
+def run(method: str, *, progress: ProgressFactory | None = None, log: Callable[[str], None] | None = None,
+        warn: Callable[[str], None] | None = None, argv: Sequence[str] | None = None, **options: Any) -> Path:
+    """Run ``method`` through a sequence and return the run folder: ``RunSpec(method, **options)``
+    (``overrides`` and ``steps`` may be any sequence) with the given hooks (see :class:`Hooks`)."""
+    for key in ("overrides", "steps"):
+        if options.get(key) is not None:
+            options[key] = tuple(options[key])
+    for key in ("model_options", "judge_options", "fid_options"):
+        options[key] = dict(options.get(key) or {})
+    if "out" in options:
+        options["out"] = Path(options["out"])
+    hooks = Hooks(progress or _silent, log or (lambda message: None), warn or _warn, argv)
+    return run_spec(RunSpec(method, **options), hooks)
+
+
+def run_spec(spec: RunSpec, hooks: Hooks | None = None) -> Path:
+    """Run ``spec`` to completion, or resume it; rerunning a complete run changes nothing."""
+    import torch
+
+    hooks = hooks or Hooks()
+    resolved = spec.resolve()
+    torch.set_num_threads(spec.threads or max(1, os.cpu_count() or 1))
+    loop = _Loop(resolved, hooks)
+    if loop.open_or_resume():
+        hooks.log(f"already complete: {resolved.run_dir}")
+        return resolved.run_dir
+    todo = loop.todo()
+    advance = hooks.progress(len(todo), f"{spec.method} on {resolved.seq.id}")
+    for step in todo:
+        if not loop.taken_as_committed(step):
+            files, compute = loop.unlearn(step)
+            record, eval_files, compute["eval"] = loop.evaluate(step)
+            loop.commit(step, record, {**files, **eval_files}, compute)
+        advance(1)
+    return resolved.run_dir
+
+
+class _Loop:
+    """One run's model, evaluator and the state carried from step to step."""
+
+    def __init__(self, r: Resolved, hooks: Hooks) -> None:
+        self.r, self.hooks, self.spec = r, hooks, r.spec
+        self.model = MODELS.get(r.seq.spec.model.backend)(device=self.spec.device, **r.backend_options)
+        self.evaluator = CheckpointEvaluator(
+            r.seq, r.prof, self.model, backend_options=r.backend_options, device=self.spec.device, judge=r.judge,
+            judge_options=self.spec.judge_options, fid=self.spec.fid, fid_options=self.spec.fid_options,
+            cache_root=r.out / ".cache" / "eval" if self.spec.eval_cache else None)
+        self.base_sha = self.model.weights_sha256()
+        self.method = r.method_cls(r.config)
+        self.order = list(r.seq.steps)
+        self.base_state: dict[str, Any] = {}
+        self.previous_state: dict[str, Any] | None = None  # the weights the last step left (drift)
+        self.state: dict[str, Any] = {}  # the method's ctx.state
+        self.input_sha = ""  # the weights the next step starts from (keys its snapshot)
+
+    def identity(self) -> dict[str, Any]:
+        r, spec = self.r, self.spec
+        return {
+            "sequence": {"id": r.seq.id, "content_hash": r.seq.content_hash},
+            "method": {"name": spec.method, "source": METHODS.entry(spec.method).source,
+                       "config": config_to_dict(r.config), "config_hash": r.config_hash},
+            "profile": r.prof.to_dict(),
+            "seed": spec.seed,
+            "mode": spec.mode,
+            **({"split": spec.split} if spec.split != "eval" else {}),  # absent = eval
+            **({"judge": r.judge} if r.judge else {}),  # absent = the sequence's judge
+            "model": {"backend": r.seq.spec.model.backend, "options": r.backend_options, "base_sha256": self.base_sha},
+            "evaluators": self.evaluator.fingerprints(),
+        }
+
+    def open_or_resume(self) -> bool:
+        """Open the run folder (create it, or check it is this run and set damage aside), bring its
+        derived files up to date and load what the next step starts from; True when complete."""
+        import torch
+
+        run_dir, hooks = self.r.run_dir, self.hooks
+        run_dir.mkdir(parents=True, exist_ok=True)
+        argv = list(hooks.argv if hooks.argv is not None else sys.argv)
+        with rf.locked(run_dir):  # `--step` processes may start together
+            if (run_dir / rf.MANIFEST).exists():
+                self._check_existing(argv)
+            else:
+                rf.write_manifest(run_dir, rf.new_manifest(
+                    str(run_dir.relative_to(self.r.out)), self.identity(), argv, self.spec.device,
+                    torch.get_num_threads(), len(self.order)))
+        manifest, fixed = rf.sync(run_dir, self.order, build_summary)
+        if fixed:
+            hooks.warn(f"rebuilt {' and '.join(fixed)} from the step files")
+        if manifest["status"] == "complete":
+            return True
+        self._load_start()
+        return False
+
+    def _check_existing(self, argv: list[str]) -> None:
+        """A rerun: the same identity, damaged steps set aside, the command line recorded."""
+        run_dir, r = self.r.run_dir, self.r
+        manifest = rf.read_manifest(run_dir)
+        rf.check_identity(manifest.get("identity", {}), self.identity(), run_dir)
+        redo = rf.to_redo(run_dir, len(self.order), r.may_lack, keep_ahead=getattr(r.method_cls, "from_scratch", False))
+        if redo is not None:  # redo the damaged steps; keep their old files
+            steps, why = redo
+            kept = rf.set_aside(run_dir, steps, provenance.now())
+            manifest["compute"] = {s: c for s, c in manifest.get("compute", {}).items() if int(s) not in steps}
+            self.hooks.warn(f"{why}; steps {steps[0]}-{steps[-1]} moved to {kept}, redoing them")
+        else:
+            done = rf.committed_steps(run_dir)
+            if done and done[-1] < len(self.order) and rf.records_only(run_dir, done):
+                raise RunError(f"{run_dir} is unfinished and keeps only its records, not its step files",
+                               "restore its step files, or delete that directory to start over")
+        if redo is not None or (manifest.get("status") != "complete" and not r.alone):
+            if not r.alone:  # `--step` processes keep the argv of the one that made the run
+                manifest["argv"] = argv
+            rf.write_manifest(run_dir, manifest)
+
+    def _load_start(self) -> None:
+        """Load the base model's state, the reference features and, on resume, the last step's
+        weights and method state."""
+        import torch
+
+        run_dir = self.r.run_dir
+        self.base_state = self.model.state_dict()
+        self.previous_state = self.base_state
+        reference = self.evaluator.reference_features(self.r.out / ".cache" / "reference")
+        if reference is not None:
+            with rf.locked(run_dir):
+                rf.write_bytes(run_dir / rf.REFERENCE, reference)
+        done = rf.committed_steps(run_dir)
+        if done:
+            self.input_sha = rf.read_step(run_dir, done[-1]).get("model_sha256", "")
+        if not done or done[-1] == 0 or self.r.alone:
+            return
+        last = rf.step_dir(run_dir, done[-1])
+        if rf.WEIGHTS in self.r.may_lack and not (last / rf.WEIGHTS).exists():  # none needed
+            self.previous_state = None  # the next step's drift from the previous step is unknown
+        else:
+            self.model.load_state_dict(rf.load_weights(last / rf.WEIGHTS, self.base_state))
+            self.previous_state = self.model.state_dict()
+        if (last / rf.STATE).exists():
+            self.state = torch.load(last / rf.STATE, weights_only=True)
+        self.hooks.log(f"resuming {run_dir} after step {done[-1]}")
+
+    def todo(self) -> list[int]:
+        """The steps this process computes: the ones asked for (alone), else those after the last committed."""
+        run_dir = self.r.run_dir
+        if self.r.alone:
+            asked = sorted(set(self.spec.steps or ()))
+            for k in (k for k in asked if rf.computed(run_dir, k)):
+                self.hooks.log(f"step {k}: already committed")
+            return [k for k in asked if not rf.computed(run_dir, k)]
+        done = rf.committed_steps(run_dir)
+        return list(range(done[-1] + 1 if done else 0, len(self.order) + 1))
+
+    def taken_as_committed(self, step: int) -> bool:
+        """A step another process computed alone (``--step``) is counted, not computed again."""
+        if self.r.alone or not rf.computed(self.r.run_dir, step):
+            return False
+        self.input_sha = rf.read_step(self.r.run_dir, step).get("model_sha256", "")
+        self.previous_state, self.state = None, {}
+        self.evaluator.forget_previous()
+        rf.sync(self.r.run_dir, self.order, build_summary)
+        self.hooks.log(f"step {step}: computed alone earlier, taken as committed")
+        return True
+
+    def unlearn(self, step: int) -> tuple[dict[str, bytes], dict[str, Any]]:
+        """Serve request ``step`` (nothing for step 0): the step's weight and state files and its compute."""
+        spec = self.spec
+        if self.r.alone or (step > 0 and spec.mode != "sequential"):  # from the base model, with no history
+            self.model.load_state_dict(self.base_state)
+            self.state = {}
+            if self.r.alone:
+                self.previous_state = None
+        if step == 0:
+            return {}, {}
+        self.hooks.log(f"step {step}/{len(self.order)}: forgetting '{self.order[step - 1]}'")
+        start_sha = self.input_sha if spec.mode == "sequential" and not self.r.alone else self.base_sha
+        meter = Meter()
+        snapshots = rf.StepSnapshots(self.r.run_dir, step, start_sha, self.hooks.log, self.hooks.warn, meter.elapsed)
+        ctx = StepContext(step=step, seed=step_seed(spec.seed, step), device=spec.device,
+                          budget=Budget(self.r.prof.max_iterations, self.r.prof.max_samples),
+                          progress=self.hooks.progress, state=self.state, base_model=self._base_model,
+                          save_snapshot=snapshots.save, load_snapshot=snapshots.load, run_seed=spec.seed)
+        _seed_everything(ctx.seed)
+        with meter:
+            if step == 1 or self.r.alone:
+                self.method.on_sequence_start(self.model, ctx)
+            request = self.r.seq.request(step, simultaneous=spec.mode == "simultaneous")
+            if spec.mode == "independent":
+                request = dataclasses.replace(request, previous=())
+            self.model = self.method.unlearn(self.model, request, ctx)
+        _check_returned(self.model, spec.method)
+        if self.r.alone and ctx.state:
+            raise RunError(f"method '{spec.method}' keeps state between steps ({', '.join(map(str, ctx.state))}), "
+                           "so its steps cannot be computed alone", "run the whole sequence without --step")
+        self.state = ctx.state
+        return self._step_files(ctx.state), {"unlearn": _unlearn_compute(meter, snapshots)}
+
+    def _step_files(self, state: dict[str, Any]) -> dict[str, bytes]:
+        import torch
+
+        files = {rf.WEIGHTS: rf.weights_bytes(self.model.state_dict(), self.base_state)}
+        if state:
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            files[rf.STATE] = buffer.getvalue()
+        return files
+
+    def _base_model(self) -> Any:
+        """The frozen step-0 model (``StepContext.base_model``)."""
+        twin = self.model.clone()
+        twin.load_state_dict(self.base_state)
+        twin.unet.requires_grad_(False)
+        return twin
+
+    def evaluate(self, step: int) -> tuple[dict[str, Any], dict[str, bytes], dict[str, Any]]:
+        """Evaluate the current model: the step's record, its evaluation files and the eval compute."""
+        _seed_everything(step_seed(self.spec.seed, 10_000 + step))
+        weights_sha = self.model.weights_sha256()
+        hit, compute = self.evaluator.evaluate(self.model, weights_sha, self.base_sha, self.hooks.progress,
+                                               lambda message: self.hooks.log(f"step {step}: {message}"))
+        current = self.model.state_dict()
+        record = {"step": step, "concept": self.order[step - 1] if step else None, "status": "complete",
+                  "model_sha256": weights_sha,
+                  "drift": _drift(current, self.base_state, self.previous_state), "cells": hit.cells}
+        self.previous_state = current  # state_dict() returns a detached copy
+        return record, hit.files, compute
+
+    def commit(self, step: int, record: dict[str, Any], files: dict[str, bytes], compute: dict[str, Any]) -> None:
+        """Note the step's compute, commit its directory atomically, then bring the derived files
+        (manifest, matrix, and at the last step the summary) up to date."""
+        run_dir = self.r.run_dir
+        rf.note_compute(run_dir, step, compute, self.spec.device)
+        with rf.locked(run_dir):
+            rf.commit_step(run_dir, step, record, files)
+        rf.snapshot_path(run_dir, step).unlink(missing_ok=True)
+        self.input_sha = record["model_sha256"]
+        rf.sync(run_dir, self.order, build_summary)
 
 
 def _seed_everything(seed: int) -> None:
@@ -56,341 +302,15 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _method_source(name: str) -> str:
-    return METHODS.entry(name).source
-
-
-MODES = ("sequential", "independent", "simultaneous")
-
-
-def check_mode(mode: str) -> None:
-    """Raise a one-line error unless ``mode`` is one of ``MODES``."""
-    if mode not in MODES:
-        raise CulbenchError(f"unknown mode '{mode}'", f"use one of: {', '.join(MODES)}")
-
-
-def run_dir_for(out: Path, sequence_id: str, method: str, cfg_hash: str | None,
-                profile: str, seed: int, mode: str = "sequential", split: str = "eval",
-                judge: str | None = None) -> Path:
-    label = results.variant_label(method if cfg_hash is None else f"{method}+{cfg_hash[:8]}", mode, split, judge)
-    return out / sequence_id / label / profile / f"seed{seed}"
-
-
-def run(
-    method: str,
-    *,
-    sequence: str = DEFAULT_SEQUENCE,
-    seed: int = 0,
-    profile: str = "smoke",
-    out: str | Path = "results",
-    overrides: Sequence[str] = (),
-    device: str = "cpu",
-    threads: int | None = None,
-    model_options: dict[str, Any] | None = None,
-    judge_options: dict[str, Any] | None = None,
-    progress: ProgressFactory | None = None,
-    log: Callable[[str], None] | None = None,
-    warn: Callable[[str], None] | None = None,
-    argv: Sequence[str] | None = None,
-    mode: str = "sequential",
-    split: str = "eval",
-    judge: str | None = None,
-    fid: str | None = None,
-    fid_options: dict[str, Any] | None = None,
-    eval_cache: bool = True,
-    steps: Sequence[int] | None = None,
-) -> Path:
-    """Run ``method`` through ``sequence`` and return the run directory.
-
-    Args:
-        method: registered method name.
-        sequence: sequence name, ``name@version`` or path to a ``sequence.yaml``.
-        seed: run seed (the method's randomness; evaluation noise is fixed by the sequence).
-        profile: ``smoke``, ``standard`` or ``full``.
-        out: results root; the run lives in ``out/<sequence@v>/<method>/<profile>/seed<seed>``.
-        overrides: ``["dfr.lr=1e-5", ...]`` checked against the method's Config.
-        device: torch device.
-        threads: torch CPU threads (default: all cores).
-        model_options: extra options for the model backend (e.g. a weights path).
-        judge_options: extra options for the judge (e.g. which CLIP checkpoint).
-        progress: ``progress(total, description) -> advance`` for progress bars.
-        log: called with one-line status messages.
-        warn: called with one-line warnings that must be seen even when ``log`` is quiet
-            (default: ``warnings.warn``), e.g. damaged steps set aside on resume.
-        argv: the command line to record (defaults to ``sys.argv``).
-        mode: ``sequential`` (each request edits the previous step's model: the benchmark),
-            ``independent`` (each request edits the base model alone, with no history) or
-            ``simultaneous`` (step k erases concepts 1..k at once from the base model: CUIG's
-            upper reference). The last two are reference rows.
-        split: ``eval`` (the benchmark) or ``val``: evaluate on the validation prompts, for
-            choosing hyper-parameters (such runs are labelled ``~val`` and never ranked).
-        judge: evaluate with this registered judge instead of the sequence's own (with
-            ``judge_options`` only); the run is labelled ``~<judge>``.
-        fid: FID feature extractor (e.g. ``inception``) instead of the judge's features.
-        eval_cache: reuse the evaluation of bit-identical weights instead of sampling it again:
-            the base model's from ``out/.cache/eval`` (step 0 of every run), and the previous
-            step's when a step left the weights unchanged (see ``evaluation.cache``).
-        steps: compute only these steps (0 = the base model's evaluation), each from the base
-            model with empty state; only for ``from_scratch`` methods that keep no ``ctx.state``.
-            Processes given different steps may share one run folder at the same time.
-    """
-    import torch
-
-    progress = progress or _silent
-    log = log or (lambda message: None)
-    warn = warn or (lambda message: warnings.warn(message, RuntimeWarning, stacklevel=3))
-    torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
-    check_device(device)
-    check_mode(mode)
-    seq = resolve_sequence(sequence).with_split(split)
-    prof = get_profile(profile)
-    method_cls = METHODS.get(method)
-    may_lack = droppable(method)  # files its committed steps may drop: a from-scratch method's weights
-    alone = steps is not None  # each step computed on its own, from the base model
-    if alone:
-        check_steps_alone(method, method_cls, list(steps), len(seq.steps))
-    config = build_config(method_cls.Config, method, parse_overrides(overrides, method))
-    default_hash = config_hash(method_cls.Config())
-    cfg_hash = config_hash(config)
-    judge_name = None if judge == seq.spec.judge.name else judge  # None: the sequence's own judge
-    run_dir = run_dir_for(Path(out), seq.id, method, None if cfg_hash == default_hash else cfg_hash,
-                          prof.name, seed, mode, split, judge_name)
-
-    backend_options = {**seq.spec.model.options, **(model_options or {})}
-    model = MODELS.get(seq.spec.model.backend)(device=device, **backend_options)
-    judge_opts = {**(seq.spec.judge.options if judge_name is None else {}), **(judge_options or {})}
-    judge = JUDGES.get(judge_name or seq.spec.judge.name)(device=device, **judge_opts)
-    if hasattr(judge, "bind"):  # judges that need the sequence's concepts (confusables)
-        judge.bind(seq.concepts, seq.roles)
-    evaluators = _quality_evaluators(seq, device)
-    if fid:
-        evaluators["features"] = FEATURES.get(fid)(device=device, **(fid_options or {}))
-    featurizer = evaluators.get("features") or (judge if hasattr(judge, "features") else None)
-    cache = EvalCache(
-        Path(out) / ".cache" / "eval", items=evaluation_plan(seq, prof),
-        sampler={"steps": prof.sample_steps or seq.spec.eval.sampler.steps,
-                 "guidance": seq.spec.eval.sampler.guidance, "batch_size": prof.batch_size},
-        model=model, backend={"name": seq.spec.model.backend, "options": backend_options}, device=device,
-        evaluators=[judge, *evaluators.values()], code=[presence, quality],
-    ) if eval_cache else None
-    identity = {
-        "sequence": {"id": seq.id, "content_hash": seq.content_hash},
-        "method": {"name": method, "source": _method_source(method),
-                   "config": config_to_dict(config), "config_hash": cfg_hash},
-        "profile": prof.to_dict(),
-        "seed": seed,
-        "mode": mode,
-        **({"split": split} if split != "eval" else {}),  # absent = eval (older manifests)
-        **({"judge": judge_name} if judge_name else {}),  # absent = the sequence's judge
-        "model": {"backend": seq.spec.model.backend, "options": backend_options,
-                  "base_sha256": model.weights_sha256()},
-        "evaluators": [judge.fingerprint(), *(e.fingerprint() for e in evaluators.values())],
-    }
-
-    manifest_path = run_dir / "manifest.json"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with locked(run_dir):  # `--step` processes may start together
-        if manifest_path.exists():
-            manifest = results.read_json(manifest_path)
-            _check_identity(manifest.get("identity", {}), identity, run_dir)
-            committed = results.committed_steps(run_dir)
-            broken = results.first_damaged_step(run_dir, committed, may_lack)
-            if broken is not None:  # redo the damaged step and every step after it; keep the old files
-                k, why = broken
-                kept = results.set_aside(run_dir, k, committed, provenance.now())
-                manifest.update(status="partial" if k else "running", steps_committed=list(range(k)))
-                manifest["compute"] = {s: c for s, c in manifest.get("compute", {}).items()
-                                       if int(s) < k or int(s) > committed[-1]}  # keep steps computed ahead
-                results.write_json(manifest_path, manifest)
-                warn(f"step {k}: {why}; steps {k}-{committed[-1]} moved to {kept}, redoing them")
-            elif manifest.get("status") == "complete":
-                fixed = results.repair_derived(run_dir, committed, manifest, list(seq.steps))
-                if fixed:
-                    warn(f"rebuilt {' and '.join(fixed)} from the step files")
-                log(f"already complete: {run_dir}")
-                return run_dir
-            elif committed and results.records_only(run_dir, committed):  # published form: nothing to resume from
-                raise RunError(f"{run_dir} is unfinished and keeps only its records, not its step files",
-                               "restore its step files, or delete that directory to start over")
-            if not alone:  # `--step` processes keep the argv of the one that made the run
-                manifest["argv"] = list(argv if argv is not None else sys.argv)
-                results.write_json(manifest_path, manifest)
-        else:
-            git_hash, dirty = provenance.git_state()
-            manifest = {
-                "schema_version": results.SCHEMA_VERSION,
-                "run_id": str(run_dir.relative_to(Path(out))),
-                "status": "running",
-                "culbench_version": provenance.culbench_version(),
-                "git_hash": git_hash,
-                "git_dirty": dirty,
-                "created": provenance.now(),
-                "updated": provenance.now(),
-                "argv": list(argv if argv is not None else sys.argv),
-                "identity": identity,
-                "device": device,
-                "threads": torch.get_num_threads(),
-                "env": provenance.environment(),
-                "steps_total": len(seq.steps),
-                "steps_committed": [],
-                "compute": {},
-            }
-            results.write_json(manifest_path, manifest)
-        done = results.committed_steps(run_dir)  # (under the lock: it clears other processes' temp dirs)
-
-    base_state = model.state_dict()
-    if "reference" in evaluators and featurizer is not None:
-        reference = quality.reference_features(
-            evaluators["reference"], featurizer, evaluation_plan(seq, prof),
-            sequence_hash=seq.content_hash, cache_root=Path(out) / ".cache" / "reference")
-        with locked(run_dir):
-            results.write_bytes(run_dir / REFERENCE_FILE, quality.npy_bytes(reference.astype("float16")))
-    previous_state: dict[str, Any] | None = base_state
-    state: dict[str, Any] = {}
-    input_sha = ""  # the weights the next step starts from (keys its snapshot)
-    if done:
-        last_record = results.read_json(results.step_dir(run_dir, done[-1]) / "step.json")
-        input_sha = last_record.get("model_sha256", "")
-    if done and done[-1] > 0 and not alone:
-        last = results.step_dir(run_dir, done[-1])
-        if results.WEIGHTS in may_lack and not (last / results.WEIGHTS).exists():  # none needed
-            previous_state = None  # the next step's drift from the previous step is unknown
-        else:
-            model.load_state_dict(load_weights(last / results.WEIGHTS, base_state))
-            previous_state = model.state_dict()
-        if (last / "state.pt").exists():
-            state = torch.load(last / "state.pt", weights_only=True)
-        log(f"resuming {run_dir} after step {done[-1]}")
-
-    def base_model() -> Any:
-        twin = model.clone()
-        twin.load_state_dict(base_state)
-        twin.unet.requires_grad_(False)
-        return twin
-
-    method_obj = method_cls(config)
-    base_sha = identity["model"]["base_sha256"]
-    last: tuple[str, Hit] | None = None  # (weights sha256, evaluation) of the previous step
-    if alone:
-        todo = [k for k in sorted(set(steps)) if not computed(run_dir, k)]
-        for k in sorted(set(steps) - set(todo)):
-            log(f"step {k}: already committed")
-    else:
-        todo = list(range(done[-1] + 1 if done else 0, len(seq.steps) + 1))
-    advance_step = progress(len(todo), f"{method} on {seq.id}")
-    for step in todo:
-        if not alone and computed(run_dir, step):  # computed alone (`--step`) by another process
-            record = results.read_json(results.step_dir(run_dir, step) / "step.json")
-            input_sha, previous_state, state, last = record.get("model_sha256", ""), None, {}, None
-            record_step(run_dir, step, None, list(seq.steps), device)
-            log(f"step {step}: computed alone earlier, taken as committed")
-            advance_step(1)
-            continue
-        concept = seq.steps[step - 1] if step else None
-        compute: dict[str, Any] = {}
-        files: dict[str, bytes] = {}
-        if alone or (step > 0 and mode != "sequential"):  # from the base model, with no history
-            model.load_state_dict(base_state)
-            state = {}
-            if alone:
-                previous_state = None
-        if step > 0:
-            log(f"step {step}/{len(seq.steps)}: forgetting '{concept}'")
-            start_sha = input_sha if mode == "sequential" and not alone else base_sha  # what it starts from
-            meter = Meter()
-            snapshots = StepSnapshots(run_dir, step, start_sha, log, warn, meter.elapsed)
-            ctx = StepContext(step=step, seed=step_seed(seed, step), device=device,
-                              budget=Budget(prof.max_iterations, prof.max_samples), progress=progress, state=state,
-                              base_model=base_model, save_snapshot=snapshots.save, load_snapshot=snapshots.load,
-                              run_seed=seed)
-            _seed_everything(ctx.seed)
-            with meter:
-                if step == 1 or alone:
-                    method_obj.on_sequence_start(model, ctx)
-                request = seq.request(step, simultaneous=mode == "simultaneous")
-                if mode == "independent":
-                    request = dataclasses.replace(request, previous=())
-                model = method_obj.unlearn(model, request, ctx)
-            _check_returned(model, method)
-            if alone and ctx.state:
-                raise RunError(f"method '{method}' keeps state between steps ({', '.join(map(str, ctx.state))}), "
-                               "so its steps cannot be computed alone",
-                               "run the whole sequence without --step")
-            compute["unlearn"] = meter.to_dict()
-            if settings := provenance.settings():  # e.g. CUDA graphs for a GPU step: not eager arithmetic
-                compute["unlearn"]["settings"] = settings
-            if snapshots.carried:  # resumed mid-step: count the earlier processes' share too
-                compute["unlearn"].update(seconds=round(meter.seconds + snapshots.carried, 4),
-                                          carried_seconds=round(snapshots.carried, 4))
-            files[results.WEIGHTS] = _weights_bytes(model.state_dict(), base_state)
-            if ctx.state:
-                buffer = io.BytesIO()
-                torch.save(ctx.state, buffer)
-                files["state.pt"] = buffer.getvalue()
-            state = ctx.state
-        _seed_everything(step_seed(seed, 10_000 + step))
-        weights_sha = model.weights_sha256()
-        key = cache.key(weights_sha) if cache is not None else None
-        hit = None
-        if cache is not None:  # the previous step's evaluation when nothing changed, else the store
-            hit = last[1] if last is not None and last[0] == weights_sha else cache.load(key)
-        if hit is not None:
-            compute["eval"] = {**hit.compute, "cached": True}
-            log(f"step {step}: evaluation reused (bit-identical weights)")
-        else:
-            cells, eval_files, eval_compute = _evaluate(model, judge, seq, prof, progress, featurizer, evaluators)
-            hit = Hit(cells, eval_files, eval_compute)
-            compute["eval"] = eval_compute
-            if cache is not None and weights_sha == base_sha:  # only the base model is worth storing
-                with locked(cache.root):
-                    cache.store(key, cells, eval_files, eval_compute)
-        last = (weights_sha, hit)
-        cell_dicts, eval_files = hit.cells, hit.files
-        files.update(eval_files)
-        current = model.state_dict()
-        record = {"step": step, "concept": concept, "status": "complete",
-                  "model_sha256": weights_sha,
-                  "drift": _drift(current, base_state, previous_state),
-                  "cells": cell_dicts}
-        previous_state = current  # state_dict() returns a detached copy
-        with locked(run_dir):
-            results.commit_step(run_dir, step, record, files)
-        results.snapshot_path(run_dir, step).unlink(missing_ok=True)
-        input_sha = weights_sha
-        record_step(run_dir, step, compute, list(seq.steps), device)
-        advance_step(1)
-    return run_dir
-
-
-def _evaluate(model: Any, judge: Any, seq: Any, prof: Any, progress: ProgressFactory,
-              featurizer: Any, evaluators: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes], dict[str, Any]]:
-    """Sample and judge one checkpoint: its cells, its step files and the compute it took."""
-    observers: dict[str, Any] = {}
-    if featurizer is not None:
-        observers["features"] = quality.FeatureCollector(featurizer.features)
-    if "clip" in evaluators:
-        observers["clip"] = quality.ClipCollector(evaluators["clip"])
-    with Meter() as meter:
-        model.unet.eval()
-        cells, records = evaluate_presence(model, judge, seq, prof, progress, list(observers.values()))
-    if "clip" in observers:
-        for rec, score in zip(records, observers["clip"].scores, strict=True):
-            rec["clip"] = round(score, 6)
-    files = {"samples.jsonl": results.samples_jsonl(records)}
-    if "features" in observers:
-        files["features.npy"] = quality.npy_bytes(observers["features"].array().astype("float16"))
-    return {cid: cell.to_dict() for cid, cell in cells.items()}, files, meter.to_dict()
-
-
-def _quality_evaluators(seq: Any, device: str) -> dict[str, Any]:
-    """The sequence's CLIP scorer and reference image set, when it names them."""
-    out: dict[str, Any] = {}
-    if seq.spec.eval.clip is not None:
-        out["clip"] = CLIP_SCORERS.get(seq.spec.eval.clip.name)(device=device, **seq.spec.eval.clip.options)
-    if seq.spec.eval.reference is not None:
-        spec = seq.spec.eval.reference
-        out["reference"] = REFERENCES.get(spec.name)(device=device, **spec.options)
-    return out
+def _unlearn_compute(meter: Meter, snapshots: rf.StepSnapshots) -> dict[str, Any]:
+    """The unlearning's meter, the switches that changed its arithmetic, and the seconds earlier
+    processes spent on it (a step resumed from its snapshot)."""
+    compute = meter.to_dict()
+    if settings := provenance.settings():  # e.g. CUDA graphs for a GPU step: not eager arithmetic
+        compute["settings"] = settings
+    if snapshots.carried:
+        compute.update(seconds=round(meter.seconds + snapshots.carried, 4), carried_seconds=round(snapshots.carried, 4))
+    return compute
 
 
 def _drift(current: dict[str, Any], base: dict[str, Any],
@@ -411,49 +331,18 @@ def _drift(current: dict[str, Any], base: dict[str, Any],
             "relative_from_base": round(from_base / norm, 8) if norm else 0.0}
 
 
-def _check_identity(old: dict[str, Any], new: dict[str, Any], run_dir: Path) -> None:
-    for key in ("sequence", "method", "profile", "seed", "mode", "model", "evaluators"):
-        if old.get(key) != new.get(key):
-            raise RunError(
-                f"{run_dir} was started with a different {key}",
-                "use another --out, or delete that directory to start over",
-            )
-
-
 def _check_returned(model: Any, method: str) -> None:
     for attr in ("unet", "sample", "state_dict", "weights_sha256"):
         if not hasattr(model, attr):
-            raise CulbenchError(
-                f"method '{method}' returned {type(model).__name__}, not a T2IModel",
-                "return the (edited) model from unlearn()",
-            )
+            raise CulbenchError(f"method '{method}' returned {type(model).__name__}, not a T2IModel",
+                                "return the (edited) model from unlearn()")
 
 
-def _weights_bytes(state: dict[str, Any], base: dict[str, Any]) -> bytes:
-    """The tensors that differ from the base model (a UNet delta: a cross-attention method on
-    SD stores megabytes, not a whole UNet), and any the base lacks (a replaced text encoder's);
-    ``load_weights`` adds the base back."""
-    import torch
-    from safetensors.torch import save
+def merge_run(src: Path, dst: Path) -> list[int]:
+    """Copy into run ``dst`` the committed steps of ``src`` (the same run, computed partly
+    elsewhere) that it lacks, bring ``dst``'s derived files up to date, and return those steps."""
+    from culbench.runfolder.merge import merge_steps
+    from culbench.tasks import resolve_sequence
 
-    changed = {k: v.contiguous() for k, v in state.items() if k not in base or not torch.equal(v, base[k])}
-    # one metadata key: safetensors writes the metadata map in hash order, so two keys would make
-    # the bytes (and sha256) of identical weights differ from run to run
-    return save(changed, metadata={"culbench": "delta-from-base"})
-
-
-def load_weights(path: Path, base: dict[str, Any]) -> dict[str, Any]:
-    """A step's full UNet state: its stored tensors over the base model's."""
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-        stored = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise RunError(f"checkpoint {path} is corrupt ({exc})",
-                       f"delete {path.parent} and rerun to redo that step") from None
-    if meta.get("culbench") != "delta-from-base":
-        return stored  # a full state (runs written before deltas)
-    return {**base, **stored}
+    order = list(resolve_sequence(rf.read_manifest(src)["identity"]["sequence"]["id"]).steps)
+    return merge_steps(src, dst, order, build_summary)

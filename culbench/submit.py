@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culbench import results
+from culbench import runfolder as rf
 from culbench.errors import RunError
 
 STEP_FILES = ("step.json", "samples.jsonl", "features.npy")
@@ -50,7 +50,7 @@ def check_runs(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
         if problems:
             raise RunError(f"{run_dir} is not a valid complete run: {problems[0]}",
                            "rerun the same `culbench run` command to finish or repair it")
-        manifests.append(results.read_json(run_dir / "manifest.json"))
+        manifests.append(rf.read_json(run_dir / "manifest.json"))
     identity = [(m["identity"]["sequence"]["id"], m["identity"]["profile"]["name"],
                  m["identity"]["method"]["name"], m["identity"]["method"]["config_hash"],
                  m["identity"].get("mode", "sequential")) for m in manifests]
@@ -74,7 +74,7 @@ def check_runs(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
 def bundle(run_dirs: Sequence[Path], out: Path, grid: bool = True) -> Path:
     """Check the runs and write the bundle into ``out``; returns ``out``."""
     manifests = check_runs(run_dirs)
-    final = results.step_dir(run_dirs[0], manifests[0]["steps_total"]) / results.WEIGHTS
+    final = rf.step_dir(run_dirs[0], manifests[0]["steps_total"]) / rf.WEIGHTS
     if grid and not final.is_file():  # a from-scratch method's run may have dropped its weights
         raise RunError(f"{final} is not there: the sample grid needs the final weights",
                        "submit a run that kept its last step's weights, or pass --no-grid")
@@ -87,8 +87,8 @@ def bundle(run_dirs: Sequence[Path], out: Path, grid: bool = True) -> Path:
             if (run_dir / name).exists():
                 shutil.copy2(run_dir / name, target / name)
         for k in manifest["steps_committed"]:
-            step = results.step_dir(run_dir, k)
-            dest = results.step_dir(target, k)
+            step = rf.step_dir(run_dir, k)
+            dest = rf.step_dir(target, k)
             dest.mkdir(parents=True)
             for name in STEP_FILES:
                 if (step / name).exists():
@@ -113,18 +113,17 @@ def sample_grid(run_dir: Path, path: Path, per_concept: int = 3) -> Path:
     from torchvision.utils import save_image
 
     from culbench.catalog import MODELS
-    from culbench.runner import load_weights
     from culbench.tasks import resolve_sequence
 
-    manifest = results.read_json(run_dir / "manifest.json")
+    manifest = rf.read_json(run_dir / "manifest.json")
     seq = resolve_sequence(manifest["identity"]["sequence"]["id"].split("@")[0])
     model = MODELS.get(seq.spec.model.backend)(device="cpu", **manifest["identity"]["model"]["options"])
     prompts = [seq.prompts[c].eval[0] for c in seq.steps for _ in range(per_concept)]
     seeds = [seq.spec.eval.seeds[i % len(seq.spec.eval.seeds)] for _ in seq.steps for i in range(per_concept)]
     sampler = {"steps": seq.spec.eval.sampler.steps, "guidance": seq.spec.eval.sampler.guidance}
     base = model.sample(prompts, seeds, **sampler)
-    final = results.step_dir(run_dir, manifest["steps_total"]) / results.WEIGHTS
-    model.load_state_dict(load_weights(final, model.state_dict()))
+    final = rf.step_dir(run_dir, manifest["steps_total"]) / rf.WEIGHTS
+    model.load_state_dict(rf.load_weights(final, model.state_dict()))
     after = model.sample(prompts, seeds, **sampler)
     rows = [torch.cat([base[i : i + per_concept], after[i : i + per_concept]])
             for i in range(0, len(prompts), per_concept)]

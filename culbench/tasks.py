@@ -20,10 +20,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, UnlearnRequest
+from culbench import yamlfile
 from culbench.errors import TaskError
 
 ROLES = ("forget", "related", "general", "in_domain", "cross_domain")
@@ -215,116 +215,35 @@ class TaskSequence:
 
 
 # -- loading -----------------------------------------------------------------------------
-def _load_yaml(path: Path) -> tuple[Any, dict[tuple[Any, ...], int]]:
-    """Parse YAML and return the data and a map from key path to 1-based line."""
-    if not path.is_file():
-        raise TaskError(f"{path}: file not found", "check the path in the sequence file")
-    text = path.read_text(encoding="utf-8")
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise TaskError(
-            f"{path}{line}: invalid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax"
-        ) from None
-    lines: dict[tuple[Any, ...], int] = {}
-
-    def walk(node: yaml.Node | None, at: tuple[Any, ...]) -> None:
-        if node is None:
-            return
-        lines.setdefault(at, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                lines[at + (key.value,)] = key.start_mark.line + 1
-                walk(value, at + (key.value,))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, value in enumerate(node.value):
-                lines[at + (index,)] = value.start_mark.line + 1
-                walk(value, at + (index,))
-
-    walk(root, ())
-    return data, lines
-
-
-def _where(path: Path, lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> str:
-    for cut in range(len(loc), -1, -1):
-        if loc[:cut] in lines:
-            return f"{path}:{lines[loc[:cut]]}"
-    return str(path)
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _parse(model: type[BaseModel], path: Path) -> tuple[Any, dict[tuple[Any, ...], int]]:
-    data, lines = _load_yaml(path)
-    if not isinstance(data, dict):
-        raise TaskError(f"{path}:1: expected a mapping at the top level", "see tasks/README.md")
-    try:
-        return model.model_validate(data), lines
-    except ValidationError as exc:
-        # an unknown key is usually a typo of a missing one: report it first
-        err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
-        loc = tuple(err["loc"])
-        msg = err["msg"]
-        fix = "see tasks/README.md for the schema"
-        if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(model, loc[:-1])
-            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-            msg = f"unknown key (did you mean '{close[0]}'?)" if close else "unknown key"
-            fix = f"remove it or use one of: {', '.join(allowed)}"
-        elif err["type"] == "missing":
-            fix = f"add the key '{loc[-1]}'"
-        raise TaskError(f"{_where(path, lines, loc)}: {_dotted(loc)}: {msg}", fix) from None
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int) or current is None:
-            continue
-        annotation = current.model_fields[part].annotation if part in current.model_fields else None
-        args = getattr(annotation, "__args__", ()) or (annotation,)
-        current = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
-    return sorted(current.model_fields) if current is not None else []
-
-
 def _read_prompts(path: Path, needs_mapping: bool) -> ConceptPrompts:
     if not path.is_file():
         raise TaskError(f"{path}: prompt file not found", "add it with columns split,prompt,mapped")
     rows: dict[str, list[PromptPair]] = {split: [] for split in SPLITS}
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or not {"split", "prompt"} <= set(reader.fieldnames):
-            raise TaskError(f"{path}:1: header must be 'split,prompt,mapped'", "fix the CSV header")
-        for line, row in enumerate(reader, start=2):
-            split = (row.get("split") or "").strip()
-            prompt = (row.get("prompt") or "").strip()
-            mapped = (row.get("mapped") or "").strip()
-            if split not in SPLITS:
-                raise TaskError(
-                    f"{path}:{line}: split '{split}' is not one of {', '.join(SPLITS)}",
-                    "fix the split column",
-                )
-            if not prompt:
-                raise TaskError(f"{path}:{line}: empty prompt", "write a prompt or delete the row")
-            if needs_mapping and split == "train" and not mapped:
-                raise TaskError(
-                    f"{path}:{line}: forget prompt has no mapped prompt",
-                    "add the context-preserving mapped prompt in the 'mapped' column",
-                )
-            if mapped and mapped == prompt:
-                raise TaskError(
-                    f"{path}:{line}: mapped prompt equals the prompt",
-                    "the mapped prompt must replace the concept",
-                )
-            rows[split].append(PromptPair(prompt, mapped))
+    reader = csv.DictReader(io.StringIO(yamlfile.read_text(path), newline=""))
+    if reader.fieldnames is None or not {"split", "prompt"} <= set(reader.fieldnames):
+        raise TaskError(f"{path}:1: header must be 'split,prompt,mapped'", "fix the CSV header")
+    for line, row in enumerate(reader, start=2):
+        split = (row.get("split") or "").strip()
+        prompt = (row.get("prompt") or "").strip()
+        mapped = (row.get("mapped") or "").strip()
+        if split not in SPLITS:
+            raise TaskError(
+                f"{path}:{line}: split '{split}' is not one of {', '.join(SPLITS)}",
+                "fix the split column",
+            )
+        if not prompt:
+            raise TaskError(f"{path}:{line}: empty prompt", "write a prompt or delete the row")
+        if needs_mapping and split == "train" and not mapped:
+            raise TaskError(
+                f"{path}:{line}: forget prompt has no mapped prompt",
+                "add the context-preserving mapped prompt in the 'mapped' column",
+            )
+        if mapped and mapped == prompt:
+            raise TaskError(
+                f"{path}:{line}: mapped prompt equals the prompt",
+                "the mapped prompt must replace the concept",
+            )
+        rows[split].append(PromptPair(prompt, mapped))
     for split in ("train", "eval"):
         if not rows[split]:
             raise TaskError(f"{path}: no '{split}' prompts", f"add rows with split={split}")
@@ -341,7 +260,7 @@ def _check_ids(
             close = difflib.get_close_matches(cid, sorted(known), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise TaskError(
-                f"{_where(path, lines, loc + (index,))}: {_dotted(loc + (index,))}: "
+                f"{yamlfile.where(path, lines, loc + (index,))}: {yamlfile.dotted(loc + (index,))}: "
                 f"unknown concept '{cid}'{hint}",
                 "define it in the concepts file or fix the id",
             )
@@ -355,13 +274,13 @@ def load_sequence(path: str | Path) -> TaskSequence:
             f"sequence file {path} not found",
             "check the path: a task folder holds a sequence.yaml (built-in sequences: `culbench ls sequences`)",
         )
-    spec, lines = _parse(SequenceSpec, path)
+    spec, lines = yamlfile.parse(SequenceSpec, path)
     concept_path = (path.parent / spec.concepts).resolve()
-    concept_file, concept_lines = _parse(ConceptFile, concept_path)
+    concept_file, concept_lines = yamlfile.parse(ConceptFile, concept_path)
     concepts: dict[str, Concept] = {}
     for index, c in enumerate(concept_file.concepts):
         if c.id in concepts:
-            where = _where(concept_path, concept_lines, ("concepts", index, "id"))
+            where = yamlfile.where(concept_path, concept_lines, ("concepts", index, "id"))
             raise TaskError(f"{where}: duplicate concept id '{c.id}'", "ids must be unique")
         concepts[c.id] = Concept(c.id, c.kind, c.name, c.anchor, tuple(c.related))
     known = set(concepts)
@@ -373,17 +292,17 @@ def load_sequence(path: str | Path) -> TaskSequence:
     for key in ("general", "in_domain", "cross_domain"):
         _check_ids(path, lines, ("retain", key), getattr(spec.retain, key), known)
     if len(set(spec.steps)) != len(spec.steps):
-        raise TaskError(f"{_where(path, lines, ('steps',))}: steps repeat a concept", "list each once")
+        raise TaskError(f"{yamlfile.where(path, lines, ('steps',))}: steps repeat a concept", "list each once")
     for key in ("general", "in_domain", "cross_domain"):
         clash = set(spec.steps) & set(getattr(spec.retain, key))
         if clash:
             raise TaskError(
-                f"{_where(path, lines, ('retain', key))}: retain.{key} contains forget "
+                f"{yamlfile.where(path, lines, ('retain', key))}: retain.{key} contains forget "
                 f"concept(s) {sorted(clash)}",
                 "a concept is either forgotten or retained",
             )
     if len(set(spec.eval.seeds)) != len(spec.eval.seeds):
-        raise TaskError(f"{_where(path, lines, ('eval', 'seeds'))}: eval.seeds repeat", "make them distinct")
+        raise TaskError(f"{yamlfile.where(path, lines, ('eval', 'seeds'))}: eval.seeds repeat", "make them distinct")
 
     roles: dict[str, str] = {}
     for cid in spec.steps:

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from culbench import results
+from culbench import runfolder as rf
 from culbench.errors import RunError
+from culbench.evaluation.summary import build_summary
 
 
 def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[str]:
@@ -17,84 +18,98 @@ def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[
     step's file hashes; every cell has ``n == n_expected`` and agrees with samples.jsonl;
     matrix.csv and summary.json equal what the step files give; the sequence's content
     hash matches the installed sequence when that sequence is available. A records-only run
-    (``results.records_only``: the published form) is checked on what it keeps: counts, matrix.csv
+    (``runfolder.records_only``: the published form) is checked on what it keeps: counts, matrix.csv
     and the summary's presence matrix against the step records.
     """
     run_dir = Path(run_dir)
     problems: list[str] = []
-    manifest = results.read_json(run_dir / "manifest.json")
-    missing = [k for k in results.MANIFEST_FIELDS if "." not in k and k not in manifest]
+    manifest = rf.read_json(run_dir / "manifest.json")
+    missing = [k for k in rf.MANIFEST_FIELDS if "." not in k and k not in manifest]
     if missing:
         return [f"manifest.json lacks {', '.join(missing)}"]
-    if manifest["schema_version"] != results.SCHEMA_VERSION:
-        return [f"schema_version {manifest['schema_version']} is not {results.SCHEMA_VERSION}"]
-    steps = results.committed_steps(run_dir)
-    slim = results.records_only(run_dir, steps)
+    if manifest["schema_version"] != rf.SCHEMA_VERSION:
+        return [f"schema_version {manifest['schema_version']} is not {rf.SCHEMA_VERSION}: "
+                f"run `culbench migrate {run_dir}`"]
+    steps = rf.committed_steps(run_dir)
+    try:
+        slim = rf.records_only(run_dir, steps)
+    except RunError as exc:
+        return [exc.args[0]]
     expected = list(range(manifest["steps_total"] + 1))
     if steps != manifest["steps_committed"]:
         problems.append(f"manifest lists steps {manifest['steps_committed']}, found {steps}")
     if require_complete and (steps != expected or manifest["status"] != "complete"):
         problems.append(f"run is {manifest['status']}: {len(steps)} of {len(expected)} steps")
-    may_lack = droppable(manifest["identity"]["method"]["name"])
+    may_lack = rf.droppable(manifest["identity"]["method"]["name"])
     for k in steps:
         problems += _check_step(run_dir, k, slim, may_lack)
     if steps:
-        if (run_dir / "matrix.csv").read_text() != results.matrix_csv(run_dir, steps):
+        matrix = run_dir / rf.MATRIX
+        if not matrix.exists() or matrix.read_bytes() != rf.matrix_csv(run_dir, steps).encode("utf-8"):
             problems.append("matrix.csv differs from the step files")
     if steps == expected:
         summary_path = run_dir / "summary.json"
         if not summary_path.exists():
             problems.append("summary.json is missing")
         elif slim:  # no per-image records to recompute it from: check what the records give
-            stored = results.read_json(summary_path)
-            _, _, P, N = results.load_matrix(run_dir, steps)
+            stored = rf.read_json(summary_path)
+            _, _, P, N = rf.load_matrix(run_dir, steps)
             if stored.get("presence") != [[round(float(v), 6) for v in row] for row in P] \
                     or stored.get("n") != N.tolist():
                 problems.append("summary.json's presence matrix differs from the step files")
         else:
-            stored = results.read_json(summary_path)
-            order = stored.get("forget_order", [])
-            fresh = json.loads(json.dumps(results.build_summary(run_dir, manifest, order)))
-            if stored != fresh:
-                problems.append("summary.json differs from what the step files give")
+            problems += _check_summary(run_dir, manifest, steps)
     problems += _check_sequence(manifest)
     return problems
 
 
-def droppable(method: str) -> tuple[str, ...]:
-    """Files a run of ``method`` may drop and still resume: a from-scratch method's weights."""
-    from culbench.catalog import METHODS
-    from culbench.errors import CulbenchError
-
+def _check_summary(run_dir: Path, manifest: dict[str, Any], steps: list[int]) -> list[str]:
+    """``summary.json`` against the summary its step files give."""
     try:
-        cls = METHODS.get(method)
-    except CulbenchError:  # a plugin not installed here: keep every file required
-        return ()
-    return (results.WEIGHTS,) if getattr(cls, "from_scratch", False) else ()
+        stored = rf.read_json(run_dir / rf.SUMMARY)
+        fresh = json.loads(json.dumps(build_summary(run_dir, manifest, stored.get("forget_order", []))))
+    except RunError as exc:
+        return [exc.args[0]]
+    return [] if stored == fresh else ["summary.json differs from what the step files give"]
 
 
 def _check_step(run_dir: Path, k: int, slim: bool = False, may_lack: tuple[str, ...] = ()) -> list[str]:
-    folder = results.step_dir(run_dir, k)
-    record = results.read_json(folder / "step.json")
-    problems = [f"step {k}: {p}"
-                for p in results.file_problems(folder, {} if slim else record.get("files", {}), may_lack)]
+    folder = rf.step_dir(run_dir, k)
+    try:
+        record = rf.read_json(folder / rf.STEP_RECORD)
+    except RunError as exc:
+        return [f"step {k}: {exc.args[0]}"]
+    if record.get("record_sha256") != rf.record_digest(record):
+        return [f"step {k}: step.json was edited (it does not match its record_sha256)"]
+    problems = [f"step {k}: {p}" for p in rf.file_problems(folder, {} if slim else record.get("files", {}), may_lack)]
+    counts = None if slim else _sample_counts(folder / rf.SAMPLES)
+    if counts is None and not slim:
+        problems.append(f"step {k}: samples.jsonl is unreadable")
+    for concept, cell in record["cells"].items():
+        if cell["n"] != cell["n_expected"]:
+            problems.append(f"step {k}: {concept} has {cell['n']} of {cell['n_expected']} images")
+        if counts is None:
+            continue
+        n, hits = counts.get(concept, [0, 0])
+        if n != cell["n"] or (n and abs(hits / n - cell["presence"]) > 1e-9):
+            problems.append(f"step {k}: {concept} disagrees with samples.jsonl")
+    return problems
+
+
+def _sample_counts(path: Path) -> dict[str, list[int]] | None:
+    """Images and hits per concept in a step's ``samples.jsonl``; ``None`` when it is unreadable."""
     counts: dict[str, list[int]] = {}
-    samples = folder / "samples.jsonl"
-    if samples.exists():
-        for line in samples.read_text().splitlines():
+    if not path.exists():
+        return counts
+    try:
+        for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             hit = counts.setdefault(row["concept"], [0, 0])
             hit[0] += 1
             hit[1] += bool(row["present"])
-    for concept, cell in record["cells"].items():
-        if cell["n"] != cell["n_expected"]:
-            problems.append(f"step {k}: {concept} has {cell['n']} of {cell['n_expected']} images")
-        n, k_hits = counts.get(concept, [0, 0])
-        if slim:
-            continue
-        if n != cell["n"] or (n and abs(k_hits / n - cell["presence"]) > 1e-9):
-            problems.append(f"step {k}: {concept} disagrees with samples.jsonl")
-    return problems
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return counts
 
 
 def _check_sequence(manifest: dict[str, Any]) -> list[str]:

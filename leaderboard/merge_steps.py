@@ -1,5 +1,5 @@
 """Merge runs computed elsewhere into a results root: every run under SRC_ROOT (the same relative
-path under DST_ROOT) gives the steps that DST's copy lacks (``culbench.runfolder.merge_steps``).
+path under DST_ROOT) gives the steps that DST's copy lacks (``culbench.runner.merge_run``).
 For ``--step`` jobs run on a machine that shares no disk with this one (``gpu_fanout.sh``).
 
     python leaderboard/merge_steps.py /tmp/gpu-records leaderboard/in-progress
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from culbench.runfolder import merge_steps
+from culbench.runner import merge_run
 
 
 def main(argv: list[str]) -> int:
@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     src_root, dst_root = map(Path, argv)
     for manifest in sorted(src_root.rglob("manifest.json")):
         run = manifest.parent.relative_to(src_root)
-        new = merge_steps(manifest.parent, dst_root / run)
+        new = merge_run(manifest.parent, dst_root / run)
         print(f"{run}: {'steps ' + ', '.join(map(str, new)) if new else 'nothing new'}")  # noqa: T201
     return 0
 

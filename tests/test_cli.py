@@ -91,7 +91,7 @@ def test_ls_runs_shows_progress_and_time_left(smoke_run: Path, tmp_path: Path) -
     import json
     import shutil
 
-    from culbench import results
+    from culbench import runfolder as rf
 
     root = tmp_path / "results"
     partial = root / "mock@1" / "original" / "smoke" / "seed1"
@@ -102,8 +102,8 @@ def test_ls_runs_shows_progress_and_time_left(smoke_run: Path, tmp_path: Path) -
                     compute={"0": {"eval": {"seconds": 10.0}}, "1": {"unlearn": {"seconds": 3590.0},
                                                                   "eval": {"seconds": 10.0}}})
     (partial / "manifest.json").write_text(json.dumps(manifest))
-    results.snapshot_path(partial, 2).parent.mkdir()
-    results.snapshot_path(partial, 2).write_bytes(b"x")
+    rf.snapshot_path(partial, 2).parent.mkdir()
+    rf.snapshot_path(partial, 2).write_bytes(b"x")
     (root / "mock@1" / "broken" / "smoke" / "seed0").mkdir(parents=True)
     (root / "mock@1" / "broken" / "smoke" / "seed0" / "manifest.json").write_text("{")
     done = run_cli("ls", "runs", str(root))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from culbench import results
+from culbench import runfolder as rf
 from culbench.evaluation.cache import EvalCache
 from culbench.runner import run
 from culbench.tasks import EvalItem
@@ -19,7 +19,7 @@ def _eval_compute(run_dir: Path) -> dict[str, dict]:
 
 
 def _step_bytes(run_dir: Path, step: int) -> tuple[bytes, dict]:
-    folder = results.step_dir(run_dir, step)
+    folder = rf.step_dir(run_dir, step)
     record = json.loads((folder / "step.json").read_text())
     return (folder / "samples.jsonl").read_bytes(), record["cells"]
 
@@ -56,7 +56,7 @@ def test_a_damaged_entry_is_recomputed(tmp_path: Path) -> None:
     assert "cached" not in _eval_compute(again)["0"]["eval"]  # the damaged entry was not used
     assert _eval_compute(again)["1"]["eval"]["cached"] is True  # step 1 reuses it (unchanged weights)
     # ... and the recomputed evaluation was stored afresh, with its true hash
-    assert json.loads((entries[0] / "entry.json").read_text())["files"]["samples.jsonl"] == results.sha256_file(samples)
+    assert json.loads((entries[0] / "entry.json").read_text())["files"]["samples.jsonl"] == rf.sha256_file(samples)
 
 
 class _Evaluator:

@@ -68,7 +68,7 @@ def test_partial_runs_are_refused(smoke_run: Path, tmp_path: Path) -> None:
 
 def test_allow_partial_shows_unfinished_runs_marked_and_unranked(smoke_run: Path, dfr_mock_run: Path,
                                                                  tmp_path: Path) -> None:
-    from culbench.results import committed_steps, step_dir
+    from culbench.runfolder import committed_steps, step_dir
 
     copy = tmp_path / "partial"
     shutil.copytree(dfr_mock_run, copy)
@@ -222,7 +222,7 @@ def test_sweep_leaderboard_set_is_every_builtin_but_retrain() -> None:
 
 
 def test_published_records_only_runs_validate(smoke_run: Path, tmp_path: Path) -> None:
-    from culbench.results import committed_steps, read_json, step_dir
+    from culbench.runfolder import committed_steps, read_json, step_dir
 
     slim = tmp_path / "leaderboard" / "results" / "run"
     shutil.copytree(smoke_run, slim)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from culbench import results
+from culbench import runfolder as rf
 from culbench.api import Method
 from culbench.catalog import METHODS
 from culbench.errors import RunError
@@ -58,7 +58,7 @@ def test_resume_after_sigkill_gives_identical_summary(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr[-2000:]
     run_dir = tmp_path / "a" / "mock@1" / "killer" / "smoke" / "seed0"
-    assert results.committed_steps(run_dir) == [0, 1]
+    assert rf.committed_steps(run_dir) == [0, 1]
     assert not (run_dir / "summary.json").exists()
     assert validate_run(run_dir) != []  # partial
     assert validate_run(run_dir, require_complete=False) == []
@@ -75,12 +75,12 @@ def test_resume_after_sigkill_gives_identical_summary(tmp_path: Path) -> None:
     assert resumed_summary.pop("compute") and straight_summary.pop("compute")
     assert resumed_summary == straight_summary
     for step in (1, 2):
-        a = json.loads((results.step_dir(run_dir, step) / "step.json").read_text())
-        b = json.loads((results.step_dir(other, step) / "step.json").read_text())
+        a = json.loads((rf.step_dir(run_dir, step) / "step.json").read_text())
+        b = json.loads((rf.step_dir(other, step) / "step.json").read_text())
         assert a["model_sha256"] == b["model_sha256"]
     # the killer really changed the model (otherwise the comparison proves nothing)
-    s0 = json.loads((results.step_dir(run_dir, 0) / "step.json").read_text())["model_sha256"]
-    s2 = json.loads((results.step_dir(run_dir, 2) / "step.json").read_text())["model_sha256"]
+    s0 = json.loads((rf.step_dir(run_dir, 0) / "step.json").read_text())["model_sha256"]
+    s2 = json.loads((rf.step_dir(run_dir, 2) / "step.json").read_text())["model_sha256"]
     assert s0 != s2
     assert validate_run(run_dir) == []
 
@@ -94,9 +94,9 @@ def test_a_step_killed_midway_resumes_from_its_snapshot(tmp_path: Path) -> None:
     killed = subprocess.run([sys.executable, script, str(tmp_path / "a"), str(marker), str(log)],
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr[-2000:]
-    assert results.committed_steps(run_dir) == [0, 1]
-    assert results.snapshot_path(run_dir, 2).is_file()
-    assert not results.snapshot_path(run_dir, 1).exists()  # deleted when step 1 committed
+    assert rf.committed_steps(run_dir) == [0, 1]
+    assert rf.snapshot_path(run_dir, 2).is_file()
+    assert not rf.snapshot_path(run_dir, 1).exists()  # deleted when step 1 committed
     log.write_text("")
     resumed = subprocess.run([sys.executable, script, str(tmp_path / "a"), str(marker), str(log)],
                              capture_output=True, text=True, timeout=300)
@@ -110,10 +110,10 @@ def test_a_step_killed_midway_resumes_from_its_snapshot(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=300)
     assert straight.returncode == 0, straight.stderr[-2000:]
     other = tmp_path / "b" / "mock@1" / "looper" / "smoke" / "seed0"
-    steps = results.committed_steps(run_dir)
-    assert steps == results.committed_steps(other) == [0, 1, 2]
+    steps = rf.committed_steps(run_dir)
+    assert steps == rf.committed_steps(other) == [0, 1, 2]
     for step in steps:
-        a, b = (json.loads((results.step_dir(d, step) / "step.json").read_text())["model_sha256"]
+        a, b = (json.loads((rf.step_dir(d, step) / "step.json").read_text())["model_sha256"]
                 for d in (run_dir, other))
         assert a == b, step
     assert validate_run(run_dir) == []
@@ -134,7 +134,7 @@ def test_a_snapshot_from_other_weights_is_ignored(tmp_path: Path) -> None:
     assert first.load() is not None and first.carried == 7.0  # 5 carried + 2 of its own
     other = StepSnapshots(tmp_path, 3, "bbb", log=lambda m: None, warn=warned.append, elapsed=lambda: 0.0)
     assert other.load() is None and "other weights" in warned[-1] and other.carried == 0.0
-    results.snapshot_path(tmp_path, 3).write_bytes(b"not a torch file")
+    rf.snapshot_path(tmp_path, 3).write_bytes(b"not a torch file")
     assert first.load() is None and "unreadable" in warned[-1]
 
 
@@ -153,7 +153,7 @@ def test_resume_refuses_a_different_config(smoke_run: Path, tmp_path: Path) -> N
 def test_validate_detects_tampering(tmp_path: Path) -> None:
     out = tmp_path / "r"
     run_dir = run("original", sequence="mock", profile="smoke", out=out, threads=2)
-    samples = results.step_dir(run_dir, 1) / "samples.jsonl"
+    samples = rf.step_dir(run_dir, 1) / "samples.jsonl"
     samples.write_text(samples.read_text().replace('"present": true', '"present": false', 1))
     problems = validate_run(run_dir)
     assert any("sha256" in p for p in problems)
@@ -169,7 +169,7 @@ def test_overrides_change_the_run_directory(tmp_path: Path) -> None:
 
 def test_a_damaged_step_is_set_aside_and_redone(tmp_path: Path) -> None:
     run_dir = run("finetune", sequence="mock", profile="smoke", out=tmp_path, threads=1)
-    step1 = results.step_dir(run_dir, 1) / "model.safetensors"
+    step1 = rf.step_dir(run_dir, 1) / "model.safetensors"
     good = step1.read_bytes()
     step1.write_bytes(b"not a checkpoint")
     assert any("does not match its sha256" in p for p in validate_run(run_dir))
@@ -187,7 +187,7 @@ def test_a_damaged_step_is_set_aside_and_redone(tmp_path: Path) -> None:
 
 def test_a_missing_step_file_is_redone(tmp_path: Path) -> None:
     run_dir = run("original", sequence="mock", profile="smoke", out=tmp_path, threads=1)
-    (results.step_dir(run_dir, 2) / "samples.jsonl").unlink()
+    (rf.step_dir(run_dir, 2) / "samples.jsonl").unlink()
     warned: list[str] = []
     run("original", sequence="mock", profile="smoke", out=tmp_path, threads=1, warn=warned.append)
     assert "step 2: samples.jsonl is missing" in warned[0] and validate_run(run_dir) == []
@@ -198,7 +198,7 @@ def test_independent_mode_starts_every_request_from_the_base(tmp_path: Path) -> 
     ind_dir = run("finetune", sequence="mock", profile="smoke", out=tmp_path, threads=1, mode="independent")
     assert ind_dir.parent.parent.name == "finetune~independent"
     assert validate_run(ind_dir) == []
-    step = lambda d, k: json.loads((results.step_dir(d, k) / "step.json").read_text())  # noqa: E731
+    step = lambda d, k: json.loads((rf.step_dir(d, k) / "step.json").read_text())  # noqa: E731
     # step 1 is the same edit of the same base model; step 2 differs (different starting point)
     assert step(seq_dir, 1)["model_sha256"] == step(ind_dir, 1)["model_sha256"]
     assert step(seq_dir, 2)["model_sha256"] != step(ind_dir, 2)["model_sha256"]
@@ -218,7 +218,7 @@ def test_checkpoints_are_deltas_from_the_base(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     run_dir = run("uce", sequence="mock", profile="smoke", out=tmp_path, threads=1)
-    stored = load_file(str(results.step_dir(run_dir, 1) / "model.safetensors"))
+    stored = load_file(str(rf.step_dir(run_dir, 1) / "model.safetensors"))
     assert stored and all(".attn2.to_k." in k or ".attn2.to_v." in k for k in stored)
     assert validate_run(run_dir) == []
 
@@ -240,7 +240,7 @@ def test_derived_files_are_rebuilt_on_rerun(tmp_path: Path) -> None:
     matrix = (run_dir / "matrix.csv").read_text()
     (run_dir / "matrix.csv").write_text("step,concept\n")
     (run_dir / "summary.json").write_text("{not json")
-    (results.step_dir(run_dir, 2) / "step.json").write_text("{")  # a corrupt record: the step is redone
+    (rf.step_dir(run_dir, 2) / "step.json").write_text("{")  # a corrupt record: the step is redone
     warned: list[str] = []
     run("original", sequence="mock", profile="smoke", out=tmp_path, threads=1, warn=warned.append)
     assert "step 2: step.json is corrupt" in warned[0]
@@ -298,14 +298,14 @@ def test_a_from_scratch_run_resumes_without_its_weights(tmp_path: Path, cls: typ
             run(name, sequence="mock", profile="smoke", out=tmp_path / "b", threads=1)
         _FAIL_AT.clear()
         part = tmp_path / "b" / whole.relative_to(tmp_path / "a")
-        (results.step_dir(part, 1) / results.WEIGHTS).unlink()
+        (rf.step_dir(part, 1) / rf.WEIGHTS).unlink()
         warned: list[str] = []
         run(name, sequence="mock", profile="smoke", out=tmp_path / "b", threads=1, warn=warned.append)
         assert validate_run(part) == []  # the weights a from-scratch run may drop are not required
         if cls.from_scratch:
             from culbench.submit import bundle
 
-            (results.step_dir(part, 2) / results.WEIGHTS).unlink()
+            (rf.step_dir(part, 2) / rf.WEIGHTS).unlink()
             assert validate_run(part) == []
             with pytest.raises(RunError, match="sample grid needs the final weights"):
                 bundle([part], tmp_path / "bundle")
@@ -314,12 +314,12 @@ def test_a_from_scratch_run_resumes_without_its_weights(tmp_path: Path, cls: typ
     finally:
         METHODS._entries.pop(name, None)
         _FAIL_AT.clear()
-    record = lambda d, k: json.loads((results.step_dir(d, k) / "step.json").read_text())  # noqa: E731
+    record = lambda d, k: json.loads((rf.step_dir(d, k) / "step.json").read_text())  # noqa: E731
     for k in (1, 2):
         assert record(part, k)["model_sha256"] == record(whole, k)["model_sha256"]
         assert record(part, k)["cells"] == record(whole, k)["cells"]
     if cls.from_scratch:
-        assert not warned and not (results.step_dir(part, 1) / results.WEIGHTS).exists()
+        assert not warned and not (rf.step_dir(part, 1) / rf.WEIGHTS).exists()
         assert record(part, 2)["drift"]["from_previous"] is None  # step 1's weights were gone
         assert record(part, 2)["drift"]["from_base"] == record(whole, 2)["drift"]["from_base"]
         summary = json.loads((part / "summary.json").read_text())
@@ -338,7 +338,7 @@ def test_an_unfinished_records_only_run_is_refused(tmp_path: Path) -> None:
         _FAIL_AT.clear()
         run_dir = tmp_path / "mock@1" / "fresh-test-only" / "smoke" / "seed0"
         for k in (0, 1):
-            for path in results.step_dir(run_dir, k).iterdir():
+            for path in rf.step_dir(run_dir, k).iterdir():
                 if path.name != "step.json":
                     path.unlink()
         with pytest.raises(RunError, match="keeps only its records"):

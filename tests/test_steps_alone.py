@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from culbench import results
+from culbench import runfolder as rf
 from culbench.api import Method
 from culbench.catalog import METHODS
 from culbench.errors import CulbenchError, RunError
+from culbench.runfolder.progress import run_progress
 from culbench.runner import run
 from culbench.validate import validate_run
 
@@ -64,7 +65,7 @@ def method():  # noqa: ANN201
 
 
 def _record(run_dir: Path, k: int) -> dict:
-    return json.loads((results.step_dir(run_dir, k) / "step.json").read_text())
+    return json.loads((rf.step_dir(run_dir, k) / "step.json").read_text())
 
 
 def test_steps_computed_alone_give_the_whole_run(tmp_path: Path, method: str) -> None:
@@ -78,9 +79,9 @@ def test_steps_computed_alone_give_the_whole_run(tmp_path: Path, method: str) ->
     run(method, out=tmp_path / "b", steps=[0, last], **kw)  # step `last` is not computed again
     manifest = json.loads((part / "manifest.json").read_text())
     assert manifest["steps_committed"] == [0] and set(manifest["compute"]) == {"0", str(last)}
-    assert f"steps {last} computed ahead" in results.run_progress(tmp_path / "b")[0]["note"]
+    assert f"steps {last} computed ahead" in run_progress(tmp_path / "b")[0]["note"]
     manifest["device"] = "gpu-box"  # as if the run had been started on another machine
-    results.write_json(part / "manifest.json", manifest)
+    rf.write_json(part / "manifest.json", manifest)
     logs: list[str] = []
     run(method, out=tmp_path / "b", log=logs.append, **kw)  # a whole run takes the step computed alone
     assert f"step {last}: computed alone earlier, taken as committed" in logs
@@ -135,7 +136,7 @@ def test_retrain_steps_in_parallel_processes_fill_one_run(tmp_path: Path) -> Non
 
 def test_steps_computed_on_another_machine_merge_into_the_run(tmp_path: Path, method: str) -> None:
     """``merge_steps``: a copy of the run that computed other steps (a GPU machine's) fills the gaps."""
-    from culbench.runfolder import merge_steps
+    from culbench.runner import merge_run as merge_steps
 
     kw = {"sequence": "mock", "profile": "smoke", "threads": 1}
     whole = run(method, out=tmp_path / "a", **kw)
@@ -143,7 +144,7 @@ def test_steps_computed_on_another_machine_merge_into_the_run(tmp_path: Path, me
     here = run(method, out=tmp_path / "b", steps=[0, 1], **kw)
     there = run(method, out=tmp_path / "c", steps=list(range(1, last + 1)), **kw)
     manifest = json.loads((there / "manifest.json").read_text())
-    results.write_json(there / "manifest.json", {**manifest, "device": "gpu-box"})
+    rf.write_json(there / "manifest.json", {**manifest, "device": "gpu-box"})
     assert merge_steps(there, here) == list(range(2, last + 1))  # step 1 was here already
     assert merge_steps(there, here) == []
     merged = json.loads((here / "manifest.json").read_text())

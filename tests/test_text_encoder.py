@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from culbench import results
+from culbench import runfolder as rf
 from culbench.api import Method
 from culbench.catalog import METHODS, MODELS
 from culbench.contract import run_contract
-from culbench.runner import _weights_bytes, load_weights, run
+from culbench.runfolder import load_weights
+from culbench.runfolder import weights_bytes as _weights_bytes
+from culbench.runner import run
 from culbench.tasks import resolve_sequence
 from culbench.validate import validate_run
 
@@ -141,7 +143,7 @@ def test_a_run_with_a_replaced_encoder_resumes_and_evaluates_it(tmp_path: Path) 
     finally:
         METHODS._entries.pop("encoder-run-test-only", None)
     assert validate_run(part) == []
-    record = lambda d, k: json.loads((results.step_dir(d, k) / "step.json").read_text())  # noqa: E731
+    record = lambda d, k: json.loads((rf.step_dir(d, k) / "step.json").read_text())  # noqa: E731
     assert record(whole, 1)["model_sha256"] != record(whole, 0)["model_sha256"]
     for k in (1, 2):
         assert record(part, k)["model_sha256"] == record(whole, k)["model_sha256"]

@@ -42,6 +42,7 @@ app = typer.Typer(
 )
 app.command("run", epilog=run_cli.EXAMPLES)(run_cli.run)
 app.command("validate", epilog=validate_cli.EXAMPLES)(validate_cli.validate)
+app.command("migrate", epilog=validate_cli.MIGRATE_EXAMPLES)(validate_cli.migrate)
 app.command("report", epilog=report_cli.EXAMPLES)(report_cli.report)
 app.command("check-method", epilog=check_cli.EXAMPLES)(check_cli.check_method)
 app.command("new-method", epilog=submit_cli.EXAMPLES)(submit_cli.new_method)

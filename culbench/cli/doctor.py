@@ -60,9 +60,18 @@ def findings() -> list[Finding]:
 
     def methods() -> str:
         from culbench.catalog import METHODS
+        from culbench.errors import CulbenchError
 
-        names = METHODS.names()
-        return f"{len(names)} methods: {', '.join(names)}"
+        names, broken = METHODS.names(), []
+        for name in names:  # import each: a plugin that fails to load is a finding, not an ok
+            try:
+                METHODS.get(name)
+            except CulbenchError as exc:
+                broken.append(exc.args[0])
+        if broken:
+            raise RuntimeError(f"{len(broken)} of {len(names)} methods fail to load: {'; '.join(broken)}; "
+                               "fix: repair or uninstall the package that provides them")
+        return f"{len(names)} methods load: {', '.join(names)}"
 
     def tasks() -> str:
         from culbench.catalog import SEQUENCES

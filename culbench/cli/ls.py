@@ -122,7 +122,7 @@ def runs(
 ) -> None:
     """Runs under ROOT: status, steps committed, compute spent and an estimate of the time left."""
     from culbench.errors import ConfigError
-    from culbench.results import run_progress
+    from culbench.runfolder.progress import run_progress
 
     fix = "pass the --out directory of your runs, e.g. culbench ls runs results"
     if not root.is_dir():

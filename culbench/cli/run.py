@@ -53,29 +53,24 @@ def run(
     Rerunning the same command resumes after the last committed step.
     """
     from culbench.cli.progress import open_progress
-    from culbench.runner import DEFAULT_SEQUENCE
-    from culbench.runner import run as run_sequence
+    from culbench.runner import DEFAULT_SEQUENCE, Hooks, RunSpec, run_spec
 
+    spec = RunSpec(
+        method, sequence=sequence or DEFAULT_SEQUENCE, seed=seed, profile=profile, out=out,
+        overrides=tuple(set_ or ()), device=device, threads=threads, mode=mode, split=split, judge=judge,
+        model_options=_model_options(model, model_option), judge_options=_model_options(None, judge_option),
+        fid=fid, fid_options=_model_options(None, fid_option), eval_cache=eval_cache,
+        steps=tuple(step) if step else None,
+    )
     if dry_run:
         from culbench.plan import dry_run as make_plan
 
-        plan = make_plan(method, sequence=sequence or DEFAULT_SEQUENCE, profile=profile, device=device,
-                         overrides=tuple(set_ or ()), model_options=_model_options(model, model_option),
-                         mode=mode, split=split, judge=judge, fid=fid)
-        for line in plan.lines():
+        for line in make_plan(spec).lines():
             console.print(line, highlight=False, markup=False, soft_wrap=True)
         return
-
     with open_progress(err_console, quiet) as (progress, log):
-        run_dir = run_sequence(
-            method, sequence=sequence or DEFAULT_SEQUENCE, seed=seed, profile=profile, out=out,
-            overrides=set_ or [], device=device, threads=threads, progress=progress,
-            log=log,
-            warn=lambda m: err_console.print(f"warning: {m}", highlight=False, soft_wrap=True),
-            argv=["culbench", *sys.argv[1:]], mode=mode, model_options=_model_options(model, model_option),
-            judge_options=_model_options(None, judge_option), split=split, judge=judge,
-            fid=fid, fid_options=_model_options(None, fid_option), eval_cache=eval_cache, steps=step,
-        )
+        warn = lambda m: err_console.print(f"warning: {m}", highlight=False, soft_wrap=True)  # noqa: E731
+        run_dir = run_spec(spec, Hooks(progress, log, warn, ["culbench", *sys.argv[1:]]))
     _print_result(run_dir)
 
 

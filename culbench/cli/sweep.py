@@ -75,42 +75,34 @@ def sweep(
     from culbench.catalog import METHODS
     from culbench.cli.progress import open_progress
     from culbench.errors import CulbenchError
-    from culbench.results import variant_label
-    from culbench.runner import DEFAULT_SEQUENCE, MODES, run
-
     from culbench.publish import PUBLISHED_METHODS
+    from culbench.runfolder import variant_label
+    from culbench.runner import DEFAULT_SEQUENCE, Hooks, RunSpec, run_spec
 
     names = (METHODS.names() if methods == "all" else list(PUBLISHED_METHODS) if methods == "leaderboard"
              else [m.strip() for m in methods.split(",") if m.strip()])
-    for name in names:
-        METHODS.get(name)  # unknown names fail before anything runs
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise CulbenchError(f"bad --seeds '{seeds}'", "use comma-separated integers, e.g. 0,1,2") from None
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
-    for mode in mode_list:
-        if mode not in MODES:
-            raise CulbenchError(f"unknown mode '{mode}' in --modes", f"use some of: {', '.join(MODES)}")
     settings = expand_grid(names, list(set_ or []), list(grid or []))
-    plan = [(m, o, mode, s) for m, o in settings for mode in mode_list for s in seed_list]
+    specs = [RunSpec(m, sequence=sequence or DEFAULT_SEQUENCE, seed=s, profile=profile, out=out, overrides=o,
+                     device=device, threads=threads, mode=mode, split=split)
+             for m, o in settings for mode in mode_list for s in seed_list]
+    for spec in specs:
+        spec.resolve()  # every option of every run is checked before anything runs
     if print_commands:
-        for m, o, mode, s in plan:
-            args = ["culbench", "run", "--method", m, "--seed", str(s), "--profile", profile, "--out", str(out),
-                    "--device", device] + (["--sequence", sequence] if sequence else [])
-            args += [a for item in o for a in ("--set", item)] + (["--split", split] if split != "eval" else [])
-            args += ["--mode", mode] if mode != "sequential" else []
-            console.print(shlex.join(args), highlight=False, markup=False, soft_wrap=True)
+        for spec in specs:
+            console.print(shlex.join(_command(spec, bool(sequence))), highlight=False, markup=False, soft_wrap=True)
         return
     dirs: dict[tuple[str, tuple[str, ...]], list[Path]] = {}
-    for i, (m, o, mode, s) in enumerate(plan, 1):
-        label = variant_label(m, mode)
-        err_console.print(f"[{i}/{len(plan)}] {label} seed {s} {' '.join(o)}", highlight=False)
+    for i, spec in enumerate(specs, 1):
+        label = variant_label(spec.method, spec.mode)
+        err_console.print(f"[{i}/{len(specs)}] {label} seed {spec.seed} {' '.join(spec.overrides)}", highlight=False)
         with open_progress(err_console) as (progress, log):  # bars, or a line a minute in a log file
-            run_dir = run(m, sequence=sequence or DEFAULT_SEQUENCE, seed=s, profile=profile, out=out,
-                          device=device, overrides=o, split=split, threads=threads, mode=mode,
-                          progress=progress, log=lambda msg: log(f"  {msg}"))
-        dirs.setdefault((label, o), []).append(run_dir)
+            run_dir = run_spec(spec, Hooks(progress, lambda msg, log=log: log(f"  {msg}")))
+        dirs.setdefault((label, spec.overrides), []).append(run_dir)
     for line in settings_table(dirs):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if table is not None and split == "eval":
@@ -119,6 +111,15 @@ def sweep(
         table.parent.mkdir(parents=True, exist_ok=True)
         table.write_text(render(build([out]), "md"), encoding="utf-8")
         console.print(f"wrote {table}", highlight=False)
+
+
+def _command(spec: Any, with_sequence: bool) -> list[str]:
+    """The ``culbench run`` command line of one run of a sweep."""
+    args = ["culbench", "run", "--method", spec.method, "--seed", str(spec.seed), "--profile", spec.profile,
+            "--out", str(spec.out), "--device", spec.device] + (["--sequence", spec.sequence] if with_sequence else [])
+    args += [a for item in spec.overrides for a in ("--set", item)]
+    args += ["--split", spec.split] if spec.split != "eval" else []
+    return args + (["--mode", spec.mode] if spec.mode != "sequential" else [])
 
 
 TABLE_KEYS = (("headline_h", "H"), ("ua_cumulative", "UA cum"), ("retention_related", "Ret near"),

@@ -19,14 +19,15 @@ import numpy as np
 from culbench.errors import RunError
 from culbench.evaluation import stream
 from culbench.evaluation.quality import Gaussian, frechet_gaussians, load_npy
-
-REFERENCE_FILE = "reference.npy"
+from culbench.runfolder.atomic import read_json
+from culbench.runfolder.layout import REFERENCE, SAMPLES, SCHEMA_VERSION, STEP_RECORD, step_dir
+from culbench.runfolder.records import committed_steps, load_matrix
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
     try:
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunError(f"{path} is unreadable ({exc})", "delete that step directory and rerun") from None
 
 
@@ -52,10 +53,8 @@ def hit_arrays(per_step: Sequence[Sequence[Mapping[str, Any]]], concepts: Sequen
 def summarise(run_dir: Path, steps: Sequence[int], concepts: Sequence[str], roles: Mapping[str, str],
               forget_order: Sequence[str], *, replicates: int, fid_replicates: int, seed: int = 0) -> dict[str, Any]:
     """Metrics with 95 % bootstrap intervals: ``{"metrics": {...}, "ci": {...}, "quality": {...}}``."""
-    from culbench.results import read_json, step_dir
-
     dirs = [step_dir(run_dir, k) for k in steps]
-    per_step = [read_samples(d / "samples.jsonl") for d in dirs]
+    per_step = [read_samples(d / SAMPLES) for d in dirs]
     hits = hit_arrays(per_step, concepts)
     P = np.stack([h.mean(axis=1) for h in hits], axis=1)
 
@@ -65,7 +64,7 @@ def summarise(run_dir: Path, steps: Sequence[int], concepts: Sequence[str], role
     values = {name: _clean(v) for name, v in fn(P).items()}
     ci = stream.bootstrap(hits, fn, replicates, seed) if replicates else {}
     quality, quality_ci = _quality(run_dir, dirs, per_step, roles, forget_order, fid_replicates, seed)
-    drift = [read_json(d / "step.json").get("drift") for d in dirs]
+    drift = [read_json(d / STEP_RECORD).get("drift") for d in dirs]
     for key in ("from_base", "from_previous", "relative_from_base"):
         quality[f"drift_{key}"] = [None if d is None else d.get(key) for d in drift]
     return {"P": P, "metrics": values, "ci": ci, "quality": quality, "quality_ci": quality_ci}
@@ -88,8 +87,8 @@ def _quality(run_dir: Path, dirs: Sequence[Path], per_step: Sequence[Sequence[Ma
         fits = [Gaussian.fit(f) for f in feats]
         boot_fits = [[Gaussian.fit(f[i]) for f in feats] for i in draws]  # per draw, per step
         references = {"base": (fits[0], [step_fits[0] for step_fits in boot_fits])}  # step 0's own fits
-        if (run_dir / REFERENCE_FILE).is_file():
-            real = load_npy(run_dir / REFERENCE_FILE)[retained]
+        if (run_dir / REFERENCE).is_file():
+            real = load_npy(run_dir / REFERENCE)[retained]
             references["real"] = (Gaussian.fit(real), [Gaussian.fit(real[i]) for i in draws])
         for name, (ref_fit, ref_boot) in references.items():
             point = np.array([frechet_gaussians(f, ref_fit) for f in fits])
@@ -123,3 +122,49 @@ def _clean(value: stream.Value) -> Any:
     if isinstance(value, np.ndarray):
         return [None if not np.isfinite(v) else round(float(v), 6) for v in value]
     return None if not np.isfinite(value) else round(float(value), 6)
+
+
+def build_summary(run_dir: Path, manifest: dict[str, Any], forget_order: list[str]) -> dict[str, Any]:
+    """The summary of a complete run, computed only from its committed step files."""
+    steps = committed_steps(run_dir)
+    concepts, roles, _, N = load_matrix(run_dir, steps)
+    identity = manifest["identity"]
+    profile = identity["profile"]
+    result = summarise(run_dir, steps, concepts, roles, forget_order,
+                       replicates=profile.get("bootstrap", 1000), fid_replicates=profile.get("fid_bootstrap", 0),
+                       seed=identity["seed"])
+    compute = manifest.get("compute", {})
+    unlearn = [compute[str(k)]["unlearn"] for k in steps[1:] if "unlearn" in compute.get(str(k), {})]
+    evals = [compute[str(k)]["eval"] for k in steps if "eval" in compute.get(str(k), {})]
+    seconds = [u["seconds"] for u in unlearn]
+    devices = sorted({m.get("device", manifest.get("device")) for m in unlearn + evals} - {None})
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": manifest["run_id"],
+        "sequence": identity["sequence"]["id"],
+        "method": identity["method"]["name"],
+        "mode": identity.get("mode", "sequential"),
+        "split": identity.get("split", "eval"),
+        "judge": identity.get("judge"),
+        "config_hash": identity["method"]["config_hash"],
+        "seed": identity["seed"],
+        "profile": profile["name"],
+        "concepts": concepts,
+        "roles": roles,
+        "forget_order": forget_order,
+        "presence": [[round(float(v), 6) for v in row] for row in result["P"]],
+        "n": N.tolist(),
+        "metrics": result["metrics"],
+        "metrics_ci": result["ci"],
+        "quality": result["quality"],
+        "quality_ci": result["quality_ci"],
+        "compute": {
+            "unlearn_seconds": seconds,
+            "unlearn_seconds_median": round(float(np.median(seconds)), 3) if seconds else None,
+            "eval_seconds_median": round(float(np.median([e["seconds"] for e in evals])), 3) if evals else None,
+            "peak_rss_mb": max((m["peak_rss_mb"] for m in unlearn + evals), default=None),
+            "peak_cuda_mb": max((m["peak_cuda_mb"] for m in unlearn + evals if m.get("peak_cuda_mb")), default=None),
+            **({"devices": devices} if len(devices) > 1 else {}),  # steps computed on other machines
+        },
+        "evaluators": identity["evaluators"],
+    }

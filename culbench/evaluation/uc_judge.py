@@ -41,7 +41,7 @@ class UnlearnCanvasJudge:
                 raise CulbenchError(f"{path} is missing", "put style_classifier.pth and object_classifier.pth "
                                                            "in the folder given as classifier_dir")
             self.models[kind] = self._load(path, len(self.labels[kind]))
-            from culbench.results import sha256_file
+            from culbench.runfolder import sha256_file
 
             self.sha256[kind] = sha256_file(path)
 
