@@ -202,11 +202,11 @@ class Registry(Generic[T]):
         if entry.obj is None:
             try:
                 entry.obj = _import_target(entry.target)
-            except (ImportError, AttributeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of third-party code is one line
                 raise RegistryError(
                     f"{self.kind} '{name}' ({entry.source}) could not be loaded from "
-                    f"{entry.target}: {exc}",
-                    "reinstall the package that provides it",
+                    f"{entry.target}: {type(exc).__name__}: {exc}",
+                    "fix or reinstall the package that provides it",
                 ) from exc
             if self._check is not None:
                 self._check(name, entry.obj)

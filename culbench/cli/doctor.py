@@ -31,99 +31,112 @@ def _version(package: str) -> str:
         return ""
 
 
+def _torch_info() -> str:
+    import torch
+
+    cuda = f"CUDA {torch.version.cuda}, {torch.cuda.device_count()} GPU(s)" if torch.cuda.is_available() \
+        else "no GPU visible (ToyWorld runs on CPU; SD needs --device cuda)"
+    return f"torch {torch.__version__}, {os.cpu_count()} CPU cores, {cuda}"
+
+
+def _assets() -> str:
+    from culbench.toyworld.assets import ASSETS_DIR, asset_path, expected_sums
+
+    names = sorted(expected_sums())
+    if not names:
+        raise RuntimeError(f"no SHA256SUMS in {ASSETS_DIR}; fix: reinstall culbench")
+    for name in names:
+        asset_path(name)
+    return f"{len(names)} files match SHA256SUMS ({ASSETS_DIR})"
+
+
+def _methods() -> str:
+    from culbench.catalog import METHODS
+    from culbench.errors import CulbenchError
+
+    names, broken = METHODS.names(), []
+    for name in names:  # import each: a plugin that fails to load is a finding, not an ok
+        try:
+            METHODS.get(name)
+        except CulbenchError as exc:
+            broken.append(exc.args[0])
+    if broken:
+        raise RuntimeError(f"{len(broken)} of {len(names)} methods fail to load: {'; '.join(broken)}; "
+                           "fix: repair or uninstall the package that provides them")
+    return f"{len(names)} methods load: {', '.join(names)}"
+
+
+def _tasks() -> str:
+    from culbench.catalog import SEQUENCES
+    from culbench.tasks import resolve_sequence
+
+    names = [e.name for e in SEQUENCES.entries()]
+    for name in names:
+        resolve_sequence(name)
+    return f"{len(names)} sequences load: {', '.join(names)}"
+
+
+def _evaluators() -> str:
+    missing = [p for p in ("open_clip_torch", "clean-fid", "timm") if not _version(p)]
+    if missing:
+        raise RuntimeError(f"missing {', '.join(missing)}; fix: pip install -e .")
+    return ", ".join(f"{p} {_version(p)}" for p in ("open_clip_torch", "clean-fid", "timm", "diffusers", "transformers"))
+
+
+def _offline() -> str:
+    flag = os.environ.get("HF_HUB_OFFLINE", "")
+    return ("HF_HUB_OFFLINE=1: hub ids must already be cached" if flag in ("1", "true")
+            else "HF_HUB_OFFLINE unset: SD hub ids are fetched only with --model-option allow_download=true")
+
+
+def _inception() -> str:
+    from culbench.evaluation.inception import find_weights
+
+    return f"found {find_weights(None)} (for --fid inception)"
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        raise RuntimeError("not found (only the HTML leaderboard test needs it); fix: apt-get install chromium")
+    return found
+
+
+def _vlm_extra() -> str:
+    if not _version("accelerate"):
+        raise RuntimeError("not installed (only --judge vlm-yesno needs it); fix: pip install -e '.[vlm]'")
+    return f"accelerate {_version('accelerate')}"
+
+
+#: (name, check, required): each check returns a one-line detail or raises with the fix.
+CHECKS: tuple[tuple[str, Callable[[], str], bool], ...] = (
+    ("torch", _torch_info, True),
+    ("ToyWorld weights", _assets, True),
+    ("methods (built-in + plugins)", _methods, True),
+    ("task files", _tasks, True),
+    ("evaluators", _evaluators, True),
+    ("hub access", _offline, False),
+    ("Inception weights", _inception, False),
+    ("headless Chromium", _chromium, False),
+    ("vlm extra (accelerate)", _vlm_extra, False),
+)
+
+
 def findings() -> list[Finding]:
     """Every check, never raising: a failing check is a finding with its fix."""
     out: list[Finding] = []
-
-    def check(name: str, fn: Callable[[], str], required: bool = True) -> None:
+    for name, fn, required in CHECKS:
         try:
             out.append(Finding(name, True, fn(), required))
         except Exception as exc:  # noqa: BLE001 - report, never crash
-            out.append(Finding(name, False, str(getattr(exc, "one_line", lambda: exc)()), required))
-
-    def torch_info() -> str:
-        import torch
-
-        cuda = f"CUDA {torch.version.cuda}, {torch.cuda.device_count()} GPU(s)" if torch.cuda.is_available() \
-            else "no GPU visible (ToyWorld runs on CPU; SD needs --device cuda)"
-        return f"torch {torch.__version__}, {os.cpu_count()} CPU cores, {cuda}"
-
-    def assets() -> str:
-        from culbench.toyworld.assets import ASSETS_DIR, asset_path, expected_sums
-
-        names = sorted(expected_sums())
-        if not names:
-            raise RuntimeError(f"no SHA256SUMS in {ASSETS_DIR}; fix: reinstall culbench")
-        for name in names:
-            asset_path(name)
-        return f"{len(names)} files match SHA256SUMS ({ASSETS_DIR})"
-
-    def methods() -> str:
-        from culbench.catalog import METHODS
-        from culbench.errors import CulbenchError
-
-        names, broken = METHODS.names(), []
-        for name in names:  # import each: a plugin that fails to load is a finding, not an ok
-            try:
-                METHODS.get(name)
-            except CulbenchError as exc:
-                broken.append(exc.args[0])
-        if broken:
-            raise RuntimeError(f"{len(broken)} of {len(names)} methods fail to load: {'; '.join(broken)}; "
-                               "fix: repair or uninstall the package that provides them")
-        return f"{len(names)} methods load: {', '.join(names)}"
-
-    def tasks() -> str:
-        from culbench.catalog import SEQUENCES
-        from culbench.tasks import resolve_sequence
-
-        names = [e.name for e in SEQUENCES.entries()]
-        for name in names:
-            resolve_sequence(name)
-        return f"{len(names)} sequences load: {', '.join(names)}"
-
-    def evaluators() -> str:
-        missing = [p for p in ("open_clip_torch", "clean-fid", "timm") if not _version(p)]
-        if missing:
-            raise RuntimeError(f"missing {', '.join(missing)}; fix: pip install -e .")
-        return ", ".join(f"{p} {_version(p)}" for p in ("open_clip_torch", "clean-fid", "timm", "diffusers", "transformers"))
-
-    def offline() -> str:
-        flag = os.environ.get("HF_HUB_OFFLINE", "")
-        return ("HF_HUB_OFFLINE=1: hub ids must already be cached" if flag in ("1", "true")
-                else "HF_HUB_OFFLINE unset: SD hub ids are fetched only with --model-option allow_download=true")
-
-    def inception() -> str:
-        from culbench.evaluation.inception import find_weights
-
-        return f"found {find_weights(None)} (for --fid inception)"
-
-    def chromium() -> str:
-        found = shutil.which("chromium") or shutil.which("chromium-browser")
-        if not found:
-            raise RuntimeError("not found (only the HTML leaderboard test needs it); fix: apt-get install chromium")
-        return found
-
-    def vlm_extra() -> str:
-        if not _version("accelerate"):
-            raise RuntimeError("not installed (only --judge vlm-yesno needs it); fix: pip install -e '.[vlm]'")
-        return f"accelerate {_version('accelerate')}"
-
-    check("torch", torch_info)
-    check("ToyWorld weights", assets)
-    check("methods (built-in + plugins)", methods)
-    check("task files", tasks)
-    check("evaluators", evaluators)
-    check("hub access", offline, required=False)
-    check("Inception weights", inception, required=False)
-    check("headless Chromium", chromium, required=False)
-    check("vlm extra (accelerate)", vlm_extra, required=False)
+            out.append(Finding(name, False, exc.one_line() if hasattr(exc, "one_line") else str(exc), required))
     return out
 
 
 def doctor() -> None:
     """Check the install: torch and devices, shipped weights (sha256), methods and plugins, task
     files, evaluators and optional extras. Exits 1 if a required check fails."""
+    from rich.markup import escape
     from rich.table import Table
 
     from culbench.errors import CulbenchError
@@ -134,7 +147,7 @@ def doctor() -> None:
     results = findings()
     for f in results:
         mark = "[green]ok[/]" if f.ok else ("[red]FAIL[/]" if f.required else "[yellow]optional[/]")
-        table.add_row(f.check, mark, f.detail)
+        table.add_row(escape(f.check), mark, escape(f.detail))
     console.print(table)
     failed = [f.check for f in results if f.required and not f.ok]
     if failed:
