@@ -83,7 +83,7 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
 
     check("config", config_check)
 
-    backends = getattr(cls, "backends", None)  # methods tied to one world (e.g. retrain: toyworld)
+    backends = cls.backends  # empty = any; methods tied to one world declare it (retrain: toyworld)
     seq = resolve_sequence("mock" if not backends or "mock" in backends else "toy10")
     profile = get_profile("smoke")
 

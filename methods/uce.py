@@ -38,7 +38,7 @@ from typing import Literal
 
 import torch
 
-from culbench.api import Concept, Method, StepContext, T2IModel, UnlearnRequest, register_method
+from culbench.api import Concept, CulbenchError, Method, StepContext, T2IModel, UnlearnRequest, register_method
 
 
 def _positions(tokenizer: object, prompt: str, phrase: str) -> tuple[list[int], int] | None:
@@ -102,8 +102,6 @@ class UCE(Method):
                 null_eos = model.encode([""])[0][found_null[1] if found_null else 1]
             guide += [null_eos] * (len(cols) + 1)
         if not erase:
-            from culbench.errors import CulbenchError
-
             raise CulbenchError(f"uce: the name '{concept.name}' of concept '{concept.id}' occurs in none of its forget prompts",
                                 "fix the concept's name in concepts.yaml or its prompts")
         return erase, guide

@@ -172,3 +172,13 @@ def test_retrain_resumes_an_interrupted_request_from_its_snapshot(monkeypatch: p
     other_seed = run_step(6, load=last)  # the snapshot's recipe (seed 5) differs: trained from scratch
     assert ticks == [1, 1, 1, 1]
     assert all(torch.equal(a, b) for a, b in zip(run_step(6).values(), other_seed.values()))
+
+
+@pytest.mark.parametrize("backend", ["mock", "toyworld"])  # sd: tests/test_sd_backend.py
+def test_models_name_their_backend(backend: str) -> None:
+    """``T2IModel.backend`` is what a method tied to one backend checks (retrain: toyworld)."""
+    from culbench.catalog import MODELS
+
+    model = MODELS.get(backend)(device="cpu")
+    assert isinstance(model, T2IModel)
+    assert model.backend == backend and model.clone().backend == backend
