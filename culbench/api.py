@@ -17,12 +17,19 @@ config dataclass, whose :meth:`Method.unlearn` is called once per deletion reque
             return model
 
 The runner owns all I/O, seeding, timing and checkpointing: methods never write files,
-print, or parse arguments. Method files import only this module, torch and diffusers.
+print, or parse arguments, and take their randomness from the :class:`StepContext`
+(``ctx.rng()``, ``ctx.generator()``, ``ctx.sample_seed(stream)``).
+
+A method file imports ``culbench.api`` and ``culbench.training`` (the public training helpers),
+the standard library and third-party libraries (torch, diffusers, numpy), and nothing else from
+culbench; a method tied to one backend (it declares ``backends``) may also import that backend's
+package, ``culbench.<backend>`` (``retrain``: ``culbench.toyworld``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -241,6 +248,23 @@ class StepContext:
         gen = torch.Generator(device=self.device)
         gen.manual_seed(self.seed + offset)
         return gen
+
+    def rng(self) -> random.Random:
+        """A ``random.Random(seed)``: the step's Python-level draws (batch indices, prompt choices).
+        Each call starts the same stream anew, so make one per step and pass it on."""
+        return random.Random(self.seed)
+
+    def sample_seed(self, stream: int = 0, index: int = 0) -> int:
+        """The seed of generated sample ``index`` of ``stream``: ``seed * 7919 + stream * 10**6 +
+        index``. Generated banks (replay, anchor or surrogate images, partial trajectories) each
+        take their own stream (0, 1, ...), a range of 10**6 seeds that no other bank of the step
+        shares; a bank's sample i is seeded ``sample_seed(stream) + i`` (see ``sample_seeds``)."""
+        return self.seed * 7919 + stream * 10**6 + index
+
+    def sample_seeds(self, stream: int, n: int, start: int = 0) -> list[int]:
+        """The seeds of samples ``start .. start + n - 1`` of ``stream`` (see ``sample_seed``)."""
+        first = self.sample_seed(stream, start)
+        return [first + i for i in range(n)]
 
 
 # -- the model ---------------------------------------------------------------------------

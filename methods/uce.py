@@ -32,7 +32,6 @@ Deviations:
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Literal
 
@@ -108,7 +107,7 @@ class UCE(Method):
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
-        rng = random.Random(ctx.seed)
+        rng = ctx.rng()
         erase, guide = [], []
         for target in request.all_targets:  # several at once in the simultaneous reference mode
             forget = rng.sample(list(target.prompts), min(cfg.max_prompts, len(target.pairs)))

@@ -182,3 +182,14 @@ def test_models_name_their_backend(backend: str) -> None:
     model = MODELS.get(backend)(device="cpu")
     assert isinstance(model, T2IModel)
     assert model.backend == backend and model.clone().backend == backend
+
+
+def test_step_context_seeds_are_the_documented_arithmetic() -> None:
+    """Methods take their seeds from ``StepContext``: the values are part of every result."""
+    import random
+
+    ctx = StepContext(step=3, seed=12345)
+    assert [ctx.rng().random() for _ in range(2)] == [random.Random(12345).random()] * 2  # a fresh stream
+    assert ctx.sample_seed() == 12345 * 7919 and ctx.sample_seed(1) == 12345 * 7919 + 10**6
+    assert ctx.sample_seed(2, 7) == 12345 * 7919 + 2 * 10**6 + 7
+    assert ctx.sample_seeds(3, 3, start=5) == [12345 * 7919 + 3 * 10**6 + 5 + i for i in range(3)]
