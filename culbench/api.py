@@ -28,7 +28,6 @@ package, ``culbench.<backend>`` (``retrain``: ``culbench.toyworld``).
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -415,34 +414,6 @@ class Method:
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         """Serve one deletion request; return the edited model."""
         raise NotImplementedError
-
-
-def check_method_class(name: str, cls: Any) -> None:
-    """The ``METHODS`` registry's check of a loaded method: a class with ``unlearn``, a frozen
-    ``Config`` dataclass and the class attributes :class:`Method` declares (``trains`` and
-    ``backends`` as tuples of names, ``from_scratch``). Raises ``RegistryError`` naming the fix."""
-    from culbench.errors import RegistryError
-
-    config = getattr(cls, "Config", None)
-    if not (isinstance(cls, type) and callable(getattr(cls, "unlearn", None))):
-        raise RegistryError(
-            f"method '{name}' ({cls!r}) has no unlearn(model, request, ctx)",
-            "register a class that defines unlearn",
-        )
-    if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):
-        raise RegistryError(
-            f"method '{name}' has no frozen Config dataclass",
-            "add `@dataclass(frozen=True) class Config:` inside the method class",
-        )
-    missing = [attr for attr in ("trains", "backends", "from_scratch") if not hasattr(cls, attr)]
-    if missing:
-        raise RegistryError(f"method '{name}' does not declare {', '.join(missing)}",
-                            "subclass culbench.api.Method, which declares them with their defaults")
-    for attr in ("trains", "backends"):
-        value = getattr(cls, attr)
-        if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
-            raise RegistryError(f"method '{name}' declares {attr} = {value!r}, not a tuple of names",
-                                f"write {attr} as a tuple of strings, e.g. {attr} = (\"toyworld\",)")
 
 
 def register_method(name: str, *, summary: str = "") -> Callable[[type], type]:
