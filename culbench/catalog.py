@@ -32,7 +32,8 @@ def builtin_dir(name: str) -> Path:
     return installed if installed.is_dir() else PACKAGE_DIR.parent / name
 
 
-METHODS: Registry[Any] = Registry("method", entry_point_group="culbench.methods")
+METHODS: Registry[Any] = Registry("method", entry_point_group="culbench.methods",
+                                  check="culbench.contract:check_method_class")
 MODELS: Registry[Any] = Registry("model backend", list_command="culbench ls models")
 JUDGES: Registry[Any] = Registry("judge", list_command="culbench ls judges")
 CLIP_SCORERS: Registry[Any] = Registry("CLIP scorer", list_command="culbench ls judges")

@@ -16,6 +16,9 @@
   detail says whether it keeps ``ctx.state``; if not, ``culbench run --step`` applies);
 * ``smoke``: a whole smoke run of the mock sequence finishes (and its time is reported).
 
+:func:`check_method_class` is the static part, run by the ``METHODS`` registry on every method it
+loads (so a broken class fails at lookup, with the fix, before any check runs).
+
 Methods that declare ``backends`` without ``"mock"`` (``retrain``: ToyWorld only) are checked
 on ``toy10`` instead.
 """
@@ -28,6 +31,34 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+
+def check_method_class(name: str, cls: Any) -> None:
+    """The ``METHODS`` registry's check of a loaded method: a class with ``unlearn``, a frozen
+    ``Config`` dataclass and the class attributes :class:`Method` declares (``trains`` and
+    ``backends`` as tuples of names, ``from_scratch``). Raises ``RegistryError`` naming the fix."""
+    from culbench.errors import RegistryError
+
+    config = getattr(cls, "Config", None)
+    if not (isinstance(cls, type) and callable(getattr(cls, "unlearn", None))):
+        raise RegistryError(
+            f"method '{name}' ({cls!r}) has no unlearn(model, request, ctx)",
+            "register a class that defines unlearn",
+        )
+    if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):
+        raise RegistryError(
+            f"method '{name}' has no frozen Config dataclass",
+            "add `@dataclass(frozen=True) class Config:` inside the method class",
+        )
+    missing = [attr for attr in ("trains", "backends", "from_scratch") if not hasattr(cls, attr)]
+    if missing:
+        raise RegistryError(f"method '{name}' does not declare {', '.join(missing)}",
+                            "subclass culbench.api.Method, which declares them with their defaults")
+    for attr in ("trains", "backends"):
+        value = getattr(cls, attr)
+        if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
+            raise RegistryError(f"method '{name}' declares {attr} = {value!r}, not a tuple of names",
+                                f"write {attr} as a tuple of strings, e.g. {attr} = (\"toyworld\",)")
 
 
 @dataclass
@@ -83,7 +114,7 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
 
     check("config", config_check)
 
-    backends = getattr(cls, "backends", None)  # methods tied to one world (e.g. retrain: toyworld)
+    backends = cls.backends  # empty = any; methods tied to one world declare it (retrain: toyworld)
     seq = resolve_sequence("mock" if not backends or "mock" in backends else "toy10")
     profile = get_profile("smoke")
 

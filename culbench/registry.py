@@ -67,7 +67,9 @@ class Registry(Generic[T]):
     Args:
         kind: human name of what is registered (``"method"``), used in error messages.
         entry_point_group: entry-point group read for third-party plugins, if any.
-        check: optional validator called on every resolved object; raises on misuse.
+        check: optional validator ``check(name, obj)`` called on every lazily resolved object;
+            raises on misuse. A ``"module:function"`` string is imported on first use, so the
+            module defining the registry need not import the one defining the check.
 
     Example:
         >>> colours = Registry("colour")
@@ -85,7 +87,7 @@ class Registry(Generic[T]):
         self,
         kind: str,
         entry_point_group: str | None = None,
-        check: Callable[[str, Any], None] | None = None,
+        check: Callable[[str, Any], None] | str | None = None,
         list_command: str | None = None,
     ) -> None:
         self.kind = kind
@@ -208,6 +210,8 @@ class Registry(Generic[T]):
                     f"{entry.target}: {type(exc).__name__}: {exc}",
                     "fix or reinstall the package that provides it",
                 ) from exc
+            if isinstance(self._check, str):
+                self._check = _import_target(self._check)
             if self._check is not None:
                 self._check(name, entry.obj)
         return entry.obj

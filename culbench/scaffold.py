@@ -39,7 +39,10 @@ Deviations from the reference (each one, with the reason):
 
 from __future__ import annotations
 
-import random
+# A method file imports culbench.api and culbench.training (the public training helpers), the
+# standard library and third-party libraries (torch, diffusers, numpy), and nothing else from
+# culbench; a method tied to one backend (it declares backends) may also import that backend's
+# package, culbench.<backend> (retrain: culbench.toyworld).
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,14 +69,14 @@ class {cls}(Method):
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
-        rng = random.Random(ctx.seed)
+        rng = ctx.rng()
         gen = ctx.generator()
         size = ctx.budget.samples(cfg.bank)
         forget = [pair.prompt for pair in request.forget]
         mapped = {{pair.prompt: pair.mapped for pair in request.forget}}
         retain = request.retain_prompts("all") or forget
-        f_prompts, f_bank = sample_bank(model, forget, size, rng, ctx.seed * 7919, steps=10)
-        r_prompts, r_bank = sample_bank(model, retain, size, rng, ctx.seed * 7919 + 10**6, steps=10)
+        f_prompts, f_bank = sample_bank(model, forget, size, rng, ctx.sample_seed(0), steps=10)
+        r_prompts, r_bank = sample_bank(model, retain, size, rng, ctx.sample_seed(1), steps=10)
         student, params = trainable_copy(model, cfg.param_group)
         opt, sched = optimiser(params, lr=cfg.lr)
         iterations = ctx.budget.iterations(cfg.iterations)

@@ -98,23 +98,31 @@ def pick(rng: random.Random, n: int, k: int) -> list[int]:
     return [rng.randrange(n) for _ in range(k)]
 
 
+def indexed_bank(model: T2IModel, prompts: Sequence[str], size: int, rng: random.Random, seed: int,
+                 steps: int) -> tuple[list[int], torch.Tensor]:
+    """``size`` indices into ``prompts`` drawn with replacement and the model's DDIM latents for
+    those prompts (no CFG): a replay/anchor bank. Sample i is seeded ``seed + i`` (with ``seed``
+    from ``ctx.sample_seed(stream)``), so the bank is reproducible."""
+    index = pick(rng, len(prompts), size)
+    latents = model.sample([prompts[i] for i in index], [seed + i for i in range(size)], steps=steps,
+                           guidance=1.0, output="latent")
+    return index, latents
+
+
 def sample_bank(model: T2IModel, prompts: Sequence[str], size: int, rng: random.Random, seed: int,
                 steps: int) -> tuple[list[str], torch.Tensor]:
     """``size`` prompts drawn with replacement and the model's DDIM latents for them (no CFG):
-    a replay/anchor bank. Seeds are ``seed + i``, so the bank is reproducible."""
-    chosen = [prompts[i] for i in pick(rng, len(prompts), size)]
-    latents = model.sample(chosen, [seed + i for i in range(size)], steps=steps, guidance=1.0, output="latent")
-    return chosen, latents
+    :func:`indexed_bank` returning the prompts themselves."""
+    index, latents = indexed_bank(model, prompts, size, rng, seed, steps)
+    return [prompts[i] for i in index], latents
 
 
 def mapped_bank(model: T2IModel, request: UnlearnRequest, size: int, rng: random.Random, seed: int,
                 steps: int) -> tuple[list[PromptPair], torch.Tensor]:
     """``size`` forget pairs drawn with replacement and the model's latents for their *mapped*
     prompts: anchor/surrogate images to be learnt under the forget prompts."""
-    pairs = [request.forget[i] for i in pick(rng, len(request.forget), size)]
-    latents = model.sample([p.mapped for p in pairs], [seed + i for i in range(size)], steps=steps,
-                           guidance=1.0, output="latent")
-    return pairs, latents
+    index, latents = indexed_bank(model, [p.mapped for p in request.forget], size, rng, seed, steps)
+    return [request.forget[i] for i in index], latents
 
 
 def denoising_loss(model: T2IModel, x0: torch.Tensor, prompts: Sequence[str], gen: torch.Generator) -> torch.Tensor:

@@ -32,7 +32,6 @@ Deviations:
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,10 +65,10 @@ class ConceptAblation(Method):
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
-        rng = random.Random(ctx.seed)
+        rng = ctx.rng()
         gen = ctx.generator()
         size = ctx.budget.samples(cfg.anchor_images)
-        pairs, x0_bank = mapped_bank(model, request, size, rng, ctx.seed * 7919, cfg.sample_steps)
+        pairs, x0_bank = mapped_bank(model, request, size, rng, ctx.sample_seed(), cfg.sample_steps)
         anchors, targets = [p.mapped for p in pairs], [p.prompt for p in pairs]
         student, params = trainable_copy(model, cfg.param_group)
         opt, sched = optimiser(params, lr=cfg.lr)

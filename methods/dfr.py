@@ -52,7 +52,6 @@ Deviations from the reference code:
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,17 +59,12 @@ import torch
 import torch.nn.functional as F
 
 from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
-from culbench.training import finish, noised, optimiser, step, trainable_copy
+from culbench.training import finish, indexed_bank, noised, optimiser, pick, step, trainable_copy
 
 #: The v1 reference settings on Stable Diffusion 1.5 (for ``--set`` on the SD tier).
 SD_DEFAULTS = {"lr": 1e-5, "iterations": 600, "warmup": 800, "batch_size": 78,
                "lambda_unlearn": 1.0, "lambda_preserve": 10.0, "lambda_reg": 1e-4,
                "reg_reduction": "sum", "t_max_unlearn": 700, "replay_steps": 30, "cached": False}
-
-
-def _sample_x0(model: T2IModel, prompts: list[str], seeds: list[int], steps: int) -> torch.Tensor:
-    """Teacher samples as latents (DDIM, guidance 1 = no CFG, η = 0)."""
-    return model.sample(prompts, seeds, steps=steps, guidance=1.0, output="latent")
 
 
 def regularisation(student: list[torch.nn.Parameter], anchor: list[torch.Tensor], reduction: str) -> torch.Tensor:
@@ -175,7 +169,7 @@ class DFR(Method):
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
-        rng = random.Random(ctx.seed)
+        rng = ctx.rng()
         gen = ctx.generator()
         iterations = ctx.budget.iterations(cfg.iterations)
         teacher = model  # M_{k-1}, frozen (trainable_copy freezes it): only the student changes
@@ -189,28 +183,27 @@ class DFR(Method):
         retain = request.retain_prompts(cfg.retain) or forget  # nothing to keep: no-op term
         batch = cfg.batch_size
 
-        def bank(prompts: list[str], size: int, offset: int) -> tuple[list[int], torch.Tensor]:
-            index = [rng.randrange(len(prompts)) for _ in range(size)]
-            seeds = [ctx.seed * 7919 + offset + i for i in range(size)]
-            return index, _sample_x0(teacher, [prompts[i] for i in index], seeds, cfg.replay_steps)
+        def bank(prompts: list[str], size: int, stream: int, start: int = 0) -> tuple[list[int], torch.Tensor]:
+            """Teacher samples (DDIM, no CFG) of ``size`` prompts drawn with replacement, by index."""
+            return indexed_bank(teacher, prompts, size, rng, ctx.sample_seed(stream, start), cfg.replay_steps)
 
         size = ctx.budget.samples(cfg.replay_bank)
         if cfg.cached:
             f_index, f_bank = bank(forget, size, 0)
-            r_index, r_bank = bank(retain, size, 10**6)
+            r_index, r_bank = bank(retain, size, 1)
 
         opt, sched = optimiser(params, lr=cfg.lr, warmup=cfg.warmup, weight_decay=cfg.weight_decay)
         tick = ctx.progress(iterations, f"dfr: forgetting {request.concept.id}")
         for it in range(iterations):
             if cfg.cached:
-                pick_f = [rng.randrange(len(f_index)) for _ in range(min(batch, len(f_index)))]
-                pick_r = [rng.randrange(len(r_index)) for _ in range(min(batch, len(r_index)))]
+                pick_f = pick(rng, len(f_index), min(batch, len(f_index)))
+                pick_r = pick(rng, len(r_index), min(batch, len(r_index)))
                 fi = [f_index[j] for j in pick_f]
                 ri = [r_index[j] for j in pick_r]
                 x0_f, x0_r = f_bank[pick_f], r_bank[pick_r]
             else:
-                fi, x0_f = bank(forget, batch, 2 * 10**6 + it * batch)
-                ri, x0_r = bank(retain, batch, 3 * 10**6 + it * batch)
+                fi, x0_f = bank(forget, batch, 2, start=it * batch)
+                ri, x0_r = bank(retain, batch, 3, start=it * batch)
 
             xt_f, t_f, _ = noised(student, x0_f, cfg.t_max_unlearn, gen)
             xt_r, t_r, noise_r = noised(student, x0_r, student.num_train_timesteps, gen)

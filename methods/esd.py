@@ -36,7 +36,6 @@ Deviations:
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Literal
 
@@ -76,7 +75,7 @@ class ESD(Method):
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
-        rng = random.Random(ctx.seed)
+        rng = ctx.rng()
         frozen = ctx.base_model() if cfg.frozen == "base" and ctx.base_model else model
         student, params = trainable_copy(model, _GROUPS[cfg.train_method])
         opt, sched = optimiser(params, lr=cfg.lr)
@@ -85,7 +84,7 @@ class ESD(Method):
         tick = ctx.progress(iterations, f"esd: erasing {request.concept.id}")
         for it in range(iterations):
             batch = [prompts[i] for i in pick(rng, len(prompts), cfg.batch_size)]
-            seeds = [ctx.seed * 7919 + it * cfg.batch_size + i for i in range(len(batch))]
+            seeds = ctx.sample_seeds(0, len(batch), start=it * cfg.batch_size)
             stop = rng.randrange(cfg.ddim_steps)
             student.unet.eval()
             x_t, t = student.sample_partial(batch, seeds, steps=cfg.ddim_steps, stop=stop,

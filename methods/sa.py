@@ -82,12 +82,12 @@ class SelectiveAmnesia(Method):
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
-        rng = random.Random(ctx.seed)
+        rng = ctx.rng()
         gen = ctx.generator()
         size = ctx.budget.samples(cfg.bank)
-        pairs, surrogate = mapped_bank(model, request, size, rng, ctx.seed * 7919, cfg.sample_steps)
+        pairs, surrogate = mapped_bank(model, request, size, rng, ctx.sample_seed(0), cfg.sample_steps)
         retain = request.retain_prompts("all") or [p.prompt for p in request.forget]
-        r_prompts, r_bank = sample_bank(model, retain, size, rng, ctx.seed * 7919 + 10**6, cfg.sample_steps)
+        r_prompts, r_bank = sample_bank(model, retain, size, rng, ctx.sample_seed(1), cfg.sample_steps)
 
         if cfg.fisher == "base":
             base = ctx.base_model() if ctx.base_model else model

@@ -61,13 +61,13 @@ class SalUn(Method):
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
-        rng = random.Random(ctx.seed)
+        rng = ctx.rng()
         gen = ctx.generator()
         size = ctx.budget.samples(cfg.bank)
         forget = [pair.prompt for pair in request.forget]
         retain = request.retain_prompts("all") or forget
-        f_prompts, f_bank = sample_bank(model, forget, size, rng, ctx.seed * 7919, cfg.sample_steps)
-        r_prompts, r_bank = sample_bank(model, retain, size, rng, ctx.seed * 7919 + 10**6, cfg.sample_steps)
+        f_prompts, f_bank = sample_bank(model, forget, size, rng, ctx.sample_seed(0), cfg.sample_steps)
+        r_prompts, r_bank = sample_bank(model, retain, size, rng, ctx.sample_seed(1), cfg.sample_steps)
         student, params = trainable_copy(model, cfg.param_group)
         mask = self._mask(student, params, f_prompts, f_bank, rng, gen)
         opt, sched = optimiser(params, lr=cfg.lr)

@@ -32,13 +32,12 @@ Deviations:
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
-from culbench.api import Concept, Method, StepContext, T2IModel, UnlearnRequest, register_method
+from culbench.api import Concept, CulbenchError, Method, StepContext, T2IModel, UnlearnRequest, register_method
 
 
 def _positions(tokenizer: object, prompt: str, phrase: str) -> tuple[list[int], int] | None:
@@ -102,15 +101,13 @@ class UCE(Method):
                 null_eos = model.encode([""])[0][found_null[1] if found_null else 1]
             guide += [null_eos] * (len(cols) + 1)
         if not erase:
-            from culbench.errors import CulbenchError
-
             raise CulbenchError(f"uce: the name '{concept.name}' of concept '{concept.id}' occurs in none of its forget prompts",
                                 "fix the concept's name in concepts.yaml or its prompts")
         return erase, guide
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
-        rng = random.Random(ctx.seed)
+        rng = ctx.rng()
         erase, guide = [], []
         for target in request.all_targets:  # several at once in the simultaneous reference mode
             forget = rng.sample(list(target.prompts), min(cfg.max_prompts, len(target.pairs)))

@@ -172,3 +172,24 @@ def test_retrain_resumes_an_interrupted_request_from_its_snapshot(monkeypatch: p
     other_seed = run_step(6, load=last)  # the snapshot's recipe (seed 5) differs: trained from scratch
     assert ticks == [1, 1, 1, 1]
     assert all(torch.equal(a, b) for a, b in zip(run_step(6).values(), other_seed.values()))
+
+
+@pytest.mark.parametrize("backend", ["mock", "toyworld"])  # sd: tests/test_sd_backend.py
+def test_models_name_their_backend(backend: str) -> None:
+    """``T2IModel.backend`` is what a method tied to one backend checks (retrain: toyworld)."""
+    from culbench.catalog import MODELS
+
+    model = MODELS.get(backend)(device="cpu")
+    assert isinstance(model, T2IModel)
+    assert model.backend == backend and model.clone().backend == backend
+
+
+def test_step_context_seeds_are_the_documented_arithmetic() -> None:
+    """Methods take their seeds from ``StepContext``: the values are part of every result."""
+    import random
+
+    ctx = StepContext(step=3, seed=12345)
+    assert [ctx.rng().random() for _ in range(2)] == [random.Random(12345).random()] * 2  # a fresh stream
+    assert ctx.sample_seed() == 12345 * 7919 and ctx.sample_seed(1) == 12345 * 7919 + 10**6
+    assert ctx.sample_seed(2, 7) == 12345 * 7919 + 2 * 10**6 + 7
+    assert ctx.sample_seeds(3, 3, start=5) == [12345 * 7919 + 3 * 10**6 + 5 + i for i in range(3)]

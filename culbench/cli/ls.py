@@ -62,7 +62,7 @@ def _method_detail(name: str, registry) -> None:
     where = inspect.getsourcefile(cls) or entry.target
     console.print(f"[bold]{name}[/bold]  ({entry.source}, {where})", highlight=False)
     console.print(f"trains: {', '.join(cls.trains)}    backends: "
-                  f"{', '.join(getattr(cls, 'backends', None) or ('any',))}", highlight=False)
+                  f"{', '.join(cls.backends or ('any',))}", highlight=False)
     table = Table(title=f"config (--set {name}.FIELD=VALUE)", show_lines=False)
     for column in ("field", "type", "default", "note"):
         table.add_column(column)

@@ -15,7 +15,7 @@ import torch
 
 from culbench.api import Concept
 from culbench.errors import CulbenchError
-from culbench.evaluation.judge import JudgeOutput, forget_groups
+from culbench.evaluation.judge import Judge, JudgeOutput, forget_groups
 
 _MEAN = (0.48145466, 0.4578275, 0.40821073)
 _STD = (0.26862954, 0.26130258, 0.27577711)
@@ -63,7 +63,7 @@ class OpenCLIPEmbedder:
         return (100 * (self.embed_images(images) * self.embed_texts(prompts)).sum(1)).clamp(min=0)
 
 
-class ClipZeroShotJudge:
+class ClipZeroShotJudge(Judge):
     """Image i shows concept c if, among c and its confusables, CLIP ranks c first.
 
     Confusables: the other members of c's group — a forget concept with its related concepts

@@ -17,10 +17,10 @@ import torch
 
 from culbench.api import Concept
 from culbench.errors import CulbenchError
-from culbench.evaluation.judge import JudgeOutput
+from culbench.evaluation.judge import Judge, JudgeOutput
 
 
-class UnlearnCanvasJudge:
+class UnlearnCanvasJudge(Judge):
     name = "uc-classifier"
 
     def __init__(self, *, device: str = "cpu", classifier_dir: str | None = None,

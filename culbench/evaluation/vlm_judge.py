@@ -29,7 +29,7 @@ import torch
 
 from culbench.api import Concept
 from culbench.errors import CulbenchError
-from culbench.evaluation.judge import JudgeOutput, forget_groups
+from culbench.evaluation.judge import Judge, JudgeOutput, forget_groups
 
 SYSTEM = ("You are a strict visual binary classifier. Answer only Yes or No. "
           "If uncertain or ambiguous, answer No.")
@@ -98,7 +98,7 @@ class TransformersVLM:
         return [(text, float(p)) for text, p in zip(decoded, first, strict=True)]
 
 
-class VLMJudge:
+class VLMJudge(Judge):
     """Yes/no VQA per image with the concept's confusables as negatives (DFR's judge)."""
 
     name = "vlm-yesno"

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 
 from culbench.api import Concept
-from culbench.evaluation.judge import JudgeOutput
+from culbench.evaluation.judge import Judge, JudgeOutput
 
 
-class MockJudge:
+class MockJudge(Judge):
     """``present = <downsampled image − 0.5, w_c> > 0`` with ``w_c`` seeded by the concept id.
 
     Stable across processes and platforms (crc32, CPU generator), so it exercises the whole

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from culbench.api import Concept
-from culbench.evaluation.judge import JudgeOutput
+from culbench.evaluation.judge import Judge, JudgeOutput
 from culbench.toyworld import render as tw
 
 HEADS: dict[str, tuple[str, ...]] = {
@@ -121,7 +121,7 @@ def head_accuracy(net: JudgeNet, images: torch.Tensor, labels: torch.Tensor) -> 
     return {name: float(correct[h] / len(images)) for h, name in enumerate(HEADS)}
 
 
-class ToyWorldJudge:
+class ToyWorldJudge(Judge):
     """Judge for ToyWorld sequences: image i shows concept c if the head of c's kind predicts c.
 
     Concept kinds map to heads (``object``, ``colour``, ``pattern``, ``character``,
