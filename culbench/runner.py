@@ -153,7 +153,7 @@ class _Loop:
         run_dir, r = self.r.run_dir, self.r
         manifest = rf.read_manifest(run_dir)
         rf.check_identity(manifest.get("identity", {}), self.identity(), run_dir)
-        redo = rf.to_redo(run_dir, len(self.order), r.may_lack, keep_ahead=getattr(r.method_cls, "from_scratch", False))
+        redo = rf.to_redo(run_dir, len(self.order), r.may_lack, keep_ahead=r.method_cls.from_scratch)
         if redo is not None:  # redo the damaged steps; keep their old files
             steps, why = redo
             kept = rf.set_aside(run_dir, steps, provenance.now())

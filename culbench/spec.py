@@ -154,7 +154,7 @@ def _check_out(out: Path) -> Path:
 
 def _check_steps_alone(method: str, cls: Any, steps: list[int], n_steps: int) -> None:
     """Raise a one-line error unless ``steps`` may be computed alone for this method."""
-    if not getattr(cls, "from_scratch", False):
+    if not cls.from_scratch:
         raise CulbenchError(f"--step needs a method that trains from scratch; '{method}' edits the previous "
                             "step's model, so its steps must run in order", "run the whole sequence without --step")
     wrong = [k for k in steps if not 0 <= k <= n_steps]

@@ -35,12 +35,11 @@ class CheckpointEvaluator:
         self.seq, self.prof = seq, prof
         options = {**(seq.spec.judge.options if judge is None else {}), **judge_options}
         self.judge = JUDGES.get(judge or seq.spec.judge.name)(device=device, **options)
-        if hasattr(self.judge, "bind"):  # judges that need the sequence's concepts (confusables)
-            self.judge.bind(seq.concepts, seq.roles)
+        self.judge.bind(seq.concepts, seq.roles)  # judges that need the sequence's concepts (confusables)
         self.evaluators = _quality_evaluators(seq, device)
         if fid:
             self.evaluators["features"] = FEATURES.get(fid)(device=device, **fid_options)
-        self.featurizer = self.evaluators.get("features") or (self.judge if hasattr(self.judge, "features") else None)
+        self.featurizer = self.evaluators.get("features") or (self.judge if self.judge.has_features else None)
         self.cache = EvalCache(
             cache_root, items=evaluation_plan(seq, prof),
             sampler={"steps": prof.sample_steps or seq.spec.eval.sampler.steps,
