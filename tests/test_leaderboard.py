@@ -196,7 +196,7 @@ def test_publish_rewrites_tables_and_readme_and_detects_staleness(smoke_run: Pat
 
 
 def test_committed_leaderboard_is_not_stale() -> None:
-    from culbench.publish import stale
+    from culbench.leaderboard.publish import stale
 
     root = Path(__file__).resolve().parents[1]
     if (root / "leaderboard" / "results").exists():
@@ -211,7 +211,7 @@ def test_committed_leaderboard_is_not_stale() -> None:
 
 def test_sweep_leaderboard_set_is_every_builtin_but_retrain() -> None:
     from culbench.catalog import METHODS
-    from culbench.publish import PUBLISHED_METHODS
+    from culbench.leaderboard.publish import PUBLISHED_METHODS
 
     builtin = {e.name for e in METHODS.entries() if e.source == "builtin"}
     assert set(PUBLISHED_METHODS) | {"retrain"} == builtin  # a new built-in joins the board

@@ -32,7 +32,7 @@ def report(
     """
     from rich.table import Table
 
-    from culbench.reporting import COLUMNS, fmt, load_rows
+    from culbench.leaderboard import COLUMNS, fmt, load_rows
 
     rows = load_rows(runs)
     out = out or Path("report")
@@ -60,7 +60,7 @@ def report(
         console.print(table)
         lines.append("")
         if plots:
-            from culbench import plots as figures
+            from culbench.leaderboard import plots as figures
 
             stem = f"{sequence}-{profile}".replace("@", "v")
             written = [figures.curves(members, out / f"{stem}-curves.png"),

@@ -78,7 +78,7 @@ def sweep(
     from culbench.results import variant_label
     from culbench.runner import DEFAULT_SEQUENCE, MODES, run
 
-    from culbench.publish import PUBLISHED_METHODS
+    from culbench.leaderboard.publish import PUBLISHED_METHODS
 
     names = (METHODS.names() if methods == "all" else list(PUBLISHED_METHODS) if methods == "leaderboard"
              else [m.strip() for m in methods.split(",") if m.strip()])
@@ -128,7 +128,7 @@ TABLE_KEYS = (("headline_h", "H"), ("ua_cumulative", "UA cum"), ("retention_rela
 
 def settings_table(dirs: dict[tuple[str, tuple[str, ...]], list[Path]]) -> list[str]:
     """Markdown rows: one per (method, overrides), final-step means over seeds, best H marked."""
-    from culbench.reporting import final_value
+    from culbench.leaderboard import final_value
 
     rows: list[tuple[str, str, list[float | None]]] = []
     for (method, overrides), run_dirs in dirs.items():

@@ -1,7 +1,7 @@
-"""The leaderboard: tables generated from result files, never edited by hand.
+"""Leaderboard tables: rows ranked and marked, one table per sequence@version × profile.
 
-``build(paths)`` groups complete runs into rows (``culbench.reporting``), one table per
-sequence@version × profile, and renders them as Markdown, CSV, JSON or LaTeX. Rules (see
+``build(paths)`` groups complete runs into rows (``culbench.leaderboard.rows``), one table per
+sequence@version × profile (``culbench.leaderboard.formats`` renders them). Rules (see
 ``docs/leaderboard.md``): sequence versions and profiles are never mixed; a missing value is
 shown as missing, never averaged over; every value carries its 95 % interval; ranks are
 tie-aware — a row's rank is 1 + the number of rows whose interval lies entirely above (or, for
@@ -11,24 +11,23 @@ pipeline) are *verified*, everything else is *self-reported*.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from culbench.errors import RunError
-from culbench.reporting import COLUMNS, Row, fmt, load_rows
+from culbench.leaderboard.rows import COLUMNS, Row, load_rows
 
 RANK_KEY = "headline_h"
-FORMATS = ("md", "csv", "json", "latex")
 REFERENCE_METHODS = ("original", "retrain")  # rows that show the scale, never compete
 
 
 @dataclass
 class Table:
+    """One sequence@version × profile: its rows in rank order (references last), the columns
+    that have a value in some row, each row's rank and, per column, the rows holding the best value."""
+
     sequence: str
     profile: str
     rows: list[Row]
@@ -140,86 +139,3 @@ def build(paths: Sequence[Path], allow_partial: bool = False) -> list[Table]:
                 best[key] = {i for i, v in enumerate(values) if v == top}
         tables.append(Table(sequence, profile, members, columns, ranks, best))
     return tables
-
-
-def _rank(table: Table, i: int) -> str:
-    """The rank, ``ref`` for a reference row, ``—`` for an unfinished one."""
-    rank = table.ranks[i]
-    return str(rank) if rank is not None else "—" if table.rows[i].partial else "ref"
-
-
-def provenance(row: Row) -> str:
-    """``verified`` (re-run by the maintainers' pipeline) or ``self-reported``."""
-    return "verified" if is_verified(row) else "self-reported"
-
-
-def _status(row: Row) -> str:
-    status = provenance(row)
-    if row.partial:
-        status += f" · partial {row.partial[0]}/{row.partial[1]}"
-    for seed, devices in row.mixed_devices.items():  # its cost is not comparable: not in the compute columns
-        status += f" · seed {seed} on {'+'.join(devices)}, not in compute"
-    return status
-
-
-def _cells(table: Table, i: int, bold: tuple[str, str]) -> list[str]:
-    row = table.rows[i]
-    out = [_rank(table, i), row.label, ",".join(map(str, row.seeds)), _status(row)]
-    for key, _, _ in table.columns:
-        text = fmt(*row.value(key), key=key)
-        out.append(f"{bold[0]}{text}{bold[1]}" if i in table.best.get(key, ()) else text)
-    return out
-
-
-def _header(table: Table) -> list[str]:
-    return ["rank", "method", "seeds", "status"] + [f"{label} {'↑' if d > 0 else '↓'}" for _, label, d in table.columns]
-
-
-def render(tables: Sequence[Table], fmt_name: str) -> str:
-    """One text document with every table in ``fmt_name`` (md, csv, json or latex)."""
-    if fmt_name == "md":
-        parts = []
-        for t in tables:
-            parts += [f"### {t.title}", "", "| " + " | ".join(_header(t)) + " |", "|" + "---|" * len(_header(t))]
-            parts += ["| " + " | ".join(_cells(t, i, ("**", "**"))) + " |" for i in range(len(t.rows))]
-            parts += ["", f"Ranked by {RANK_KEY} with tie-aware ranks (overlapping 95 % intervals share a rank); "
-                      "bold = best value per column among ranked rows; ± = half the 95 % interval; "
-                      "ref = reference row (untouched model, retrain oracle, --mode runs), not ranked.", ""]
-        return "\n".join(parts)
-    if fmt_name == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["sequence", "profile", "rank", "method", "settings", "seeds", "status", "column", "value",
-                         "ci_low", "ci_high"])
-        for t in tables:
-            for i, row in enumerate(t.rows):
-                head = [t.sequence, t.profile, _rank(t, i), row.method, row.settings, " ".join(map(str, row.seeds)),
-                        _status(row)]
-                for key, _, _ in t.columns:
-                    value, low, high = row.value(key)
-                    writer.writerow([*head, key, *("" if v is None else f"{v:.6f}" for v in (value, low, high))])
-        return buffer.getvalue()
-    if fmt_name == "json":
-        return json.dumps([_table_json(t) for t in tables], indent=2, sort_keys=True) + "\n"
-    if fmt_name == "latex":
-        parts = []
-        for t in tables:
-            header = [h.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$") for h in _header(t)]
-            parts += [r"\begin{tabular}{" + "l" * len(header) + "}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
-            for i in range(len(t.rows)):
-                cells = [c.replace("±", r"$\pm$").replace("_", r"\_") for c in _cells(t, i, (r"\textbf{", "}"))]
-                parts.append(" & ".join(cells) + r" \\")
-            parts += [r"\bottomrule", r"\end{tabular}", f"% {t.title}", ""]
-        return "\n".join(parts)
-    raise RunError(f"unknown format '{fmt_name}'", f"use one of: {', '.join(FORMATS)}, html")
-
-
-def _table_json(t: Table) -> dict[str, Any]:
-    return {"sequence": t.sequence, "profile": t.profile, "rank_by": RANK_KEY,
-            "rows": [{"rank": t.ranks[i], "reference": t.ranks[i] is None and not r.partial,
-                      "partial": list(r.partial) if r.partial else None, "method": r.method, "settings": r.settings, "label": r.label,
-                      "seeds": r.seeds,
-                      "status": provenance(r), "mixed_devices": {str(k): v for k, v in r.mixed_devices.items()},
-                      "values": {k: dict(zip(("value", "ci_low", "ci_high"), r.value(k), strict=True))
-                                 for k, _, _ in t.columns}}
-                     for i, r in enumerate(t.rows)]}

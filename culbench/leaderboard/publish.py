@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from culbench.errors import RunError
-from culbench.leaderboard import Table, build, render
+from culbench.leaderboard.formats import render
+from culbench.leaderboard.tables import Table, build
 
 START, END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
 SOURCES = ("leaderboard/results", "leaderboard/submissions")
@@ -80,7 +81,7 @@ def publish(root: Path, html: bool = True) -> list[str]:
         (root / path).write_text(text, encoding="utf-8")
     written = list(files)
     if html:
-        from culbench.leaderboard_html import render_html
+        from culbench.leaderboard.html import render_html
 
         (root / HTML_FILE).write_text(render_html(tables), encoding="utf-8")
         written.append(HTML_FILE)

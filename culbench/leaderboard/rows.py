@@ -41,9 +41,6 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("peak_rss_mb", "Peak RSS MB", -1),
 )
 ORACLE = "retrain"  # the retrain-from-scratch reference row that "Gap retrain" is measured against
-# decimals shown per column (rates and AUCs: 3); FID/CLIP/seconds at the precision they carry
-DIGITS = {"fid_retained_vs_base": 1, "fid_retained_vs_real": 1, "clip_retained": 1,
-          "unlearn_seconds_median": 1, "peak_rss_mb": 0}
 
 
 @dataclass
@@ -260,21 +257,3 @@ def _drop_default_hash(rows: Iterable[Row]) -> None:
     for group in by_method.values():
         if len(group) == 1:
             group[0].config_hash = ""
-
-
-def fmt(value: float | None, low: float | None, high: float | None, digits: int = 3,
-        key: str | None = None) -> str:
-    """``0.912 ±0.031`` (half the interval width), ``—`` when missing; ``key`` picks the
-    column's precision from ``DIGITS``.
-
-    >>> fmt(0.9, 0.85, 0.97), fmt(None, None, None), fmt(1.0, 1.0, 1.0)
-    ('0.900 ±0.060', '—', '1.000')
-    >>> fmt(1383.37, 1375.3, 1391.4, key="peak_rss_mb"), fmt(8.408, 7.75, 9.07, key="fid_retained_vs_base")
-    ('1383 ±8', '8.4 ±0.7')
-    """
-    digits = DIGITS.get(key, digits) if key else digits
-    if value is None:
-        return "—"
-    if low is None or high is None or high - low < 10 ** -digits:
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} ±{(high - low) / 2:.{digits}f}"
