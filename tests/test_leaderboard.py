@@ -262,7 +262,7 @@ def test_gap_to_retrain_is_measured_against_the_oracle_row(tmp_path: Path) -> No
     dfr = published / "dfr" / "standard"
     table = build([tmp_path / "retrain", dfr])[0]
     rows = {r.label: r for r in table.rows}
-    assert "gap_retrain" in [c[0] for c in table.columns]
+    assert "gap_retrain" in [c.key for c in table.columns]
     oracle = np.mean(list(oracle_presence.values()), axis=0)  # steps × concepts
     gaps, areas = [], []
     for seed in (0, 1, 2):
@@ -282,7 +282,7 @@ def test_gap_to_retrain_is_measured_against_the_oracle_row(tmp_path: Path) -> No
     assert abs(rows["retrain"].value("auc_gap_retrain")[0] - 0.5 / n_concepts / 2 / steps) < 1e-6
     assert "Gap retrain ↓" in render([table], "md") and "AUC gap retrain ↓" in render([table], "md")
     no_oracle = build([dfr])[0]  # without a retrain row the columns are absent
-    assert not {"gap_retrain", "auc_gap_retrain"} & {c[0] for c in no_oracle.columns}
+    assert not {"gap_retrain", "auc_gap_retrain"} & {c.key for c in no_oracle.columns}
 
 
 def test_a_seed_run_on_several_device_types_is_left_out_of_the_compute_columns(tmp_path: Path) -> None:

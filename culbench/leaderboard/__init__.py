@@ -11,8 +11,8 @@
 
 from culbench.leaderboard.formats import FORMATS, fmt, render
 from culbench.leaderboard.html import render_html
-from culbench.leaderboard.rows import COLUMNS, Row, final_value, load_rows
+from culbench.leaderboard.rows import Row, final_value, load_rows
 from culbench.leaderboard.tables import RANK_KEY, Table, build
 
-__all__ = ["COLUMNS", "FORMATS", "RANK_KEY", "Row", "Table", "build", "final_value", "fmt", "load_rows", "render",
+__all__ = ["FORMATS", "RANK_KEY", "Row", "Table", "build", "final_value", "fmt", "load_rows", "render",
            "render_html"]

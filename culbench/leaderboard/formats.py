@@ -10,26 +10,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from culbench.errors import RunError
+from culbench.evaluation.metric_info import METRIC_INFO
 from culbench.leaderboard.rows import Row
 from culbench.leaderboard.tables import RANK_KEY, Table, is_verified
 
 FORMATS = ("md", "csv", "json", "latex")
-# decimals shown per column (rates and AUCs: 3); FID/CLIP/seconds at the precision they carry
-DIGITS = {"fid_retained_vs_base": 1, "fid_retained_vs_real": 1, "clip_retained": 1,
-          "unlearn_seconds_median": 1, "peak_rss_mb": 0}
 
 
 def fmt(value: float | None, low: float | None, high: float | None, digits: int = 3,
         key: str | None = None) -> str:
     """``0.912 ±0.031`` (half the interval width), ``—`` when missing; ``key`` picks the
-    column's precision from ``DIGITS``.
+    metric's precision from ``METRIC_INFO``.
 
     >>> fmt(0.9, 0.85, 0.97), fmt(None, None, None), fmt(1.0, 1.0, 1.0)
     ('0.900 ±0.060', '—', '1.000')
     >>> fmt(1383.37, 1375.3, 1391.4, key="peak_rss_mb"), fmt(8.408, 7.75, 9.07, key="fid_retained_vs_base")
     ('1383 ±8', '8.4 ±0.7')
     """
-    digits = DIGITS.get(key, digits) if key else digits
+    digits = METRIC_INFO[key].digits if key in METRIC_INFO else digits
     if value is None:
         return "—"
     if low is None or high is None or high - low < 10 ** -digits:
@@ -62,15 +60,15 @@ def cells(table: Table, i: int, bold: tuple[str, str]) -> list[str]:
     """Row ``i`` of ``table`` as text cells, a best value wrapped in ``bold`` (opening, closing)."""
     row = table.rows[i]
     out = [rank_cell(table, i), row.label, ",".join(map(str, row.seeds)), status(row)]
-    for key, _, _ in table.columns:
-        text = fmt(*row.value(key), key=key)
-        out.append(f"{bold[0]}{text}{bold[1]}" if i in table.best.get(key, ()) else text)
+    for metric in table.columns:
+        text = fmt(*row.value(metric.key), key=metric.key)
+        out.append(f"{bold[0]}{text}{bold[1]}" if i in table.best.get(metric.key, ()) else text)
     return out
 
 
 def header(table: Table) -> list[str]:
     """Column headings of ``table``: rank, method, seeds, status, then each metric with its arrow."""
-    return ["rank", "method", "seeds", "status"] + [f"{label} {'↑' if d > 0 else '↓'}" for _, label, d in table.columns]
+    return ["rank", "method", "seeds", "status"] + [m.heading for m in table.columns]
 
 
 def render(tables: Sequence[Table], fmt_name: str) -> str:
@@ -101,9 +99,9 @@ def _csv(tables: Sequence[Table]) -> str:
         for i, row in enumerate(t.rows):
             head = [t.sequence, t.profile, rank_cell(t, i), row.method, row.settings, " ".join(map(str, row.seeds)),
                     status(row)]
-            for key, _, _ in t.columns:
-                value, low, high = row.value(key)
-                writer.writerow([*head, key, *("" if v is None else f"{v:.6f}" for v in (value, low, high))])
+            for metric in t.columns:
+                value, low, high = row.value(metric.key)
+                writer.writerow([*head, metric.key, *("" if v is None else f"{v:.6f}" for v in (value, low, high))])
     return buffer.getvalue()
 
 
@@ -130,5 +128,5 @@ def _table_json(t: Table) -> dict[str, Any]:
                       "seeds": r.seeds,
                       "status": provenance(r), "mixed_devices": {str(k): v for k, v in r.mixed_devices.items()},
                       "values": {k: dict(zip(("value", "ci_low", "ci_high"), r.value(k), strict=True))
-                                 for k, _, _ in t.columns}}
+                                 for k in (m.key for m in t.columns)}}
                      for i, r in enumerate(t.rows)]}

@@ -75,7 +75,7 @@ def _table_html(table: Table, n: int) -> list[str]:
     parts.append("</tr></thead><tbody>")
     for i in range(len(table.rows)):
         texts = [html.escape(c).replace("**", "") for c in cells(table, i, ("**", "**"))]
-        best = [i in table.best.get(key, ()) for key, _, _ in table.columns]
+        best = [i in table.best.get(m.key, ()) for m in table.columns]
         rendered = [f"<td>{c}</td>" for c in texts[:4]]
         rendered += [f"<td><b>{c}</b></td>" if b else f"<td>{c}</td>" for c, b in zip(texts[4:], best, strict=True)]
         kind = provenance(table.rows[i]) + (" partial" if table.rows[i].partial else "")

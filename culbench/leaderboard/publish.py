@@ -37,7 +37,7 @@ HEADLINE = ("ua_cumulative", "retention_related", "retention_general", "re_emerg
 
 def headline(tables: Sequence[Table]) -> list[Table]:
     """The tables reduced to the headline columns (ranks and best marks unchanged)."""
-    return [dataclasses.replace(t, columns=[c for c in t.columns if c[0] in HEADLINE]) for t in tables]
+    return [dataclasses.replace(t, columns=[m for m in t.columns if m.key in HEADLINE]) for t in tables]
 
 
 def _readme(text: str, tables: Sequence[Table]) -> str:

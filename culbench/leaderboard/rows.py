@@ -20,26 +20,6 @@ import numpy as np
 from culbench.errors import RunError
 from culbench.results import variant_label
 
-# (key, label, direction, how to read it from a summary); direction +1 = higher is better.
-COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("ua_cumulative", "UA cum", +1),
-    ("retention_related", "Ret near", +1),
-    ("retention_general", "Ret far", +1),
-    ("retention_in_domain", "Ret in-dom", +1),
-    ("retention_cross_domain", "Ret cross-dom", +1),
-    ("re_emergence_max", "Re-emerg", -1),
-    ("collateral_damage", "Collateral", -1),
-    ("auc_ua_cumulative", "AUC UA", +1),
-    ("auc_retention_general", "AUC Ret far", +1),
-    ("headline_h", "H", +1),
-    ("gap_retrain", "Gap retrain", -1),
-    ("auc_gap_retrain", "AUC gap retrain", -1),
-    ("fid_retained_vs_base", "FID vs base", -1),
-    ("fid_retained_vs_real", "FID vs real", -1),
-    ("clip_retained", "CLIP ret", +1),
-    ("unlearn_seconds_median", "s/request", -1),
-    ("peak_rss_mb", "Peak RSS MB", -1),
-)
 ORACLE = "retrain"  # the retrain-from-scratch reference row that "Gap retrain" is measured against
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from culbench.errors import RunError
-from culbench.leaderboard.rows import COLUMNS, Row, load_rows
+from culbench.evaluation.metric_info import METRICS, RANK_METRIC, MetricInfo
+from culbench.leaderboard.rows import Row, load_rows
 
-RANK_KEY = "headline_h"
+RANK_KEY = RANK_METRIC.key
 REFERENCE_METHODS = ("original", "retrain")  # rows that show the scale, never compete
 
 
@@ -31,7 +32,7 @@ class Table:
     sequence: str
     profile: str
     rows: list[Row]
-    columns: list[tuple[str, str, int]]
+    columns: list[MetricInfo]
     ranks: list[int | None]  # None = a reference row (listed last, unranked)
     best: dict[str, set[int]]
 
@@ -116,26 +117,28 @@ def build(paths: Sequence[Path], allow_partial: bool = False) -> list[Table]:
     if tuning:
         raise RunError(f"{tuning[0].sources[0]} was evaluated on the validation prompts (--split val)",
                        "tuning runs are never ranked: move them out of the leaderboard folders")
-    tables: list[Table] = []
     groups: dict[tuple[str, str], list[Row]] = {}
     for row in rows:
         groups.setdefault((row.sequence, row.profile), []).append(row)
-    for (sequence, profile), members in groups.items():
-        columns = [c for c in COLUMNS if any(r.value(c[0])[0] is not None for r in members)]
-        rank_dir = next((d for k, _, d in columns if k == RANK_KEY), +1)
-        ranked = [r for r in members if not is_reference(r) and not r.partial]
-        references = sorted((r for r in members if is_reference(r) or r.partial), key=lambda r: r.label)
-        ranked_ranks = tie_aware_ranks([r.value(RANK_KEY) for r in ranked], rank_dir)
-        order = sorted(range(len(ranked)), key=lambda i: (ranked_ranks[i], ranked[i].label))
-        members = [ranked[i] for i in order] + references
-        ranks: list[int | None] = [ranked_ranks[i] for i in order] + [None] * len(references)
-        contenders = [i for i, r in enumerate(ranks) if r is not None] or list(range(len(members)))
-        best: dict[str, set[int]] = {}
-        for key, _, direction in columns:
-            values = [members[i].value(key)[0] if i in contenders else None for i in range(len(members))]
-            present = [v for v in values if v is not None]
-            if present:
-                top = max(present) if direction > 0 else min(present)
-                best[key] = {i for i, v in enumerate(values) if v == top}
-        tables.append(Table(sequence, profile, members, columns, ranks, best))
-    return tables
+    return [_table(sequence, profile, members) for (sequence, profile), members in groups.items()]
+
+
+def _table(sequence: str, profile: str, members: list[Row]) -> Table:
+    """The rows of one sequence × profile ranked by ``RANK_KEY`` (references and unfinished rows
+    last, unranked), the columns some row has a value in, and the best value per column."""
+    columns = [m for m in METRICS if any(r.value(m.key)[0] is not None for r in members)]
+    ranked = [r for r in members if not is_reference(r) and not r.partial]
+    references = sorted((r for r in members if is_reference(r) or r.partial), key=lambda r: r.label)
+    ranked_ranks = tie_aware_ranks([r.value(RANK_KEY) for r in ranked], RANK_METRIC.direction)
+    order = sorted(range(len(ranked)), key=lambda i: (ranked_ranks[i], ranked[i].label))
+    members = [ranked[i] for i in order] + references
+    ranks: list[int | None] = [ranked_ranks[i] for i in order] + [None] * len(references)
+    contenders = [i for i, r in enumerate(ranks) if r is not None] or list(range(len(members)))
+    best: dict[str, set[int]] = {}
+    for metric in columns:
+        values = [members[i].value(metric.key)[0] if i in contenders else None for i in range(len(members))]
+        present = [v for v in values if v is not None]
+        if present:
+            top = max(present) if metric.higher_is_better else min(present)
+            best[metric.key] = {i for i, v in enumerate(values) if v == top}
+    return Table(sequence, profile, members, columns, ranks, best)
