@@ -365,6 +365,10 @@ class Method:
     #: base model (checked by the contract suite); if it also keeps nothing in ``ctx.state``, each
     #: step can be computed alone, in parallel processes (``culbench run --step K``).
     from_scratch: ClassVar[bool] = False
+    #: How the leaderboard shows this method's rows: ``"ranked"`` (they compete), ``"reference"``
+    #: (shown for scale, never ranked: ``original``) or ``"oracle"`` (a reference row that "gap to
+    #: retrain" is measured against: ``retrain``). Built-ins write it as a literal (read without import).
+    role: ClassVar[str] = "ranked"
 
     def __init__(self, config: Any = None) -> None:
         self.config = config if config is not None else type(self).Config()

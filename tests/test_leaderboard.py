@@ -210,15 +210,41 @@ def test_committed_leaderboard_is_not_stale() -> None:
 
 
 def test_sweep_leaderboard_set_is_every_builtin_but_retrain() -> None:
-    from culbench.catalog import METHODS
-    from culbench.leaderboard.publish import PUBLISHED_METHODS
+    from culbench.catalog import METHODS, method_role
+    from culbench.leaderboard.publish import published_methods
 
     builtin = {e.name for e in METHODS.entries() if e.source == "builtin"}
-    assert set(PUBLISHED_METHODS) | {"retrain"} == builtin  # a new built-in joins the board
+    assert set(published_methods()) | {"retrain"} == builtin  # a new built-in joins the board
+    assert method_role("retrain") == "oracle" and method_role("original") == "reference"
+    assert {method_role(n) for n in builtin - {"retrain", "original"}} == {"ranked"}
     done = run_cli("sweep", "--methods", "leaderboard", "--seeds", "0", "--print-commands")
     assert done.returncode == 0, done.stderr
     listed = [line.split("--method ")[1].split()[0] for line in done.stdout.splitlines() if line]
-    assert listed == list(PUBLISHED_METHODS) and "retrain" not in listed
+    assert listed == published_methods() and "retrain" not in listed
+
+
+def test_a_registered_class_declares_its_role() -> None:
+    import pytest
+
+    from culbench.api import Method
+    from culbench.catalog import METHODS, method_role
+    from culbench.errors import RegistryError
+
+    class Scale(Method):
+        role = "reference"
+
+    class Odd(Method):
+        role = "baseline"
+
+    METHODS.register("tmp_scale_method", Scale)
+    METHODS.register("tmp_odd_method", Odd)
+    try:
+        assert method_role("tmp_scale_method") == "reference"
+        with pytest.raises(RegistryError, match="role 'baseline'"):
+            method_role("tmp_odd_method")
+    finally:
+        METHODS.unregister("tmp_scale_method")
+        METHODS.unregister("tmp_odd_method")
 
 
 def test_published_records_only_runs_validate(smoke_run: Path, tmp_path: Path) -> None:

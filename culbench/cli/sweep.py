@@ -78,9 +78,9 @@ def sweep(
     from culbench.results import variant_label
     from culbench.runner import DEFAULT_SEQUENCE, MODES, run
 
-    from culbench.leaderboard.publish import PUBLISHED_METHODS
+    from culbench.leaderboard.publish import published_methods
 
-    names = (METHODS.names() if methods == "all" else list(PUBLISHED_METHODS) if methods == "leaderboard"
+    names = (METHODS.names() if methods == "all" else published_methods() if methods == "leaderboard"
              else [m.strip() for m in methods.split(",") if m.strip()])
     for name in names:
         METHODS.get(name)  # unknown names fail before anything runs

@@ -20,7 +20,6 @@ import numpy as np
 from culbench.errors import RunError
 from culbench.results import variant_label
 
-ORACLE = "retrain"  # the retrain-from-scratch reference row that "Gap retrain" is measured against
 
 
 @dataclass
@@ -35,6 +34,21 @@ class Row:
     sources: list[str] = field(default_factory=list)  # summary.json paths, one per seed
     settings: str = ""  # non-default config fields ("lr=0.0002 iterations=40"), when known
     is_default: bool = False  # the config is the registered method's defaults (known from the manifest)
+
+    @property
+    def role(self) -> str:
+        """The method's declared role (``culbench.catalog.method_role``): ``"ranked"``,
+        ``"reference"`` or ``"oracle"``; ``"ranked"`` for a method not installed here."""
+        from culbench.catalog import METHODS, method_role
+
+        method = self.summaries[0]["method"]
+        return method_role(method) if method in METHODS else "ranked"
+
+    @property
+    def is_oracle(self) -> bool:
+        """The oracle method's benchmark row ("Gap retrain" is measured against its default
+        config): sequential, evaluation split, default judge (no ``~`` suffix)."""
+        return self.method == self.summaries[0]["method"] and self.role == "oracle"
 
     @property
     def label(self) -> str:
@@ -192,7 +206,7 @@ def attach_oracle_gap(rows: Iterable[Row]) -> None:
     for row in rows:
         groups.setdefault((row.sequence, row.profile), []).append(row)
     for members in groups.values():
-        oracle = next((r for r in members if r.method == ORACLE and r.is_default and not r.partial), None)
+        oracle = next((r for r in members if r.is_oracle and r.is_default and not r.partial), None)
         if oracle is None:
             continue
         concepts = oracle.summaries[0]["concepts"]

@@ -21,7 +21,6 @@ from culbench.evaluation.metric_info import METRICS, RANK_METRIC, MetricInfo
 from culbench.leaderboard.rows import Row, load_rows
 
 RANK_KEY = RANK_METRIC.key
-REFERENCE_METHODS = ("original", "retrain")  # rows that show the scale, never compete
 
 
 @dataclass
@@ -76,10 +75,10 @@ def is_verified(row: Row) -> bool:
 
 
 def is_reference(row: Row) -> bool:
-    """A reference row — the untouched model, the retrain oracle, or any method run with
-    ``--mode independent|simultaneous`` — is shown for scale but neither ranked nor marked best."""
-    summary = row.summaries[0]
-    return summary["method"] in REFERENCE_METHODS or summary.get("mode", "sequential") != "sequential"
+    """A reference row — a method whose role is ``reference`` or ``oracle`` (the untouched model,
+    the retrain oracle), or any method run with ``--mode independent|simultaneous`` — is shown for
+    scale but neither ranked nor marked best."""
+    return row.role != "ranked" or row.summaries[0].get("mode", "sequential") != "sequential"
 
 
 def partial_summary(run_dir: Path) -> dict[str, Any]:
