@@ -50,7 +50,7 @@ def run_all(out: Path, seeds: list[int], threads: int) -> None:
 def table(out: Path) -> list[str]:
     from culbench.catalog import METHODS
     from culbench.config import build_config, config_hash, parse_overrides
-    from culbench.reporting import fmt, load_rows
+    from culbench.leaderboard import fmt, load_rows
 
     rows = {row.summaries[0]["config_hash"]: row for row in load_rows([out]) if row.method == "dfr"}
     lines = ["| variant | seeds | " + " | ".join(label for _, label in KEYS) + " |", "|---|---|" + "---|" * len(KEYS)]

@@ -3,7 +3,7 @@
 * ``METHODS``: built-ins are the ``@register_method("name")`` classes in ``methods/*.py``,
   found by reading the files' syntax trees (no import), so dropping a new file into
   ``methods/`` registers it; third-party methods come from the ``culbench.methods``
-  entry-point group.
+  entry-point group. ``method_role(name)`` says how the leaderboard shows a method's rows.
 * ``MODELS``: model backends (``"mock"``, ``"toyworld"``, ``"sd"``) as lazy factories.
 * ``JUDGES``: evaluators that decide whether an image shows a concept.
 * ``CLIP_SCORERS`` and ``REFERENCES``: quality evaluators (CLIP score; real images for FID)
@@ -17,6 +17,7 @@ import ast
 from pathlib import Path
 from typing import Any
 
+from culbench.errors import RegistryError
 from culbench.registry import Registry
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -40,6 +41,8 @@ CLIP_SCORERS: Registry[Any] = Registry("CLIP scorer", list_command="culbench ls 
 REFERENCES: Registry[Any] = Registry("reference image set", list_command="culbench ls judges")
 FEATURES: Registry[Any] = Registry("FID feature extractor", list_command="culbench ls judges")
 SEQUENCES: Registry[Path] = Registry("sequence")
+METHOD_ROLES = ("ranked", "reference", "oracle")  # see culbench.api.Method.role
+_BUILTIN_ROLES: dict[str, str] = {}  # built-in method name -> the literal role in its class body
 
 
 def _decorated_name(decorator: ast.expr) -> str | None:
@@ -52,6 +55,36 @@ def _decorated_name(decorator: ast.expr) -> str | None:
     if func_name == "register_method" and isinstance(first, ast.Constant):
         return str(first.value)
     return None
+
+
+def _literal_role(node: ast.ClassDef) -> str:
+    """The class body's ``role = "..."`` (or ``role: ClassVar[str] = "..."``), else ``"ranked"``."""
+    for stmt in node.body:
+        if isinstance(stmt, ast.Assign):
+            targets = stmt.targets
+        elif isinstance(stmt, ast.AnnAssign):
+            targets = [stmt.target]
+        else:
+            continue
+        named = any(isinstance(t, ast.Name) and t.id == "role" for t in targets)
+        if named and isinstance(stmt.value, ast.Constant):
+            return str(stmt.value.value)
+    return "ranked"
+
+
+def method_role(name: str) -> str:
+    """How the leaderboard shows ``name``'s rows: ``"ranked"``, ``"reference"`` or ``"oracle"``
+    (``culbench.api.Method.role``). A built-in's is read from its file's syntax tree (no import,
+    no torch); a plugin's class is imported. Unknown names raise ``RegistryError``."""
+    entry = METHODS.entry(name)
+    if entry.obj is None and entry.source == "builtin" and name in _BUILTIN_ROLES:
+        role = _BUILTIN_ROLES[name]
+    else:
+        role = str(getattr(METHODS.get(name), "role", "ranked"))
+    if role not in METHOD_ROLES:
+        raise RegistryError(f"method '{name}' declares role '{role}'",
+                            f"set its role to one of: {', '.join(METHOD_ROLES)}")
+    return role
 
 
 def _discover_methods(registry: Registry[Any]) -> None:
@@ -68,6 +101,7 @@ def _discover_methods(registry: Registry[Any]) -> None:
                 if name is None:
                     continue
                 doc = (ast.get_docstring(node) or "").strip().splitlines()
+                _BUILTIN_ROLES[name] = _literal_role(node)
                 registry.register_lazy(
                     name,
                     f"culbench.methods.{path.stem}:{node.name}",

@@ -20,6 +20,7 @@ class Original(Method):
         """No hyperparameters."""
 
     trains = ()
+    role = "reference"
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         return model

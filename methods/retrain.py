@@ -68,6 +68,7 @@ class Retrain(Method):
     trains = ("full", "text_encoder")
     backends = ("toyworld",)
     from_scratch = True  # the UNet handed in is not used: a run resumes without its steps' weights
+    role = "oracle"
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         from culbench.toyworld import train as recipe_code

@@ -1,4 +1,4 @@
-"""``leaderboard/fanout.py``: parallel ``--step`` jobs, and the deadline triage that stops the jobs
+"""``tools/fanout.py``: parallel ``--step`` jobs, and the deadline triage that stops the jobs
 that cannot finish so the others do (run against a fake culbench: seconds, no training)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _fanout(tmp_path: Path, *flags: str) -> tuple[int, str]:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "leaderboard" / "fanout.py"), "--out", str(tmp_path / "res"),
+        [sys.executable, str(ROOT / "tools" / "fanout.py"), "--out", str(tmp_path / "res"),
          "--culbench", f"{sys.executable} {ROOT / 'tests' / 'helpers' / 'fake_culbench.py'}",
          "--triage-every", "1", *flags], capture_output=True, text=True, timeout=120)
     return done.returncode, done.stdout

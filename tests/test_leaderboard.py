@@ -196,7 +196,7 @@ def test_publish_rewrites_tables_and_readme_and_detects_staleness(smoke_run: Pat
 
 
 def test_committed_leaderboard_is_not_stale() -> None:
-    from culbench.publish import stale
+    from culbench.leaderboard.publish import stale
 
     root = Path(__file__).resolve().parents[1]
     if (root / "leaderboard" / "results").exists():
@@ -210,15 +210,41 @@ def test_committed_leaderboard_is_not_stale() -> None:
 
 
 def test_sweep_leaderboard_set_is_every_builtin_but_retrain() -> None:
-    from culbench.catalog import METHODS
-    from culbench.publish import PUBLISHED_METHODS
+    from culbench.catalog import METHODS, method_role
+    from culbench.leaderboard.publish import published_methods
 
     builtin = {e.name for e in METHODS.entries() if e.source == "builtin"}
-    assert set(PUBLISHED_METHODS) | {"retrain"} == builtin  # a new built-in joins the board
+    assert set(published_methods()) | {"retrain"} == builtin  # a new built-in joins the board
+    assert method_role("retrain") == "oracle" and method_role("original") == "reference"
+    assert {method_role(n) for n in builtin - {"retrain", "original"}} == {"ranked"}
     done = run_cli("sweep", "--methods", "leaderboard", "--seeds", "0", "--print-commands")
     assert done.returncode == 0, done.stderr
     listed = [line.split("--method ")[1].split()[0] for line in done.stdout.splitlines() if line]
-    assert listed == list(PUBLISHED_METHODS) and "retrain" not in listed
+    assert listed == published_methods() and "retrain" not in listed
+
+
+def test_a_registered_class_declares_its_role() -> None:
+    import pytest
+
+    from culbench.api import Method
+    from culbench.catalog import METHODS, method_role
+    from culbench.errors import RegistryError
+
+    class Scale(Method):
+        role = "reference"
+
+    class Odd(Method):
+        role = "baseline"
+
+    METHODS.register("tmp_scale_method", Scale)
+    METHODS.register("tmp_odd_method", Odd)
+    try:
+        assert method_role("tmp_scale_method") == "reference"
+        with pytest.raises(RegistryError, match="role 'baseline'"):
+            method_role("tmp_odd_method")
+    finally:
+        METHODS.unregister("tmp_scale_method")
+        METHODS.unregister("tmp_odd_method")
 
 
 def test_published_records_only_runs_validate(smoke_run: Path, tmp_path: Path) -> None:
@@ -262,7 +288,7 @@ def test_gap_to_retrain_is_measured_against_the_oracle_row(tmp_path: Path) -> No
     dfr = published / "dfr" / "standard"
     table = build([tmp_path / "retrain", dfr])[0]
     rows = {r.label: r for r in table.rows}
-    assert "gap_retrain" in [c[0] for c in table.columns]
+    assert "gap_retrain" in [c.key for c in table.columns]
     oracle = np.mean(list(oracle_presence.values()), axis=0)  # steps × concepts
     gaps, areas = [], []
     for seed in (0, 1, 2):
@@ -282,7 +308,7 @@ def test_gap_to_retrain_is_measured_against_the_oracle_row(tmp_path: Path) -> No
     assert abs(rows["retrain"].value("auc_gap_retrain")[0] - 0.5 / n_concepts / 2 / steps) < 1e-6
     assert "Gap retrain ↓" in render([table], "md") and "AUC gap retrain ↓" in render([table], "md")
     no_oracle = build([dfr])[0]  # without a retrain row the columns are absent
-    assert not {"gap_retrain", "auc_gap_retrain"} & {c[0] for c in no_oracle.columns}
+    assert not {"gap_retrain", "auc_gap_retrain"} & {c.key for c in no_oracle.columns}
 
 
 def test_a_seed_run_on_several_device_types_is_left_out_of_the_compute_columns(tmp_path: Path) -> None:

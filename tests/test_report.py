@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from culbench.reporting import load_rows
+from culbench.leaderboard import load_rows
 from conftest import run_cli
 
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import torch
 
-from culbench import sd_sequences
+from culbench.generators import sd15
 from culbench.catalog import builtin_dir
 from culbench.tasks import resolve_sequence
 
 
 def test_committed_files_match_the_generator() -> None:
     root = builtin_dir("tasks") / "dfr10-sd15"
-    for relative, content in sd_sequences.files().items():
+    for relative, content in sd15.files().items():
         assert (root / relative).read_text(encoding="utf-8") == content, f"{relative} is stale: rerun the generator"
 
 

@@ -36,7 +36,7 @@ def build(
     """One table per sequence@version × profile: mean ± 95 % interval per method, tie-aware ranks,
     best value per column marked, verified vs self-reported."""
     from culbench.errors import CulbenchError
-    from culbench.leaderboard import FORMATS, build as build_tables, render
+    from culbench.leaderboard import FORMATS, build as build_tables, render, render_html
 
     if format_ not in (*FORMATS, "html"):
         raise CulbenchError(f"unknown format '{format_}'", f"use one of: {', '.join(FORMATS)}, html")
@@ -46,8 +46,6 @@ def build(
                             "pass results roots, e.g. `culbench leaderboard build results/`")
     tables = build_tables(sources, allow_partial=allow_partial)
     if format_ == "html":
-        from culbench.leaderboard_html import render_html
-
         text = render_html(tables, plots=plots)
     else:
         text = render(tables, format_)
@@ -69,7 +67,7 @@ def publish(
     """Regenerate the committed leaderboard (leaderboard/leaderboard.{md,csv,json,tex}, index.html
     and the README's headline table) from leaderboard/results and leaderboard/submissions."""
     from culbench.errors import CulbenchError
-    from culbench.publish import publish as write_all, stale
+    from culbench.leaderboard.publish import publish as write_all, stale
 
     if check:
         outdated = stale(root)

@@ -32,7 +32,8 @@ def report(
     """
     from rich.table import Table
 
-    from culbench.reporting import COLUMNS, fmt, load_rows
+    from culbench.evaluation.metric_info import METRICS
+    from culbench.leaderboard import fmt, load_rows
 
     rows = load_rows(runs)
     out = out or Path("report")
@@ -44,23 +45,23 @@ def report(
              "Final step; ± is half the 95 % interval (bootstrap over evaluation prompts × seeds for "
              "one seed, t-interval over seeds for several). ↑ higher is better, ↓ lower.", ""]
     for (sequence, profile), members in groups.items():
-        present = [c for c in COLUMNS if any(r.value(c[0])[0] is not None for r in members)]
-        header = ["method", "seeds"] + [f"{label} {'↑' if d > 0 else '↓'}" for _, label, d in present]
+        present = [m for m in METRICS if any(r.value(m.key)[0] is not None for r in members)]
+        header = ["method", "seeds"] + [m.heading for m in present]
         table = Table(title=f"{sequence} · profile {profile} (all columns: {out / 'report.md'})")
-        shown = [i for i, (key, _, _) in enumerate(present) if key in CONSOLE_KEYS]
+        shown = [i for i, m in enumerate(present) if m.key in CONSOLE_KEYS]
         for name in header[:2] + [header[2 + i] for i in shown]:
             table.add_column(name, justify="left" if name in ("method", "seeds") else "right",
                              overflow="fold")  # never cut a label: two configs may share a prefix
         lines += [f"## {sequence} · profile {profile}", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]
         for row in members:
-            cells = [row.label, ",".join(map(str, row.seeds))] + [fmt(*row.value(key), key=key) for key, _, _ in present]
+            cells = [row.label, ",".join(map(str, row.seeds))] + [fmt(*row.value(m.key), key=m.key) for m in present]
             table.add_row(*cells[:2], *(cells[2 + i] for i in shown))
             lines.append("| " + " | ".join(cells) + " |")
         console.print(table)
         lines.append("")
         if plots:
-            from culbench import plots as figures
+            from culbench.leaderboard import plots as figures
 
             stem = f"{sequence}-{profile}".replace("@", "v")
             written = [figures.curves(members, out / f"{stem}-curves.png"),

@@ -75,11 +75,11 @@ def sweep(
     from culbench.catalog import METHODS
     from culbench.cli.progress import open_progress
     from culbench.errors import CulbenchError
-    from culbench.publish import PUBLISHED_METHODS
+    from culbench.leaderboard.publish import published_methods
     from culbench.runfolder import variant_label
     from culbench.runner import DEFAULT_SEQUENCE, Hooks, RunSpec, run_spec
 
-    names = (METHODS.names() if methods == "all" else list(PUBLISHED_METHODS) if methods == "leaderboard"
+    names = (METHODS.names() if methods == "all" else published_methods() if methods == "leaderboard"
              else [m.strip() for m in methods.split(",") if m.strip()])
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
@@ -129,7 +129,7 @@ TABLE_KEYS = (("headline_h", "H"), ("ua_cumulative", "UA cum"), ("retention_rela
 
 def settings_table(dirs: dict[tuple[str, tuple[str, ...]], list[Path]]) -> list[str]:
     """Markdown rows: one per (method, overrides), final-step means over seeds, best H marked."""
-    from culbench.reporting import final_value
+    from culbench.leaderboard import final_value
 
     rows: list[tuple[str, str, list[float | None]]] = []
     for (method, overrides), run_dirs in dirs.items():

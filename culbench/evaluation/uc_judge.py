@@ -25,7 +25,7 @@ class UnlearnCanvasJudge(Judge):
 
     def __init__(self, *, device: str = "cpu", classifier_dir: str | None = None,
                  arch: str = "vit_large_patch16_224.augreg_in21k", image_size: int = 224, **_: Any) -> None:
-        from culbench.uc_sequences import OBJECTS, STYLES
+        from culbench.generators.unlearncanvas import OBJECTS, STYLES
 
         if not classifier_dir:
             raise CulbenchError("the UnlearnCanvas judge needs its classifiers",

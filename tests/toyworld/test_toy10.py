@@ -6,7 +6,7 @@ from pathlib import Path
 
 from culbench.catalog import builtin_dir
 from culbench.tasks import resolve_sequence
-from culbench.toyworld import toy10
+from culbench.generators import toy10
 
 
 def test_committed_files_match_the_generator() -> None:
@@ -16,7 +16,7 @@ def test_committed_files_match_the_generator() -> None:
     assert on_disk == set(expected)
     for relative, content in expected.items():
         assert (root / relative).read_text() == content, (
-            f"{relative} is stale: run `python -m culbench.toyworld.toy10 tasks/toy10`")
+            f"{relative} is stale: run `python -m culbench.generators.toy10 tasks/toy10`")
 
 
 def test_toy10_structure() -> None:

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Compute retrain's leaderboard steps on a lent GPU machine (one H200, 16 cores) in one call:
-# every (seed, step) as its own `culbench run --step` process (leaderboard/fanout.py) into the
+# every (seed, step) as its own `culbench run --step` process (tools/fanout.py) into the
 # tree's copy of leaderboard/in-progress (steps already committed there are skipped), sharing the
 # GPU through CUDA MPS when the machine allows it. The machine keeps nothing, so the runs' records
 # (no weights) come back as one archive per seed in $OUT, with the logs; merge them here with
-# leaderboard/merge_steps.py (leaderboard/in-progress/README.md).
+# tools/merge_steps.py (docs/oracle_runs.md).
 # Measured (session 13, H200 + MPS, benchmarks/results/retrain_gpu_fanout): a job trains at most
 # ~25 steps/s, bound by its own CPU-side work (1 job: 25; 4: 24 each; 8: 22; 16: 15), after ~70 s
 # of rendering, so a 10,000-step request takes ~8 minutes whatever the number of jobs, and only
@@ -17,8 +17,8 @@
 # GRAPH=1 uses them unchecked, GRAPH=0 never.
 #   STEPS: only these steps of each seed (default all; committed ones are skipped anyway).
 #   needs: this tree (no .git: CULBENCH_GIT_HASH names the commit), the missing packages as wheels in
-#   .whl (leaderboard/in-progress/README.md says which), $OUT; BUDGET: seconds for all of it.
-#   Try it on a CPU machine: SKIP_INSTALL=1 DEVICE=cpu BUDGET=200 SEEDS=2 ROOT=/tmp/try OUT=/tmp/o bash leaderboard/gpu_fanout.sh
+#   .whl (docs/oracle_runs.md says which), $OUT; BUDGET: seconds for all of it.
+#   Try it on a CPU machine: SKIP_INSTALL=1 DEVICE=cpu BUDGET=200 SEEDS=2 ROOT=/tmp/try OUT=/tmp/o bash tools/gpu_fanout.sh
 set -u
 t0=$(date +%s)
 budget=${BUDGET:-575}
@@ -27,7 +27,7 @@ work=/tmp/fan
 export PYTHONUNBUFFERED=1 CULBENCH_PROGRESS_EVERY=30
 elapsed() { echo $(( $(date +%s) - t0 )); }
 seeds=${SEEDS:-2 1 0}
-if [ -z "${ROOT:-}" ]; then  # into leaderboard/in-progress: a seed already published is done (as run.sh)
+if [ -z "${ROOT:-}" ]; then  # into leaderboard/in-progress: a seed already published is done (as oracle_run.sh)
     left=""
     for seed in $seeds; do
         [ -f "leaderboard/results/toy10@1/retrain/standard/seed$seed/summary.json" ] || left="$left $seed"
@@ -81,7 +81,7 @@ echo "ready at $(elapsed) s; MPS $mps; CUDA graphs ${CULBENCH_CUDA_GRAPH:-0}; $w
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$out/gpu.csv" 2>&1 &
 deadline=$(( budget - $(elapsed) - 20 ))  # packing takes seconds
 root=${ROOT:-$repo/leaderboard/in-progress}
-python3 "$repo/leaderboard/fanout.py" --out "$root" --logs "$work/logs" --seeds $seeds ${STEPS:+--steps $STEPS} --workers "$workers" \
+python3 "$repo/tools/fanout.py" --out "$root" --logs "$work/logs" --seeds $seeds ${STEPS:+--steps $STEPS} --workers "$workers" \
     --device "$device" --threads 1 --deadline "$deadline" --tail 30 --culbench "python3 -m culbench" | tee "$out/fanout.txt"
 python3 -m culbench ls runs "$root" | tee -a "$out/fanout.txt"
 for run in "$root"/toy10@1/retrain/standard/seed*; do

@@ -2,7 +2,7 @@
 path under DST_ROOT) gives the steps that DST's copy lacks (``culbench.runner.merge_run``).
 For ``--step`` jobs run on a machine that shares no disk with this one (``gpu_fanout.sh``).
 
-    python leaderboard/merge_steps.py /tmp/gpu-records leaderboard/in-progress
+    python tools/merge_steps.py /tmp/gpu-records leaderboard/in-progress
 """
 
 from __future__ import annotations

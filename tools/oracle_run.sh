@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run retrain's three leaderboard seeds into leaderboard/in-progress and commit each step's records
-# as it lands (only this folder: other staged work is left alone). Resumable: rerun after any stop.
-#   CULBENCH=.venv/bin/culbench setsid nohup leaderboard/in-progress/run.sh > /tmp/retrain.log 2>&1 < /dev/null &
+# as it lands (only that folder: other staged work is left alone). Resumable: rerun after any stop.
+# How and why: docs/oracle_runs.md.
+#   CULBENCH=.venv/bin/culbench setsid nohup tools/oracle_run.sh > /tmp/retrain.log 2>&1 < /dev/null &
 # SEEDS='2 1' takes the seeds in that order (default 0 1 2): finish the seed closest to done first.
 set -u
 cd "$(git rev-parse --show-toplevel)"

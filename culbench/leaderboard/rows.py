@@ -20,30 +20,6 @@ import numpy as np
 from culbench.errors import RunError
 from culbench.runfolder import variant_label
 
-# (key, label, direction, how to read it from a summary); direction +1 = higher is better.
-COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("ua_cumulative", "UA cum", +1),
-    ("retention_related", "Ret near", +1),
-    ("retention_general", "Ret far", +1),
-    ("retention_in_domain", "Ret in-dom", +1),
-    ("retention_cross_domain", "Ret cross-dom", +1),
-    ("re_emergence_max", "Re-emerg", -1),
-    ("collateral_damage", "Collateral", -1),
-    ("auc_ua_cumulative", "AUC UA", +1),
-    ("auc_retention_general", "AUC Ret far", +1),
-    ("headline_h", "H", +1),
-    ("gap_retrain", "Gap retrain", -1),
-    ("auc_gap_retrain", "AUC gap retrain", -1),
-    ("fid_retained_vs_base", "FID vs base", -1),
-    ("fid_retained_vs_real", "FID vs real", -1),
-    ("clip_retained", "CLIP ret", +1),
-    ("unlearn_seconds_median", "s/request", -1),
-    ("peak_rss_mb", "Peak RSS MB", -1),
-)
-ORACLE = "retrain"  # the retrain-from-scratch reference row that "Gap retrain" is measured against
-# decimals shown per column (rates and AUCs: 3); FID/CLIP/seconds at the precision they carry
-DIGITS = {"fid_retained_vs_base": 1, "fid_retained_vs_real": 1, "clip_retained": 1,
-          "unlearn_seconds_median": 1, "peak_rss_mb": 0}
 
 
 @dataclass
@@ -58,6 +34,21 @@ class Row:
     sources: list[str] = field(default_factory=list)  # summary.json paths, one per seed
     settings: str = ""  # non-default config fields ("lr=0.0002 iterations=40"), when known
     is_default: bool = False  # the config is the registered method's defaults (known from the manifest)
+
+    @property
+    def role(self) -> str:
+        """The method's declared role (``culbench.catalog.method_role``): ``"ranked"``,
+        ``"reference"`` or ``"oracle"``; ``"ranked"`` for a method not installed here."""
+        from culbench.catalog import METHODS, method_role
+
+        method = self.summaries[0]["method"]
+        return method_role(method) if method in METHODS else "ranked"
+
+    @property
+    def is_oracle(self) -> bool:
+        """The oracle method's benchmark row ("Gap retrain" is measured against its default
+        config): sequential, evaluation split, default judge (no ``~`` suffix)."""
+        return self.method == self.summaries[0]["method"] and self.role == "oracle"
 
     @property
     def label(self) -> str:
@@ -215,7 +206,7 @@ def attach_oracle_gap(rows: Iterable[Row]) -> None:
     for row in rows:
         groups.setdefault((row.sequence, row.profile), []).append(row)
     for members in groups.values():
-        oracle = next((r for r in members if r.method == ORACLE and r.is_default and not r.partial), None)
+        oracle = next((r for r in members if r.is_oracle and r.is_default and not r.partial), None)
         if oracle is None:
             continue
         concepts = oracle.summaries[0]["concepts"]
@@ -260,21 +251,3 @@ def _drop_default_hash(rows: Iterable[Row]) -> None:
     for group in by_method.values():
         if len(group) == 1:
             group[0].config_hash = ""
-
-
-def fmt(value: float | None, low: float | None, high: float | None, digits: int = 3,
-        key: str | None = None) -> str:
-    """``0.912 ±0.031`` (half the interval width), ``—`` when missing; ``key`` picks the
-    column's precision from ``DIGITS``.
-
-    >>> fmt(0.9, 0.85, 0.97), fmt(None, None, None), fmt(1.0, 1.0, 1.0)
-    ('0.900 ±0.060', '—', '1.000')
-    >>> fmt(1383.37, 1375.3, 1391.4, key="peak_rss_mb"), fmt(8.408, 7.75, 9.07, key="fid_retained_vs_base")
-    ('1383 ±8', '8.4 ±0.7')
-    """
-    digits = DIGITS.get(key, digits) if key else digits
-    if value is None:
-        return "—"
-    if low is None or high is None or high - low < 10 ** -digits:
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} ±{(high - low) / 2:.{digits}f}"

@@ -20,23 +20,33 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from culbench.errors import RunError
-from culbench.leaderboard import Table, build, render
+from culbench.leaderboard.formats import render
+from culbench.leaderboard.tables import Table, build
 
 START, END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
 SOURCES = ("leaderboard/results", "leaderboard/submissions")
 TEXT_FILES = {"leaderboard/leaderboard.md": "md", "leaderboard/leaderboard.csv": "csv",
               "leaderboard/leaderboard.json": "json", "leaderboard/leaderboard.tex": "latex"}
 HTML_FILE = "leaderboard/index.html"
-# the published toy10 board: every built-in method but `retrain` (50-95 min per request on 2 CPU
-# cores; its row is run by hand where a GPU or the time exists)
-PUBLISHED_METHODS = ("original", "dfr", "esd", "uce", "ca", "sa", "salun", "finetune")
 HEADLINE = ("ua_cumulative", "retention_related", "retention_general", "re_emergence_max", "headline_h",
             "gap_retrain", "fid_retained_vs_base", "unlearn_seconds_median")
 
 
+def published_methods() -> list[str]:
+    """What ``culbench sweep --methods leaderboard`` runs for the published toy10 board: every
+    built-in method but the oracle (``retrain``: 50-95 min per request on 2 CPU cores; its row is
+    run by hand where a GPU or the time exists), reference rows first, then by name."""
+    from culbench.catalog import METHODS, method_role
+
+    builtin = [e.name for e in METHODS.entries()
+               if e.source == "builtin" and e.target.startswith("culbench.methods.")]
+    return sorted((n for n in builtin if method_role(n) != "oracle"),
+                  key=lambda n: (method_role(n) != "reference", n))
+
+
 def headline(tables: Sequence[Table]) -> list[Table]:
     """The tables reduced to the headline columns (ranks and best marks unchanged)."""
-    return [dataclasses.replace(t, columns=[c for c in t.columns if c[0] in HEADLINE]) for t in tables]
+    return [dataclasses.replace(t, columns=[m for m in t.columns if m.key in HEADLINE]) for t in tables]
 
 
 def _readme(text: str, tables: Sequence[Table]) -> str:
@@ -80,7 +90,7 @@ def publish(root: Path, html: bool = True) -> list[str]:
         (root / path).write_text(text, encoding="utf-8")
     written = list(files)
     if html:
-        from culbench.leaderboard_html import render_html
+        from culbench.leaderboard.html import render_html
 
         (root / HTML_FILE).write_text(render_html(tables), encoding="utf-8")
         written.append(HTML_FILE)

@@ -13,7 +13,7 @@ if the steps they have left exceed what the whole machine does (the sum of the r
 deadline, the jobs furthest from done are stopped until the rest fit. A job that is stopped, or
 still running at the deadline, commits nothing (its snapshot stays, for a rerun on that machine).
 
-    python leaderboard/fanout.py --out /tmp/fan --seeds 0 1 2 --workers 8 --device cuda --deadline 500
+    python tools/fanout.py --out /tmp/fan --seeds 0 1 2 --workers 8 --device cuda --deadline 500
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from culbench.reporting import Row
+from culbench.leaderboard.rows import Row
 
 CURVES: tuple[tuple[str, str], ...] = (
     ("ua_cumulative", "cumulative UA (↑)"),

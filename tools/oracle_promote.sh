@@ -4,19 +4,19 @@
 # steps/*/step.json) to leaderboard/results, check the copy, remove the in-progress folder
 # (git rm -r and rm -rf: it stays in git history) and regenerate the board. Commits nothing:
 # review `git status`, update the prose figures (README status, docs/leaderboard.md), then commit.
-#   CULBENCH=.venv/bin/culbench leaderboard/in-progress/promote.sh 1
+#   CULBENCH=.venv/bin/culbench tools/oracle_promote.sh 1
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 culbench=${CULBENCH:-culbench}
-seed=${1:?usage: leaderboard/in-progress/promote.sh SEED   (a seed whose run has finished)}
+seed=${1:?usage: tools/oracle_promote.sh SEED   (a seed whose run has finished)}
 src=leaderboard/in-progress/toy10@1/retrain/standard/seed$seed
 dst=leaderboard/results/toy10@1/retrain/standard/seed$seed
 fail() { echo "error: $1" >&2; exit 1; }
 
 [ -f "$src/manifest.json" ] || fail "$src holds no run — check the seed number (culbench ls runs leaderboard/in-progress)"
-[ -f "$src/summary.json" ] || fail "$src has not finished (no summary.json) — let run.sh finish it first"
+[ -f "$src/summary.json" ] || fail "$src has not finished (no summary.json) — let tools/oracle_run.sh finish it first"
 [ ! -e "$dst" ] || fail "$dst exists: seed $seed is already published — delete that folder first to publish it again"
-"$culbench" validate "$src" > /dev/null || fail "$src does not validate (culbench validate $src says why) — rerun run.sh to repair it"
+"$culbench" validate "$src" > /dev/null || fail "$src does not validate (culbench validate $src says why) — rerun tools/oracle_run.sh to repair it"
 
 mkdir -p "$(dirname "$dst")"
 tmp=$(mktemp -d "$(dirname "$dst")/.promote.XXXXXX")
@@ -34,4 +34,4 @@ git rm -r -q -- "$src"
 rm -rf "$src"  # ignored leftovers (snapshots, weights, .lock) would keep the folder alive
 "$culbench" leaderboard publish
 echo "published seed $seed at $dst; now update the prose figures (README status, docs/leaderboard.md,"
-echo "leaderboard/README.md, leaderboard/in-progress/README.md), review git status, and commit"
+echo "leaderboard/README.md, docs/oracle_runs.md), review git status, and commit"
