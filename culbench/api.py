@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from culbench.catalog import METHODS
 from culbench.errors import CulbenchError
+from culbench.request import Concept, ForgetSet, PromptPair, RetainSet, UnlearnRequest
 
 if TYPE_CHECKING:  # torch is imported only by code that runs models
     import torch
@@ -54,104 +55,6 @@ __all__ = [
     "UnlearnRequest",
     "register_method",
 ]
-
-
-# -- what is being forgotten -------------------------------------------------------------
-@dataclass(frozen=True)
-class Concept:
-    """A concept of the task.
-
-    Attributes:
-        id: stable identifier, e.g. ``"red"`` or ``"van_gogh_style"``.
-        kind: ``object``, ``colour``, ``pattern``, ``character``, ``style``, ``identity``, ...
-        name: the words used for it in prompts, e.g. ``"red"`` or ``"Van Gogh"``.
-        anchor: the concept a *fixed* mapping steers towards (e.g. ``"circle"``), if any.
-        related: ids of confusable concepts (near retention set).
-    """
-
-    id: str
-    kind: str
-    name: str
-    anchor: str | None = None
-    related: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class PromptPair:
-    """A forget prompt and its context-preserving mapped prompt.
-
-    Example: ``PromptPair("a red star on the left", "a red circle on the left")``.
-    """
-
-    prompt: str
-    mapped: str
-
-
-@dataclass(frozen=True)
-class ForgetSet:
-    """A concept to forget with its training prompts (never the evaluation prompts)."""
-
-    concept: Concept
-    pairs: tuple[PromptPair, ...]
-    anchor: Concept | None = None  # the concept's anchor (target of a fixed mapping), if declared
-
-    @property
-    def prompts(self) -> tuple[str, ...]:
-        return tuple(pair.prompt for pair in self.pairs)
-
-
-@dataclass(frozen=True)
-class RetainSet:
-    """A concept to keep with its training prompts."""
-
-    concept: Concept
-    prompts: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class UnlearnRequest:
-    """One deletion request of a sequence.
-
-    Attributes:
-        step: 1-based position in the sequence.
-        target: the concept to forget now, with forget/mapped prompt pairs.
-        related: confusable concepts to keep (near retention), with prompts.
-        general: far concepts to keep (general retention), with prompts.
-        previous: the requests already served, oldest first (for methods that re-visit them).
-        anchor: the concept's anchor (the target of a *fixed* mapping), if it declares one.
-        targets: every concept to erase in this request when there are several (the
-            ``simultaneous`` reference mode erases concepts 1..k at once); empty = ``(target,)``.
-            Methods that handle one concept at a time should iterate over :attr:`all_targets`.
-    """
-
-    step: int
-    target: ForgetSet
-    related: tuple[RetainSet, ...] = ()
-    general: tuple[RetainSet, ...] = ()
-    previous: tuple[ForgetSet, ...] = ()
-    anchor: Concept | None = None
-    targets: tuple[ForgetSet, ...] = ()
-
-    @property
-    def concept(self) -> Concept:
-        """The concept being forgotten now (the newest one when there are several)."""
-        return self.target.concept
-
-    @property
-    def all_targets(self) -> tuple[ForgetSet, ...]:
-        """Every concept to erase in this request (usually just ``target``)."""
-        return self.targets or (self.target,)
-
-    @property
-    def forget(self) -> tuple[PromptPair, ...]:
-        """Forget prompts paired with their context-preserving mapped prompts (all targets)."""
-        return tuple(pair for target in self.all_targets for pair in target.pairs)
-
-    def retain_prompts(self, which: str = "all") -> list[str]:
-        """Flattened retain prompts: ``"related"``, ``"general"`` or ``"all"``."""
-        sets = {"related": self.related, "general": self.general}
-        chosen = self.related + self.general if which == "all" else sets[which]
-        return [prompt for retain in chosen for prompt in retain.prompts]
 
 
 # -- how the step runs -------------------------------------------------------------------

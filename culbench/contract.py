@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -79,83 +80,97 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 
 def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -> list[Check]:
-    """Run every check for method ``name``; never raises for a failing method."""
+    """Run every check for method ``name``; never raises for a failing method (a bad override or
+    an unknown name raises, as ``culbench run`` would)."""
     import torch
 
-    from culbench.api import Budget, StepContext
-    from culbench.catalog import METHODS, MODELS
-    from culbench.config import build_config, config_to_dict, parse_overrides
-    from culbench.profiles import get_profile
-    from culbench.runner import run
-    from culbench.tasks import resolve_sequence
+    from culbench.catalog import METHODS
+    from culbench.spec import RunSpec
 
     torch.set_num_threads(threads)
-    cls = METHODS.get(name)
-    checks: list[Check] = []
+    backends = METHODS.get(name).backends  # empty = any; methods tied to one world declare it (retrain)
+    sequence = "mock" if not backends or "mock" in backends else "toy10"
+    harness = _Harness(RunSpec(name, sequence=sequence, profile="smoke", overrides=tuple(overrides),
+                               threads=threads).resolve())
+    checks = [("config", harness.config_check), ("returns", harness.returns_check),
+              ("groups", harness.groups_check), ("frozen", harness.frozen_check),
+              ("deterministic", harness.deterministic_check)]
+    if harness.cls.from_scratch:
+        checks.append(("from_scratch", harness.from_scratch_check))
+    return [_check(label, fn) for label, fn in [*checks, ("smoke", harness.smoke_check)]]
 
-    def check(label: str, fn: Callable[[], str]) -> None:
-        try:
-            checks.append(Check(label, True, fn()))
-        except AssertionError as exc:
-            checks.append(Check(label, False, str(exc)))
-        except Exception as exc:  # a crash inside the method is a failed check, with its reason
-            checks.append(Check(label, False, f"{type(exc).__name__}: {exc}"))
 
-    config = build_config(cls.Config, name, parse_overrides(overrides, name))
+def _check(label: str, fn: Callable[[], str]) -> Check:
+    try:
+        return Check(label, True, fn())
+    except AssertionError as exc:
+        return Check(label, False, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a crash inside the method is a failed check, with its reason
+        return Check(label, False, f"{type(exc).__name__}: {exc}")
 
-    def config_check() -> str:
-        assert dataclasses.is_dataclass(config) and type(config).__dataclass_params__.frozen, \
-            "Config must be a frozen dataclass"
-        as_dict = config_to_dict(config)
-        again = build_config(cls.Config, name, {k: str(v) for k, v in as_dict.items()
-                                                if not isinstance(v, (list, dict))})
-        assert config_to_dict(again) == as_dict, f"--set round trip changed {as_dict} -> {config_to_dict(again)}"
-        return f"{len(as_dict)} fields"
 
-    check("config", config_check)
+class _Harness:
+    """One method on the smoke profile of a small sequence, and the contract's checks on it."""
 
-    backends = cls.backends  # empty = any; methods tied to one world declare it (retrain: toyworld)
-    seq = resolve_sequence("mock" if not backends or "mock" in backends else "toy10")
-    profile = get_profile("smoke")
+    def __init__(self, resolved: Any) -> None:
+        self.r, self.cls, self.config = resolved, resolved.method_cls, resolved.config
+        method = self.cls(self.config)  # a duck-typed method without trained_groups declares all of trains
+        self.declared = tuple(getattr(method, "trained_groups", lambda: self.cls.trains)())
+        self.kept_state: list[str] = []  # the ctx.state keys the last request left
+        self.results: dict[str, Any] = {}  # the first request's models (from returns_check)
 
-    def fresh_model() -> Any:
-        return MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
+    def fresh_model(self) -> Any:
+        from culbench.catalog import MODELS
 
-    kept_state: list[str] = []  # the ctx.state keys the last request left
+        return MODELS.get(self.r.seq.spec.model.backend)(device="cpu", **self.r.backend_options)
 
-    def one_request(seed: int, scramble: bool = False) -> tuple[Any, Any, Any, dict[str, Any], Any]:
-        model, base = fresh_model(), fresh_model()
+    def one_request(self, seed: int, scramble: bool = False) -> tuple[Any, Any, Any, dict[str, Any], Any]:
+        """Serve request 1 from a fresh model: (model handed in, base, returned, UNet before, pristine)."""
+        import torch
+
+        from culbench.api import Budget, StepContext
+
+        model, base = self.fresh_model(), self.fresh_model()
         if scramble:  # another starting point: what a from-scratch method must not depend on
             noise = torch.Generator().manual_seed(1234)
             with torch.no_grad():
                 for p in model.unet.parameters():
                     p.add_(torch.randn(p.shape, generator=noise) * 0.1)
         before = _hash_state(model.unet)
-        ctx = StepContext(step=1, seed=seed, budget=Budget(profile.max_iterations, profile.max_samples),
+        prof = self.r.prof
+        ctx = StepContext(step=1, seed=seed, budget=Budget(prof.max_iterations, prof.max_samples),
                           base_model=lambda: base, run_seed=seed)
         torch.manual_seed(seed)
-        method = cls(config)
+        method = self.cls(self.config)
         method.on_sequence_start(model, ctx)
-        out = method.unlearn(model, seq.request(1), ctx)
-        kept_state[:] = list(ctx.state)
-        return model, base, out, before, fresh_model()
+        out = method.unlearn(model, self.r.seq.request(1), ctx)
+        self.kept_state[:] = list(ctx.state)
+        return model, base, out, before, self.fresh_model()
 
-    results: dict[str, Any] = {}
+    def config_check(self) -> str:
+        from culbench.config import build_config, config_to_dict
 
-    declared = getattr(cls(config), "trained_groups", lambda: tuple(cls.trains))()
+        config, name = self.config, self.r.spec.method
+        assert dataclasses.is_dataclass(config) and type(config).__dataclass_params__.frozen, \
+            "Config must be a frozen dataclass"
+        as_dict = config_to_dict(config)
+        again = build_config(self.cls.Config, name, {k: str(v) for k, v in as_dict.items()
+                                                     if not isinstance(v, (list, dict))})
+        assert config_to_dict(again) == as_dict, f"--set round trip changed {as_dict} -> {config_to_dict(again)}"
+        return f"{len(as_dict)} fields"
 
-    def returns_check() -> str:
-        model, base, out, before, pristine = one_request(0)
-        results.update(model=model, base=base, out=out, before=before, pristine=pristine)
+    def returns_check(self) -> str:
+        model, base, out, before, pristine = self.one_request(0)
+        self.results.update(model=model, base=base, out=out, before=before, pristine=pristine)
         for attr in ("unet", "text_encoder", "sample", "state_dict", "parameters"):
             assert hasattr(out, attr), f"unlearn returned {type(out).__name__} without .{attr}"
         out_text = _hash_state(out.text_encoder)
         text_moved = _same(out_text, _hash_state(pristine.text_encoder))
-        assert not text_moved or "text_encoder" in declared, \
+        assert not text_moved or "text_encoder" in self.declared, \
             "the text encoder changed (it is frozen unless the method declares 'text_encoder' in trains)"
         if out.vae is not None:
             assert not _same(_hash_state(out.vae), _hash_state(pristine.vae)), "the VAE changed"
-        stored = fresh_model()
+        stored = self.fresh_model()
         stored.load_state_dict(out.state_dict())
         lost = _same(_hash_state(out.unet), _hash_state(stored.unet)) + [
             f"text_encoder.{k}" for k in _same(out_text, _hash_state(stored.text_encoder))]
@@ -163,60 +178,47 @@ def run_contract(name: str, overrides: tuple[str, ...] = (), threads: int = 1) -
                          f"do not edit the shipped one in place): {lost[:3]}"
         return type(out).__name__ + (" with its own text encoder" if text_moved else "")
 
-    check("returns", returns_check)
-
-    def groups_check() -> str:
-        assert results, "skipped: unlearn failed"
-        out, before = results["out"], results["before"]
+    def groups_check(self) -> str:
+        assert self.results, "skipped: unlearn failed"
+        out, before = self.results["out"], self.results["before"]
         changed = _same(before, _hash_state(out.unet))
         groups = out.parameter_groups()
-        allowed = {n for g in declared for n in groups.get(g, [])}
+        allowed = {n for g in self.declared for n in groups.get(g, [])}
         stray = [k for k in changed if k not in allowed]
-        assert not stray, f"changed outside the declared groups {declared}: {stray[:3]}"
-        return f"{len(changed)} tensors changed, all in {declared or '()'}"
+        assert not stray, f"changed outside the declared groups {self.declared}: {stray[:3]}"
+        return f"{len(changed)} tensors changed, all in {self.declared or '()'}"
 
-    check("groups", groups_check)
-
-    def frozen_check() -> str:
-        assert results, "skipped: unlearn failed"
-        model, base, out, before = results["model"], results["base"], results["out"], results["before"]
-        shipped = _hash_state(results["pristine"].text_encoder)
+    def frozen_check(self) -> str:
+        assert self.results, "skipped: unlearn failed"
+        model, base, out, before = (self.results[k] for k in ("model", "base", "out", "before"))
+        pristine = self.results["pristine"]
+        shipped = _hash_state(pristine.text_encoder)
         if out is not model:
             moved = _same(before, _hash_state(model.unet)) + _same(shipped, _hash_state(model.text_encoder))
             assert not moved, f"the model handed in was modified: {moved[:3]}"
-        moved = (_same(_hash_state(results["pristine"].unet), _hash_state(base.unet))
-                 + _same(shipped, _hash_state(base.text_encoder)))
+        moved = _same(_hash_state(pristine.unet), _hash_state(base.unet)) + _same(shipped, _hash_state(base.text_encoder))
         assert not moved, f"the base model was modified: {moved[:3]}"
         return "input and base model unchanged" if out is not model else "edits in place (returns its input)"
 
-    check("frozen", frozen_check)
-
-    def deterministic_check() -> str:
-        assert results, "skipped: unlearn failed"
-        again = one_request(0)[2]
-        diff = _same(results["out"].state_dict(), again.state_dict())
+    def deterministic_check(self) -> str:
+        assert self.results, "skipped: unlearn failed"
+        diff = _same(self.results["out"].state_dict(), self.one_request(0)[2].state_dict())
         assert not diff, f"two runs with seed 0 differ in {diff[:3]}"
         return "identical weights for the same seed"
 
-    check("deterministic", deterministic_check)
-
-    def from_scratch_check() -> str:
-        assert results, "skipped: unlearn failed"
-        again = one_request(0, scramble=True)[2]
-        diff = _same(results["out"].state_dict(), again.state_dict())
+    def from_scratch_check(self) -> str:
+        assert self.results, "skipped: unlearn failed"
+        again = self.one_request(0, scramble=True)[2]
+        diff = _same(self.results["out"].state_dict(), again.state_dict())
         assert not diff, f"declares from_scratch but its output depends on the input weights: {diff[:3]}"
-        steps = (f"keeps {', '.join(kept_state)} in ctx.state, so its steps run in order" if kept_state
+        steps = (f"keeps {', '.join(self.kept_state)} in ctx.state, so its steps run in order" if self.kept_state
                  else "keeps no state, so its steps can also be computed alone (--step)")
         return f"the same weights from a scrambled input model; {steps}"
 
-    if getattr(cls, "from_scratch", False):
-        check("from_scratch", from_scratch_check)
+    def smoke_check(self) -> str:
+        from culbench.runner import run_spec
 
-    def smoke_check() -> str:
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
-            run(name, sequence=seq.name, profile="smoke", out=out, overrides=overrides, threads=threads)
-        return f"{seq.name} smoke run in {time.perf_counter() - start:.1f} s"
-
-    check("smoke", smoke_check)
-    return checks
+            run_spec(dataclasses.replace(self.r.spec, out=Path(out)))
+        return f"{self.r.seq.name} smoke run in {time.perf_counter() - start:.1f} s"
