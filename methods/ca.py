@@ -25,9 +25,7 @@ Deviations:
    ("painting", "robot") with ~200 LAION/ChatGPT captions.
 2. **Scale:** ToyWorld defaults are scaled to the 2-core budget (the reference uses lr 2e-6 ×
    batch with ``--scale_lr``, 100 steps, batch 4); ``lr`` was chosen on the validation prompts
-   (toy10 val, standard profile, seed 0; docs/tuning.md): 3e-5 / **1e-4** / 3e-4 / 1e-3 gave H
-   0.017 / **0.507** / 0.355 / 0.299 (UA 0.01 / 0.61 / 0.87 / 0.97, general retention 0.99 /
-   0.47 / 0.28 / 0.22): erasing costs general retention at every rate, even with K/V only.
+   (grid and results: docs/tuning.md).
 """
 
 from __future__ import annotations

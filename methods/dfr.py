@@ -37,17 +37,12 @@ Deviations from the reference code:
    LACU's locality-aware *replay* selection (ranking related concepts the same way) is not
    implemented.
 4. **Hyperparameters** are scaled to ToyWorld and were chosen on the sequence's *validation*
-   prompts (``--split val``, standard profile, seed 0), never the evaluation prompts
-   (docs/tuning.md has the grids): ``t_max_unlearn`` 700 / 800 / 1000 gave H 0.885 / 0.871 /
-   0.887 (flat: the reference 700 stays); with ``replay_steps=10`` (the evaluation sampler's
-   step count; the bank costs half of 20 steps), ``iterations`` × ``lr`` = 40 × 1e-4 / 40 ×
-   2e-4 / 60 × 1e-4 / **60 × 2e-4** / 60 × 3e-4 gave H 0.832 / 0.849 / 0.855 / **0.896** /
-   0.880 at 9.7 / 10.2 / 15.1 / 14.5 / 15.3 s per request — 60 × 2e-4 is the default (80 ×
-   1e-4 with 20 replay steps: H 0.885 at 21.9 s). SD defaults are in ``SD_DEFAULTS``.
+   prompts (``--split val``), never the evaluation prompts: ``iterations``, ``lr``,
+   ``replay_steps`` and ``t_max_unlearn`` (grids and results: docs/tuning.md). SD defaults are
+   in ``SD_DEFAULTS``.
 5. **λ_reg on ToyWorld** is ``reg_reduction="mean"``, ``λ_reg = 1`` (= λ_sum ≈ 2.6e-7: a pull
-   400× weaker per element than the reference's λ_sum = 1e-4). It was not tuned; the ablations
-   (docs/dfr.md: 3 seeds, evaluation prompts) show L_reg inert on ToyWorld at both strengths
-   and at 0 (H 0.865 / 0.863 / 0.865 for λ_sum ≈ 2.6e-7 / 1e-4 / 0).
+   400× weaker per element than the reference's λ_sum = 1e-4). It was not tuned (ablations:
+   docs/dfr.md).
 """
 
 from __future__ import annotations

@@ -24,14 +24,8 @@ Deviations:
 2. **Parameterisation:** ToyWorld predicts v; the guidance arithmetic is linear, so the target
    is built the same way in v-space (on SD it is ε, as in the reference).
 3. **Scale:** ToyWorld defaults (``iterations`` 80, ``batch_size`` 16, ``ddim_steps`` 10) are
-   scaled to the 2-core budget; the reference settings are in ``SD_DEFAULTS``. ``lr`` was
-   chosen on the validation prompts (toy10 val, standard profile, seed 0; docs/tuning.md):
-   ESD-x at lr 3e-5 / **6e-5** / 1e-4 / 3e-4 gave H 0.056 / **0.480** / 0.297 / 0.294 (UA 0.03 /
-   0.42 / 0.88 / 0.92, general retention 0.95 / 0.57 / 0.29 / 0.22), and ``esd-x-strict``
-   (``train_method=xattn_kv``) at 1e-4 / 3e-4 gave H 0.321 / 0.305 (UA 0.20 / 0.93). No setting
-   both erases and retains: erasing a request costs general retention at every rate and
-   parameter group tried, and the loss compounds over the sequence, as the CUIG and DFR papers
-   report for sequential ESD. The default is the best H, lr 6e-5 with ESD-x.
+   scaled to the 2-core budget; the reference settings are in ``SD_DEFAULTS``. ``lr`` and
+   ``train_method`` were chosen on the validation prompts (grid and results: docs/tuning.md).
 """
 
 from __future__ import annotations

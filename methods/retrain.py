@@ -32,15 +32,8 @@ retrain --step K`` (one process per step, sharing the run folder). In ``--mode
 independent`` only the current request's concept is left out; in ``--mode simultaneous`` (or
 sequentially) every concept forgotten so far.
 
-Cost: the recipe's 10,000 steps at batch 128 take 50–95 minutes per request on 2 quiet CPU
-cores, by machine (UNet alone: 0.277 s per step on one, 0.474 s on another; with the text encoder
-trained too: 0.476 s on the latter, 0.52–0.56 s on a third; plus 1–2.5 minutes to render and
-encode 60,000 scenes), 8–16 hours per seed. Training runs on the run's ``--device`` (with
-``--device cuda`` the random draws are the same, from a CPU generator; on an H200 shared by 16
-such processes, ≈ 15 steps/s each, ≈ 230 in all; with ``CULBENCH_CUDA_GRAPH=1``, 8 processes at
-≈ 31 steps/s each, ≈ 6 minutes a request: ``benchmarks/results/retrain_gpu_graphs``). Training
-saves a snapshot every 500 steps (``StepContext.save_snapshot``; 64 MB, 0.18 s: 0.1 % of the
-training time), so a run killed
+Cost: the recipe's 10,000 steps at batch 128 per request (measured times on CPU and GPU:
+docs/oracle_runs.md). Training saves a snapshot every 500 steps (``StepContext.save_snapshot``), so a run killed
 mid-request resumes within minutes of where it stopped, with the same result. ``--set
 retrain.steps=2000`` gives a cheaper, weaker oracle (the step count is part of the config hash,
 so results say which).
@@ -80,8 +73,8 @@ class Retrain(Method):
         forgotten = list(dict.fromkeys([p.concept.name for p in request.previous]
                                        + [t.concept.name for t in request.all_targets]))
         # One training seed per run, the same at every step: curves across steps then differ by the
-        # excluded data alone, and seeds 0/1/2 are three draws. Derived, not kept in ctx.state
-        # (earlier versions kept step 1's seed there: the same value), so a step runs alone.
+        # excluded data alone, and seeds 0/1/2 are three draws. Derived, not kept in ctx.state,
+        # so a step runs alone.
         seed = cfg.seed if cfg.seed is not None else step_seed(ctx.run_seed, 1)
         recipe = replace(recipe_code.Recipe(seed=seed), unet_steps=ctx.budget.iterations(cfg.steps),
                          n_images=ctx.budget.samples(cfg.n_images))

@@ -20,14 +20,9 @@ Per request, with θ* the anchor weights and F a diagonal Fisher information:
   readings of "EWC" for a sequence (recorded in the config, so results say which).
 
 ToyWorld defaults (reference: lr 1e-5, λ = 50, γ = 1, full UNet, batch 4 × 4 GPUs, 200 epochs),
-chosen on the validation prompts (toy10 val, seed 0, ``docs/tuning.md``): lr 1e-4 (H 0.785;
-3e-5 gives H 0.640 — it erases less and, oddly, keeps less: near retention 0.19 vs 0.43);
-``fisher="per_step"`` (H 0.785 vs 0.772 for ``base``); λ = 50 as in the reference — λ = 500
-gives the same metrics to three decimals, so at ToyWorld's scale and 80 Adam iterations the EWC
-term does not steer the update: its gradient 2λF(θ − θ*) is 10⁻⁵–10⁻⁴ of the loss gradient at
-the median weight (``benchmarks/ewc_scale.py``: median Fisher 2e-9; the same holds for DFR's
-L_reg, see ``methods/dfr.py``). Retention here comes
-from the replay term. Deviations: 80 iterations at batch 16 per request instead of epochs over
+chosen on the validation prompts (grid and results: ``docs/tuning.md``): ``lr`` and ``fisher``;
+λ = 50 as in the reference (``benchmarks/ewc_scale.py`` measures how much the EWC term steers
+the update at ToyWorld's scale). Deviations: 80 iterations at batch 16 per request instead of epochs over
 1000 surrogate images; surrogate and replay banks of 128 images generated per request.
 """
 

@@ -34,8 +34,8 @@ HEADLINE = ("ua_cumulative", "retention_related", "retention_general", "re_emerg
 
 def published_methods() -> list[str]:
     """What ``culbench sweep --methods leaderboard`` runs for the published toy10 board: every
-    built-in method but the oracle (``retrain``: 50-95 min per request on 2 CPU cores; its row is
-    run by hand where a GPU or the time exists), reference rows first, then by name."""
+    built-in method but the oracle (``retrain`` trains a model from scratch per request, so its
+    row is run on its own: docs/oracle_runs.md), reference rows first, then by name."""
     from culbench.catalog import METHODS, method_role
 
     builtin = [e.name for e in METHODS.entries()

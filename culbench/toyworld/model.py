@@ -20,8 +20,7 @@ VAE_CONFIG: dict[str, Any] = {
     "sample_size": IMAGE_SIZE, "scaling_factor": 1.0,
 }
 UNET_CONFIG: dict[str, Any] = {
-    # one cross-attention level (4x4) plus the cross-attention mid block: measured 0.26 s per
-    # training step at batch 128 on 2 cores, 47 ms per batch-64 forward (benchmarks/)
+    # one cross-attention level (4x4) plus the cross-attention mid block (speed: benchmarks/toyworld_speed.py)
     "sample_size": 8, "in_channels": 8, "out_channels": 8,
     "block_out_channels": [64, 128], "layers_per_block": 1,
     "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
