@@ -74,6 +74,10 @@ def _copy_mock(tmp_path: Path) -> Path:
          "train,a red square on the left,", r"red.csv:2: forget prompt has no mapped prompt"),
         ("prompts/blue.csv", "eval,a blue triangle in a photo,", "test,a blue triangle in a photo,",
          r"blue.csv:\d+: split 'test' is not one of train, val, eval"),
+        ("sequence.yaml", "version: 1", "version: 1\nversion: 2",
+         r"sequence.yaml:5: key 'version' is given twice \(first at line 4\); fix: keep one of them"),
+        ("concepts.yaml", "related: [cross]", "related: [cross], related: [pink]",
+         r"concepts.yaml:3: key 'related' is given twice \(first at line 3\)"),
     ],
 )
 def test_malformed_files_name_file_line_and_key(
@@ -88,6 +92,24 @@ def test_malformed_files_name_file_line_and_key(
         load_sequence(root / "sequence.yaml")
     assert "\n" not in info.value.one_line()
     assert "fix:" in info.value.one_line()
+
+
+@pytest.mark.parametrize("file", ["sequence.yaml", "prompts/red.csv"])
+def test_a_file_that_is_not_utf8_is_a_one_line_error(tmp_path: Path, file: str) -> None:
+    root = _copy_mock(tmp_path)
+    path = root / file
+    lines = path.read_bytes().split(b"\n")
+    path.write_bytes(b"\n".join([*lines[:2], lines[2] + b" \xff", *lines[3:]]))
+    with pytest.raises(TaskError, match=rf"{file.split('/')[-1]}:3: not UTF-8 \(byte 0xff\); fix: save the file as UTF-8"):
+        load_sequence(root / "sequence.yaml")
+
+
+@pytest.mark.parametrize("file", ["sequence.yaml", "concepts.yaml", "prompts/red.csv"])
+def test_a_byte_order_mark_is_accepted(tmp_path: Path, file: str) -> None:
+    root = _copy_mock(tmp_path)
+    path = root / file
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_sequence(root / "sequence.yaml").steps == load_sequence(MOCK / "sequence.yaml").steps
 
 
 def test_unknown_sequence_and_version() -> None:
