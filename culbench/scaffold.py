@@ -49,7 +49,7 @@ from typing import Literal
 import torch.nn.functional as F
 
 from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
-from culbench.training import denoising_loss, finish, noised, optimiser, pick, sample_bank, step, trainable_copy
+from culbench.training import Trainer, denoising_loss, noised, pick, sample_bank
 
 
 @register_method("{name}")
@@ -77,20 +77,18 @@ class {cls}(Method):
         retain = request.retain_prompts("all") or forget
         f_prompts, f_bank = sample_bank(model, forget, size, rng, ctx.sample_seed(0), steps=10)
         r_prompts, r_bank = sample_bank(model, retain, size, rng, ctx.sample_seed(1), steps=10)
-        student, params = trainable_copy(model, cfg.param_group)
-        opt, sched = optimiser(params, lr=cfg.lr)
-        iterations = ctx.budget.iterations(cfg.iterations)
-        tick = ctx.progress(iterations, f"{name}: forgetting {{request.concept.id}}")
+        trainer = Trainer(model, cfg.param_group, ctx, lr=cfg.lr, iterations=cfg.iterations,
+                          description=f"{name}: forgetting {{request.concept.id}}")
+        student = trainer.student
         batch = min(cfg.batch_size, size)
-        for _ in range(iterations):
+        for _ in trainer.iterations():
             fi, ri = pick(rng, size, batch), pick(rng, size, batch)
             x_t, t, _ = noised(student, f_bank[fi], student.num_train_timesteps, gen)
             target = model.predict(x_t, t, model.encode([mapped[f_prompts[i]] for i in fi])).detach()
             loss = F.mse_loss(student.predict(x_t, t, student.encode([f_prompts[i] for i in fi])), target)
             loss = loss + cfg.retain_weight * denoising_loss(student, r_bank[ri], [r_prompts[i] for i in ri], gen)
-            step(loss, opt, sched, params, grad_clip=1.0)
-            tick(1)
-        return finish(student)
+            trainer.step(loss, grad_clip=1.0)
+        return trainer.finish()
 '''
 
 _TEST = '''"""The culbench method contract (`culbench check-method {name}` runs the same checks)."""

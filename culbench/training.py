@@ -10,12 +10,12 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 
-from culbench.api import PromptPair, T2IModel, UnlearnRequest
+from culbench.api import PromptPair, StepContext, T2IModel, UnlearnRequest
 
 
 def trainable_copy(model: T2IModel, group: str) -> tuple[T2IModel, list[torch.nn.Parameter]]:
@@ -83,6 +83,40 @@ def finish(student: T2IModel) -> T2IModel:
     """Freeze and switch the trained copy to eval mode before returning it."""
     student.unet.eval().requires_grad_(False)
     return student
+
+
+class Trainer:
+    """The opening and the optimiser step every fine-tuning method shares: a trainable copy of
+    ``model`` (only ``group`` moves; ``model`` is frozen), AdamW (:func:`optimiser`), the profile's
+    cap on ``iterations`` and a progress bar::
+
+        trainer = Trainer(model, cfg.param_group, ctx, lr=cfg.lr, iterations=cfg.iterations,
+                          description=f"my_method: forgetting {request.concept.id}")
+        for it in trainer.iterations():
+            trainer.step(loss_of(trainer.student), cfg.grad_clip)
+        return trainer.finish()
+    """
+
+    def __init__(self, model: T2IModel, group: str, ctx: StepContext, *, lr: float, iterations: int,
+                 description: str, warmup: int = 0, weight_decay: float = 0.0) -> None:
+        self.student, self.params = trainable_copy(model, group)
+        self.opt, self.sched = optimiser(self.params, lr=lr, warmup=warmup, weight_decay=weight_decay)
+        self.total = ctx.budget.iterations(iterations)
+        self._tick = ctx.progress(self.total, description)
+
+    def iterations(self) -> Iterator[int]:
+        """``0 .. total-1``, advancing the progress bar after each."""
+        for it in range(self.total):
+            yield it
+            self._tick(1)
+
+    def step(self, loss: torch.Tensor, grad_clip: float | None, **options: Any) -> None:
+        """:func:`step` on the student's parameters (``mask``, ``pull``, ``pull_weights`` pass through)."""
+        step(loss, self.opt, self.sched, self.params, grad_clip, **options)
+
+    def finish(self) -> T2IModel:
+        """The trained student, frozen (:func:`finish`)."""
+        return finish(self.student)
 
 
 def noised(model: T2IModel, x0: torch.Tensor, t_max: int, gen: torch.Generator,

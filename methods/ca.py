@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
-from culbench.training import finish, mapped_bank, noised, optimiser, pick, step, trainable_copy
+from culbench.training import Trainer, mapped_bank, noised, pick
 
 SD_DEFAULTS = {"lr": 8e-6, "iterations": 100, "batch_size": 4, "anchor_images": 200,
                "param_group": "xattn_kv", "loss": "model", "sample_steps": 50}
@@ -68,11 +68,10 @@ class ConceptAblation(Method):
         size = ctx.budget.samples(cfg.anchor_images)
         pairs, x0_bank = mapped_bank(model, request, size, rng, ctx.sample_seed(), cfg.sample_steps)
         anchors, targets = [p.mapped for p in pairs], [p.prompt for p in pairs]
-        student, params = trainable_copy(model, cfg.param_group)
-        opt, sched = optimiser(params, lr=cfg.lr)
-        iterations = ctx.budget.iterations(cfg.iterations)
-        tick = ctx.progress(iterations, f"ca: ablating {request.concept.id}")
-        for _ in range(iterations):
+        trainer = Trainer(model, cfg.param_group, ctx, lr=cfg.lr, iterations=cfg.iterations,
+                          description=f"ca: ablating {request.concept.id}")
+        student = trainer.student
+        for _ in trainer.iterations():
             batch = pick(rng, size, min(cfg.batch_size, size))
             x0 = x0_bank[batch]
             x_t, t, noise = noised(student, x0, student.num_train_timesteps, gen)
@@ -86,6 +85,5 @@ class ConceptAblation(Method):
             if cfg.prior_preservation:
                 anchor_pred = student.predict(x_t, t, student.encode([anchors[i] for i in batch]))
                 loss = loss + F.mse_loss(anchor_pred, student.target(x0, noise, t))
-            step(loss, opt, sched, params, cfg.grad_clip)
-            tick(1)
-        return finish(student)
+            trainer.step(loss, cfg.grad_clip)
+        return trainer.finish()

@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
-from culbench.training import finish, indexed_bank, noised, optimiser, pick, step, trainable_copy
+from culbench.training import Trainer, indexed_bank, noised, pick
 
 #: The v1 reference settings on Stable Diffusion 1.5 (for ``--set`` on the SD tier).
 SD_DEFAULTS = {"lr": 1e-5, "iterations": 600, "warmup": 800, "batch_size": 78,
@@ -166,9 +166,11 @@ class DFR(Method):
         cfg = self.config
         rng = ctx.rng()
         gen = ctx.generator()
-        iterations = ctx.budget.iterations(cfg.iterations)
-        teacher = model  # M_{k-1}, frozen (trainable_copy freezes it): only the student changes
-        student, params = trainable_copy(model, cfg.param_group)
+        teacher = model  # M_{k-1}, frozen (the trainer freezes it): only the student changes
+        trainer = Trainer(model, cfg.param_group, ctx, lr=cfg.lr, iterations=cfg.iterations,
+                          description=f"dfr: forgetting {request.concept.id}", warmup=cfg.warmup,
+                          weight_decay=cfg.weight_decay)
+        student, params = trainer.student, trainer.params
         preserve_teacher = ctx.base_model() if cfg.teacher == "base" and ctx.base_model else teacher
         anchor = [p.detach().clone() for p in params]
         reg_scale = 1.0 / sum(p.numel() for p in params) if cfg.reg_reduction == "mean" else 1.0
@@ -187,9 +189,7 @@ class DFR(Method):
             f_index, f_bank = bank(forget, size, 0)
             r_index, r_bank = bank(retain, size, 1)
 
-        opt, sched = optimiser(params, lr=cfg.lr, warmup=cfg.warmup, weight_decay=cfg.weight_decay)
-        tick = ctx.progress(iterations, f"dfr: forgetting {request.concept.id}")
-        for it in range(iterations):
+        for it in trainer.iterations():
             if cfg.cached:
                 pick_f = pick(rng, len(f_index), min(batch, len(f_index)))
                 pick_r = pick(rng, len(r_index), min(batch, len(r_index)))
@@ -208,6 +208,5 @@ class DFR(Method):
             loss = cfg.lambda_preserve * loss_p + cfg.lambda_unlearn * loss_u
             # + λ_reg · L_reg: its gradient is added in closed form (``pull``), the same update
             # as ``+ cfg.lambda_reg * regularisation(params, anchor, cfg.reg_reduction)``.
-            step(loss, opt, sched, params, cfg.grad_clip, pull=(anchor, cfg.lambda_reg * reg_scale))
-            tick(1)
-        return finish(student)
+            trainer.step(loss, cfg.grad_clip, pull=(anchor, cfg.lambda_reg * reg_scale))
+        return trainer.finish()

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
-from culbench.training import finish, optimiser, pick, step, trainable_copy
+from culbench.training import Trainer, pick
 
 #: The CompVis reference on SD 1.4 (CUIG's sequential runs use the same).
 SD_DEFAULTS = {"lr": 1e-5, "iterations": 1000, "batch_size": 1, "negative_guidance": 1.0,
@@ -71,12 +71,11 @@ class ESD(Method):
         cfg = self.config
         rng = ctx.rng()
         frozen = ctx.base_model() if cfg.frozen == "base" and ctx.base_model else model
-        student, params = trainable_copy(model, _GROUPS[cfg.train_method])
-        opt, sched = optimiser(params, lr=cfg.lr)
+        trainer = Trainer(model, _GROUPS[cfg.train_method], ctx, lr=cfg.lr, iterations=cfg.iterations,
+                          description=f"esd: erasing {request.concept.id}")
+        student = trainer.student
         prompts = [pair.prompt for pair in request.forget]
-        iterations = ctx.budget.iterations(cfg.iterations)
-        tick = ctx.progress(iterations, f"esd: erasing {request.concept.id}")
-        for it in range(iterations):
+        for it in trainer.iterations():
             batch = [prompts[i] for i in pick(rng, len(prompts), cfg.batch_size)]
             seeds = ctx.sample_seeds(0, len(batch), start=it * cfg.batch_size)
             stop = rng.randrange(cfg.ddim_steps)
@@ -89,6 +88,5 @@ class ESD(Method):
                 e_concept = frozen.predict(x_t, t, frozen.encode(batch))
                 target = e_null - cfg.negative_guidance * (e_concept - e_null)
             loss = F.mse_loss(student.predict(x_t, t, student.encode(batch)), target)
-            step(loss, opt, sched, params, cfg.grad_clip)
-            tick(1)
-        return finish(student)
+            trainer.step(loss, cfg.grad_clip)
+        return trainer.finish()

@@ -17,7 +17,7 @@ from typing import Literal
 import torch.nn.functional as F
 
 from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
-from culbench.training import finish, mapped_bank, noised, optimiser, pick, step, trainable_copy
+from culbench.training import Trainer, mapped_bank, noised, pick
 
 
 @register_method("finetune")
@@ -43,15 +43,13 @@ class NaiveFinetune(Method):
         size = ctx.budget.samples(cfg.anchor_images)
         pairs, x0_bank = mapped_bank(model, request, size, rng, ctx.sample_seed(), cfg.sample_steps)
         prompts = [p.prompt for p in pairs]
-        student, params = trainable_copy(model, cfg.param_group)
-        opt, sched = optimiser(params, lr=cfg.lr)
-        iterations = ctx.budget.iterations(cfg.iterations)
-        tick = ctx.progress(iterations, f"finetune: forgetting {request.concept.id}")
-        for _ in range(iterations):
+        trainer = Trainer(model, cfg.param_group, ctx, lr=cfg.lr, iterations=cfg.iterations,
+                          description=f"finetune: forgetting {request.concept.id}")
+        student = trainer.student
+        for _ in trainer.iterations():
             batch = pick(rng, size, min(cfg.batch_size, size))
             x0 = x0_bank[batch]
             x_t, t, noise = noised(student, x0, student.num_train_timesteps, gen)
             pred = student.predict(x_t, t, student.encode([prompts[i] for i in batch]))
-            step(F.mse_loss(pred, student.target(x0, noise, t)), opt, sched, params, cfg.grad_clip)
-            tick(1)
-        return finish(student)
+            trainer.step(F.mse_loss(pred, student.target(x0, noise, t)), cfg.grad_clip)
+        return trainer.finish()

@@ -35,8 +35,7 @@ from typing import Literal
 import torch
 
 from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
-from culbench.training import (denoising_loss, finish, mapped_bank, optimiser, pick, sample_bank, step,
-                               trainable_copy)
+from culbench.training import Trainer, denoising_loss, mapped_bank, pick, sample_bank, trainable_copy
 
 SD_DEFAULTS = {"lr": 1e-5, "lambda_ewc": 50.0, "gamma": 1.0, "param_group": "full", "batch_size": 4}
 
@@ -94,16 +93,14 @@ class SelectiveAmnesia(Method):
             fisher = self._fisher(model, r_prompts, r_bank, rng, gen)
             anchor = [p.detach().clone() for p in model.parameters(cfg.param_group)]
 
-        student, params = trainable_copy(model, cfg.param_group)
-        opt, sched = optimiser(params, lr=cfg.lr)
-        iterations = ctx.budget.iterations(cfg.iterations)
-        tick = ctx.progress(iterations, f"sa: forgetting {request.concept.id}")
+        trainer = Trainer(model, cfg.param_group, ctx, lr=cfg.lr, iterations=cfg.iterations,
+                          description=f"sa: forgetting {request.concept.id}")
+        student = trainer.student
         batch = min(cfg.batch_size, size)
-        for _ in range(iterations):
+        for _ in trainer.iterations():
             si, ri = pick(rng, size, batch), pick(rng, size, batch)
             loss = denoising_loss(student, surrogate[si], [pairs[i].prompt for i in si], gen)
             loss = loss + cfg.gamma * denoising_loss(student, r_bank[ri], [r_prompts[i] for i in ri], gen)
             # + λ · Σ F (θ − θ*)²: its gradient is added in closed form (``pull``), the same update
-            step(loss, opt, sched, params, cfg.grad_clip, pull=(anchor, cfg.lambda_ewc), pull_weights=fisher)
-            tick(1)
-        return finish(student)
+            trainer.step(loss, cfg.grad_clip, pull=(anchor, cfg.lambda_ewc), pull_weights=fisher)
+        return trainer.finish()

@@ -32,8 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
-from culbench.training import (denoising_loss, finish, noised, optimiser, pick, sample_bank, step,
-                               trainable_copy)
+from culbench.training import Trainer, denoising_loss, noised, pick, sample_bank
 
 SD_DEFAULTS = {"lr": 1e-5, "alpha": 1.0, "mask_fraction": 0.5, "batch_size": 4, "param_group": "xattn"}
 
@@ -66,13 +65,12 @@ class SalUn(Method):
         retain = request.retain_prompts("all") or forget
         f_prompts, f_bank = sample_bank(model, forget, size, rng, ctx.sample_seed(0), cfg.sample_steps)
         r_prompts, r_bank = sample_bank(model, retain, size, rng, ctx.sample_seed(1), cfg.sample_steps)
-        student, params = trainable_copy(model, cfg.param_group)
-        mask = self._mask(student, params, f_prompts, f_bank, rng, gen)
-        opt, sched = optimiser(params, lr=cfg.lr)
-        iterations = ctx.budget.iterations(cfg.iterations)
-        tick = ctx.progress(iterations, f"salun: forgetting {request.concept.id}")
+        trainer = Trainer(model, cfg.param_group, ctx, lr=cfg.lr, iterations=cfg.iterations,
+                          description=f"salun: forgetting {request.concept.id}")
+        student = trainer.student
+        mask = self._mask(student, trainer.params, f_prompts, f_bank, rng, gen)
         batch = min(cfg.batch_size, size)
-        for _ in range(iterations):
+        for _ in trainer.iterations():
             fi = pick(rng, size, batch)
             x_t, t, _ = noised(student, f_bank[fi], student.num_train_timesteps, gen)
             with torch.no_grad():  # random labels: what the model does for unrelated prompts
@@ -80,9 +78,8 @@ class SalUn(Method):
             loss = F.mse_loss(student.predict(x_t, t, student.encode([f_prompts[i] for i in fi])), target)
             ri = pick(rng, size, batch)
             loss = loss + cfg.alpha * denoising_loss(student, r_bank[ri], [r_prompts[i] for i in ri], gen)
-            step(loss, opt, sched, params, cfg.grad_clip, mask=mask)
-            tick(1)
-        return finish(student)
+            trainer.step(loss, cfg.grad_clip, mask=mask)
+        return trainer.finish()
 
     def _mask(self, student: T2IModel, params: list[torch.nn.Parameter], prompts: list[str],
               bank: torch.Tensor, rng: random.Random, gen: torch.Generator) -> list[torch.Tensor]:
