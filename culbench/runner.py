@@ -10,6 +10,7 @@ the base model, in several processes sharing one run folder.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import io
 import os
 import random
@@ -59,6 +60,13 @@ def run(method: str, *, progress: ProgressFactory | None = None, log: Callable[[
         warn: Callable[[str], None] | None = None, argv: Sequence[str] | None = None, **options: Any) -> Path:
     """Run ``method`` through a sequence and return the run folder: ``RunSpec(method, **options)``
     (``overrides`` and ``steps`` may be any sequence) with the given hooks (see :class:`Hooks`)."""
+    known = [f.name for f in dataclasses.fields(RunSpec)]
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            raise CulbenchError(f"culbench.run() got an unknown option '{key}'"
+                                + (f" (did you mean '{close[0]}'?)" if close else ""),
+                                f"use the fields of culbench.spec.RunSpec: {', '.join(known[1:])}")
     for key in ("overrides", "steps"):
         if options.get(key) is not None:
             options[key] = tuple(options[key])
@@ -136,7 +144,8 @@ class _Loop:
         with rf.locked(run_dir):  # `--step` processes may start together
             if (run_dir / rf.MANIFEST).exists():
                 self._check_existing(argv)
-            else:
+            else:  # a new run, or one whose manifest was moved away: derived files are rebuilt
+                (run_dir / rf.SUMMARY).unlink(missing_ok=True)
                 rf.write_manifest(run_dir, rf.new_manifest(
                     str(run_dir.relative_to(self.r.out)), self.identity(), argv, self.spec.device,
                     torch.get_num_threads(), len(self.order)))

@@ -34,7 +34,7 @@ def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[
     try:
         slim = rf.records_only(run_dir, steps)
     except RunError as exc:
-        return [exc.args[0]]
+        return [exc.message]
     expected = list(range(manifest["steps_total"] + 1))
     if steps != manifest["steps_committed"]:
         problems.append(f"manifest lists steps {manifest['steps_committed']}, found {steps}")
@@ -69,7 +69,7 @@ def _check_summary(run_dir: Path, manifest: dict[str, Any], steps: list[int]) ->
         stored = rf.read_json(run_dir / rf.SUMMARY)
         fresh = json.loads(json.dumps(build_summary(run_dir, manifest, stored.get("forget_order", []))))
     except RunError as exc:
-        return [exc.args[0]]
+        return [exc.message]
     return [] if stored == fresh else ["summary.json differs from what the step files give"]
 
 
@@ -78,7 +78,7 @@ def _check_step(run_dir: Path, k: int, slim: bool = False, may_lack: tuple[str, 
     try:
         record = rf.read_json(folder / rf.STEP_RECORD)
     except RunError as exc:
-        return [f"step {k}: {exc.args[0]}"]
+        return [f"step {k}: {exc.message}"]
     if record.get("record_sha256") != rf.record_digest(record):
         return [f"step {k}: step.json was edited (it does not match its record_sha256)"]
     problems = [f"step {k}: {p}" for p in rf.file_problems(folder, {} if slim else record.get("files", {}), may_lack)]

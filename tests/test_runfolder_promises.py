@@ -156,3 +156,21 @@ def test_a_schema_1_run_is_refused_until_migrated(tmp_path: Path) -> None:
     assert migrate(run_dir) == 1 and migrate(run_dir) is None
     assert list(_records(run_dir)) == expected and _summary(run_dir) == summary
     assert validate_run(run_dir) == []
+
+
+def test_an_unknown_option_of_the_python_call_names_the_close_one(tmp_path: Path) -> None:
+    with pytest.raises(CulbenchError, match="unknown option 'profle' \\(did you mean 'profile'\\?\\)"):
+        run("original", out=tmp_path, sequence="mock", profle="smoke")
+
+
+def test_a_corrupt_manifest_names_the_fix_that_keeps_the_steps(tmp_path: Path) -> None:
+    from culbench.errors import RunError
+
+    run_dir = run("finetune", out=tmp_path, **RUN)
+    expected = list(_records(run_dir))
+    (run_dir / "manifest.json").write_text("{not json")
+    with pytest.raises(RunError, match="move .*manifest.json away and rerun"):
+        run("finetune", out=tmp_path, **RUN)
+    (run_dir / "manifest.json").unlink()
+    run("finetune", out=tmp_path, **RUN)
+    assert validate_run(run_dir) == [] and list(_records(run_dir)) == expected

@@ -40,7 +40,13 @@ def locked(folder: Path) -> Iterator[None]:
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
     """The run's manifest (a one-line error when it is missing, corrupt, or of another schema)."""
-    manifest = read_json(run_dir / MANIFEST)
+    try:
+        manifest = read_json(run_dir / MANIFEST)
+    except RunError as exc:
+        if not (run_dir / MANIFEST).exists():
+            raise
+        raise RunError(exc.message, f"move {run_dir / MANIFEST} away and rerun: the run resumes from its "
+                                    "committed steps (their recorded compute times are lost)") from None
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise RunError(f"{run_dir} has run-folder schema {manifest.get('schema_version')!r}; this culbench "
                        f"writes schema {SCHEMA_VERSION}", f"run `culbench migrate {run_dir}`")
