@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from culbench.catalog import METHODS
 from culbench.errors import CulbenchError
-from culbench.request import Concept, ForgetSet, PromptPair, RetainSet, UnlearnRequest
+from culbench.request import Concept, ForgetSet, PromptPair, RetainSet, UnlearnRequest, mentions, substitute
 
 if TYPE_CHECKING:  # torch is imported only by code that runs models
     import torch
@@ -53,7 +53,9 @@ __all__ = [
     "StepContext",
     "T2IModel",
     "UnlearnRequest",
+    "mentions",
     "register_method",
+    "substitute",
 ]
 
 

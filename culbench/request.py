@@ -1,8 +1,10 @@
 """What a deletion request carries: the concept to forget with its prompts, the concepts to keep,
-and the requests already served. Methods see these through :mod:`culbench.api`."""
+and the requests already served; and word-level matching of a concept's name in a prompt
+(:func:`mentions`, :func:`substitute`). Methods see these through :mod:`culbench.api`."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -101,3 +103,30 @@ class UnlearnRequest:
         sets = {"related": self.related, "general": self.general}
         chosen = self.related + self.general if which == "all" else sets[which]
         return [prompt for retain in chosen for prompt in retain.prompts]
+
+
+def _word_pattern(phrase: str) -> re.Pattern[str]:
+    words = [re.escape(w) for w in phrase.split()]
+    return re.compile(r"(?<![\w-])" + r"\s+".join(words) + r"(?![\w-])", re.IGNORECASE)
+
+
+def mentions(text: str, phrase: str) -> bool:
+    """Whether ``text`` names ``phrase`` as whole words (case-insensitive).
+
+    >>> mentions("a red checkered tree", "red"), mentions("a checkered tree", "checker")
+    (True, False)
+    >>> mentions("a Van  Gogh style", "van gogh"), mentions("a redwood", "red")
+    (True, False)
+    """
+    return bool(phrase.strip()) and _word_pattern(phrase).search(text) is not None
+
+
+def substitute(text: str, phrase: str, replacement: str) -> str:
+    """``text`` with every whole-word occurrence of ``phrase`` replaced (not inside other words).
+
+    >>> substitute("a red checkered tree", "red", "green")
+    'a green checkered tree'
+    >>> substitute("a red checkered tree", "checker", "dotted")
+    'a red checkered tree'
+    """
+    return _word_pattern(phrase).sub(replacement, text)

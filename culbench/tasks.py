@@ -88,6 +88,7 @@ class SequenceSpec(_Strict):
     steps: list[str] = Field(min_length=1)
     retain: RetainSpec = Field(default_factory=RetainSpec)
     eval: EvalSpec
+    clean_prompts: bool = False  # refuse mapped/retain prompts that name a concept forgotten by then
 
 
 class ConceptSpec(_Strict):
@@ -324,7 +325,25 @@ def load_sequence(path: str | Path) -> TaskSequence:
     digest = hashlib.sha256()
     for file in files:
         digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
-    return TaskSequence(spec, path, concepts, prompts, digest.hexdigest(), roles)
+    sequence = TaskSequence(spec, path, concepts, prompts, digest.hexdigest(), roles)
+    if spec.clean_prompts:
+        _check_clean(sequence, prompt_dir)
+    return sequence
+
+
+def _check_clean(sequence: TaskSequence, prompt_dir: Path) -> None:
+    """Raise on the first prompt handed to a method that names a concept forgotten by then."""
+    from culbench.leaks import find_leaks
+
+    leaks = find_leaks(sequence)
+    if leaks:
+        first = leaks[0]
+        csv_file = prompt_dir / f"{first.owner}.csv"
+        text = yamlfile.read_text(csv_file).splitlines()
+        line = next((i for i, row in enumerate(text, 1) if first.prompt in row), 1)
+        raise TaskError(f"{csv_file}:{line}: {first.kind} prompt '{first.prompt}' names '{first.named}', forgotten "
+                        f"by step {first.step} ({len(leaks)} such prompts in all)",
+                        "rewrite it without that concept (the sequence declares clean_prompts: true)")
 
 
 def resolve_sequence(name_or_path: str) -> TaskSequence:

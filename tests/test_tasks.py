@@ -140,3 +140,23 @@ def test_validation_split_replaces_every_evaluated_concepts_prompts() -> None:
     assert val.request(1) == seq.request(1)  # training prompts are unchanged
     with pytest.raises(TaskError, match="unknown split"):
         seq.with_split("test")
+
+
+def test_a_prompt_naming_a_forgotten_concept_is_found_and_refused_when_declared(tmp_path: Path) -> None:
+    from culbench.leaks import find_leaks
+
+    root = _copy_mock(tmp_path)
+    assert find_leaks(load_sequence(root / "sequence.yaml")) == []
+    blue = root / "prompts" / "blue.csv"
+    lines = blue.read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("train,"))
+    lines[row] = "train,a blue star beside a red circle,"
+    blue.write_text("\n".join(lines) + "\n")
+    leaks = find_leaks(load_sequence(root / "sequence.yaml"))
+    assert [(leak.step, leak.kind, leak.owner, leak.named) for leak in leaks] == [
+        (1, "retain", "blue", "red"), (2, "retain", "blue", "red"), (2, "retain", "blue", "star")]
+    sequence = root / "sequence.yaml"
+    sequence.write_text(sequence.read_text() + "clean_prompts: true\n")
+    with pytest.raises(TaskError, match=rf"blue.csv:{row + 1}: retain prompt 'a blue star beside a red circle' "
+                                        r"names 'red', forgotten by step 1 \(3 such prompts in all\)"):
+        load_sequence(sequence)

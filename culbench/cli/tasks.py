@@ -14,6 +14,8 @@ EXAMPLES = """Examples:
   culbench tasks validate
 
   culbench tasks validate tasks/toy10/sequence.yaml
+
+  culbench tasks validate tasks/toy10 --leaks    # every prompt that names a concept forgotten by then
 """
 
 app = typer.Typer(help="Work with task files (sequences, concepts, prompts).", no_args_is_help=True)
@@ -22,9 +24,13 @@ app = typer.Typer(help="Work with task files (sequences, concepts, prompts).", n
 @app.command("validate", epilog=EXAMPLES)
 def validate(
     paths: Annotated[list[Path] | None, typer.Argument(help="sequence.yaml files or folders (default: all built-in).")] = None,
+    leaks: Annotated[bool, typer.Option("--leaks", help="List every mapped/retain prompt that names a concept forgotten by then.")] = False,
 ) -> None:
-    """Load and validate sequences with their concepts and prompts; first error stops with file:line."""
+    """Load and validate sequences with their concepts and prompts; first error stops with file:line.
+    Also counts the mapped and retain prompts that name a concept forgotten by their step (an error
+    for a sequence that declares clean_prompts: true)."""
     from culbench.catalog import SEQUENCES
+    from culbench.leaks import find_leaks, given_prompts
     from culbench.tasks import load_sequence
 
     files = []
@@ -36,3 +42,9 @@ def validate(
             f"ok  {sequence.id}  {len(sequence.steps)} steps, {len(sequence.roles)} evaluated "
             f"concepts  ({file})", highlight=False, soft_wrap=True,
         )
+        found = find_leaks(sequence)
+        if found:
+            console.print(f"    {len(found)} of {given_prompts(sequence)} mapped/retain prompts handed to methods name a "
+                          f"concept forgotten by then, e.g. {found[0].line()}", highlight=False, soft_wrap=True)
+        for leak in found if leaks else []:
+            console.print(f"    {leak.line()}", highlight=False, markup=False, soft_wrap=True)
