@@ -79,8 +79,8 @@ def _check_step(run_dir: Path, k: int, slim: bool = False, may_lack: tuple[str, 
         record = rf.read_json(folder / rf.STEP_RECORD)
     except RunError as exc:
         return [f"step {k}: {exc.message}"]
-    if record.get("record_sha256") != rf.record_digest(record):
-        return [f"step {k}: step.json was edited (it does not match its record_sha256)"]
+    if rf.edited(record):
+        return [f"step {k}: {rf.EDITED}"]
     problems = [f"step {k}: {p}" for p in rf.file_problems(folder, {} if slim else record.get("files", {}), may_lack)]
     counts = None if slim else _sample_counts(folder / rf.SAMPLES)
     if counts is None and not slim:

@@ -17,17 +17,17 @@ from culbench.runfolder.layout import (DAMAGED, MANIFEST, MANIFEST_FIELDS, MATRI
                                        variant_label)
 from culbench.runfolder.manifest import (Summariser, check_identity, locked, new_manifest, note_compute,
                                          read_manifest, sync, write_manifest)
-from culbench.runfolder.records import (commit_step, committed_steps, computed, load_matrix, matrix_csv,
-                                        read_step, record_digest, samples_jsonl)
+from culbench.runfolder.records import (EDITED, commit_step, committed_steps, computed, edited, load_matrix,
+                                        matrix_csv, read_step, record_digest, samples_jsonl, seal)
 from culbench.runfolder.snapshots import StepSnapshots
 from culbench.runfolder.weights import load_weights, weights_bytes
 
 __all__ = [
-    "DAMAGED", "MANIFEST", "MANIFEST_FIELDS", "MATRIX", "REFERENCE", "SAMPLES", "SCHEMA_VERSION", "SNAPSHOTS",
+    "DAMAGED", "EDITED", "MANIFEST", "MANIFEST_FIELDS", "MATRIX", "REFERENCE", "SAMPLES", "SCHEMA_VERSION", "SNAPSHOTS",
     "STATE", "STEP_FIELDS", "STEP_RECORD", "SUMMARY", "SUMMARY_FIELDS", "WEIGHTS", "StepSnapshots",
-    "Summariser", "check_identity", "commit_step", "committed_steps", "computed", "droppable",
+    "Summariser", "check_identity", "commit_step", "committed_steps", "computed", "droppable", "edited",
     "file_problems", "first_damaged_step", "load_matrix", "load_weights", "locked", "matrix_csv",
     "new_manifest", "note_compute", "read_json", "read_manifest", "read_step", "record_digest", "records_only",
-    "run_dir_for", "samples_jsonl", "set_aside", "sha256_file", "snapshot_path", "step_dir", "steps_ahead",
+    "run_dir_for", "samples_jsonl", "seal", "set_aside", "sha256_file", "snapshot_path", "step_dir", "steps_ahead",
     "sync", "to_redo", "variant_label", "weights_bytes", "write_bytes", "write_json", "write_text", "write_manifest",
 ]

@@ -13,7 +13,7 @@ from pathlib import Path
 from culbench.errors import CulbenchError, RunError
 from culbench.runfolder.atomic import sha256_file, write_text
 from culbench.runfolder.layout import DAMAGED, SUMMARY, WEIGHTS, step_dir
-from culbench.runfolder.records import committed_steps, computed, matrix_csv, read_step, record_digest
+from culbench.runfolder.records import EDITED, committed_steps, computed, edited, matrix_csv, read_step
 
 
 def droppable(method: str) -> tuple[str, ...]:
@@ -65,8 +65,8 @@ def first_damaged_step(run_dir: Path, steps: list[int], may_lack: tuple[str, ...
             record = read_step(run_dir, k)
         except RunError:
             return k, "step.json is corrupt"
-        if record.get("record_sha256") != record_digest(record):
-            return k, "step.json was edited (it does not match its record_sha256)"
+        if edited(record):
+            return k, EDITED
         listed.append((step_dir(run_dir, k), record.get("files", {})))
     if _keeps_no_files(listed):
         return None

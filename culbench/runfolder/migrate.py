@@ -12,7 +12,7 @@ from pathlib import Path
 from culbench.errors import RunError
 from culbench.runfolder.atomic import read_json, write_json
 from culbench.runfolder.layout import DAMAGED, MANIFEST, SCHEMA_VERSION, STEP_RECORD, SUMMARY
-from culbench.runfolder.records import record_digest
+from culbench.runfolder.records import seal
 
 
 def migrate(run_dir: Path) -> int | None:
@@ -25,8 +25,7 @@ def migrate(run_dir: Path) -> int | None:
         raise RunError(f"{run_dir} has schema_version {version!r}, which this culbench cannot upgrade",
                        f"use the culbench release that wrote it, or one that reads schema {SCHEMA_VERSION}")
     for path in sorted((run_dir / "steps").glob(f"[0-9]*/{STEP_RECORD}")):
-        record = {**read_json(path), "schema_version": SCHEMA_VERSION}
-        write_json(path, {**record, "record_sha256": record_digest(record)})
+        write_json(path, seal({**read_json(path), "schema_version": SCHEMA_VERSION}))
     if (run_dir / SUMMARY).exists():
         write_json(run_dir / SUMMARY, {**read_json(run_dir / SUMMARY), "schema_version": SCHEMA_VERSION})
     write_json(run_dir / MANIFEST, {**manifest, "schema_version": SCHEMA_VERSION})

@@ -32,8 +32,7 @@ def commit_step(run_dir: Path, step: int, record: dict[str, Any], files: dict[st
         else:
             target.write_bytes(content)
         hashes[name] = sha256_file(target)
-    full = {**record, "files": hashes, "schema_version": SCHEMA_VERSION}
-    write_json(tmp / STEP_RECORD, {**full, "record_sha256": record_digest(full)})
+    write_json(tmp / STEP_RECORD, seal({**record, "files": hashes, "schema_version": SCHEMA_VERSION}))
     if final.exists():  # a stale copy from an identical earlier attempt
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -43,6 +42,19 @@ def record_digest(record: dict[str, Any]) -> str:
     """sha256 of a step record's canonical JSON, its own ``record_sha256`` left out."""
     body = {k: v for k, v in record.items() if k != "record_sha256"}
     return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode("utf-8")).hexdigest()
+
+
+def seal(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with its ``record_sha256``, as a step record is written."""
+    return {**record, "record_sha256": record_digest(record)}
+
+
+EDITED = "step.json was edited (it does not match its record_sha256)"
+
+
+def edited(record: dict[str, Any]) -> bool:
+    """The record differs from what was written (:data:`EDITED`)."""
+    return record.get("record_sha256") != record_digest(record)
 
 
 def computed(run_dir: Path, step: int) -> bool:
