@@ -31,6 +31,8 @@ def train(
     stages: Annotated[str, typer.Option(help="Stages to train; the rest are copied from the shipped assets.")] = "judge,vae,unet,clip",
     quick: Annotated[bool, typer.Option(help="A seconds-long miniature recipe (for tests; useless weights).")] = False,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
+    model_version: Annotated[int, typer.Option(help="ToyWorld model version: 2 trains on captions with "
+                                                    "synonyms and character paraphrases.")] = 1,
 ) -> None:
     """Train ToyWorld's judge, VAE, text encoder + UNet and CLIP from a seed (about 85 minutes on 2 cores)."""
     import os
@@ -43,7 +45,9 @@ def train(
     from culbench.toyworld.train import STAGES, Recipe, train_all
 
     torch.set_num_threads(threads or max(1, os.cpu_count() or 1))  # timings assume this
-    recipe = Recipe(seed=seed)
+    from culbench.toyworld.lexicon import check_version
+
+    recipe = Recipe(seed=seed, model_version=check_version(model_version))
     if quick:
         recipe = replace(recipe, n_images=256, judge_images=256, judge_epochs=1, vae_steps=2,
                          vae_batch=8, unet_steps=2, unet_batch=8, held_out=64, clip_steps=2,

@@ -15,6 +15,7 @@ word and to no padding, so no pad mask is needed (``pad_id`` is set to EOS anywa
 from __future__ import annotations
 
 import functools
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -38,26 +39,26 @@ VISION_CFG: dict[str, Any] = {
 TEXT_CFG: dict[str, Any] = {"width": 128, "heads": 4, "layers": 3, "pool_type": "eos"}
 
 
-@functools.lru_cache(maxsize=1)
-def clip_tokenizer():  # -> PreTrainedTokenizerFast
-    """The word-level ToyWorld tokenizer (BOS ... EOS, padded with EOS to 16 tokens)."""
+@functools.lru_cache(maxsize=2)
+def clip_tokenizer(version: int = 1):  # -> PreTrainedTokenizerFast
+    """The word-level tokenizer of a ToyWorld model version (BOS ... EOS, padded with EOS to 16)."""
     from culbench.models.tokenizer import word_tokenizer
-    from culbench.toyworld.data import VOCABULARY
+    from culbench.toyworld.data import vocabulary
 
-    return word_tokenizer(VOCABULARY, CONTEXT_LENGTH)
+    return word_tokenizer(vocabulary(version), CONTEXT_LENGTH)
 
 
-def tokenize(prompts: Sequence[str]) -> torch.Tensor:
+def tokenize(prompts: Sequence[str], version: int = 1) -> torch.Tensor:
     """Token ids ``(N, 16)`` of prompts (unknown words map to UNK; long ones are cut)."""
-    return clip_tokenizer()(list(prompts), padding="max_length", truncation=True,
-                            max_length=CONTEXT_LENGTH, return_tensors="pt").input_ids
+    return clip_tokenizer(version)(list(prompts), padding="max_length", truncation=True,
+                                   max_length=CONTEXT_LENGTH, return_tensors="pt").input_ids
 
 
-def build_clip():  # -> open_clip.model.CLIP
+def build_clip(version: int = 1):  # -> open_clip.model.CLIP
     """An untrained ToyWorld CLIP (random init under the current torch seed)."""
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
-    tok = clip_tokenizer()
+    tok = clip_tokenizer(version)
     text_cfg = CLIPTextCfg(context_length=CONTEXT_LENGTH, vocab_size=len(tok),
                            eos_id=tok.eos_token_id, pad_id=tok.pad_token_id, **TEXT_CFG)
     return CLIP(EMBED_DIM, CLIPVisionCfg(**VISION_CFG), text_cfg)
@@ -98,7 +99,7 @@ def _render(scenes: Sequence[tw.Scene], rng: np.random.Generator) -> torch.Tenso
 
 def train_clip(
     *, seed: int = 0, n_images: int = 60_000, steps: int = 300, batch_size: int = 256,
-    lr: float = 2e-3, log: Callable[[str], None] = lambda m: None,
+    lr: float = 2e-3, log: Callable[[str], None] = lambda m: None, version: int = 1,
 ) -> nn.Module:
     """Trains the ToyWorld CLIP contrastively on jittered renders and random captions.
 
@@ -113,6 +114,7 @@ def train_clip(
         batch_size: Images per step (also the number of contrastive negatives + 1).
         lr: Peak AdamW learning rate (linear warmup over 10 %, cosine decay to 0).
         log: Receives a progress line every 50 steps and at the end.
+        version: ToyWorld model version (its vocabulary and captions, ``data.caption``).
 
     Returns:
         The trained model in eval mode.
@@ -127,7 +129,7 @@ def train_clip(
     index: dict[tw.Scene, int] = {}
     scene_ids = torch.tensor([index.setdefault(s, len(index)) for s in scenes])
     images = _render(scenes, render_rng)
-    model = build_clip()
+    model = build_clip(version)
     # No weight decay on gains, biases, embeddings' positions or the logit scale.
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
@@ -146,7 +148,7 @@ def train_clip(
         batch = images[idx].float() / 255
         # Mild noise so scores stay meaningful on (noisy) diffusion samples.
         batch = (batch + 0.03 * torch.randn(batch.shape, generator=gen)).clamp(0, 1)
-        tokens = tokenize([caption(scenes[i], caption_rng) for i in idx.tolist()])
+        tokens = tokenize([caption(scenes[i], caption_rng, version) for i in idx.tolist()], version)
         loss = contrastive_loss(model, batch, tokens, scene_ids[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -180,18 +182,23 @@ class ToyWorldCLIP:
 
     name = "toyworld-clip"
 
-    def __init__(self, *, device: str = "cpu", weights: str | Path | None = None) -> None:
-        """Loads ``clip.safetensors`` from ``weights`` (a folder laid out like assets/).
+    def __init__(self, *, device: str = "cpu", weights: str | Path | None = None,
+                 version: int | None = None) -> None:
+        """Loads ``clip.safetensors`` from ``weights`` (a folder laid out like assets/, whose
+        ``toyworld.json`` gives the model version), else the shipped CLIP of ``version`` (1).
 
         Raises:
             CulbenchError: If the file is missing or fails its sha256 check.
         """
         from culbench.toyworld import assets
+        from culbench.toyworld.model import weights_folder
 
-        folder = Path(weights) if weights else assets.ASSETS_DIR
+        folder = Path(weights) if weights else weights_folder(version or 1)
+        meta = folder / "toyworld.json"
+        self.version = int(json.loads(meta.read_text()).get("model_version", 1)) if meta.is_file() else (version or 1)
         self.device = device
         self.sha256 = assets.sha256(assets.asset_path(WEIGHTS_FILE, folder))
-        self.model = build_clip()
+        self.model = build_clip(self.version)
         self.model.load_state_dict(assets.load_tensors(WEIGHTS_FILE, folder))
         self.model.to(device).eval()
 
@@ -207,7 +214,7 @@ class ToyWorldCLIP:
     @torch.no_grad()
     def embed_texts(self, prompts: Sequence[str]) -> torch.Tensor:
         """Unit-norm embeddings ``(N, 64)`` of prompts."""
-        return self.model.encode_text(tokenize(prompts).to(self.device), normalize=True).cpu()
+        return self.model.encode_text(tokenize(prompts, self.version).to(self.device), normalize=True).cpu()
 
     def score(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """Per-pair CLIP score ``(B,)``: ``max(100 * cos(image_i, prompt_i), 0)``.
@@ -222,7 +229,7 @@ class ToyWorldCLIP:
 
 @torch.no_grad()
 def caption_retrieval_accuracy(model: nn.Module | ToyWorldCLIP, n: int = 1000,
-                               seed: int = 12_345) -> float:
+                               seed: int = 12_345, version: int = 1) -> float:
     """Top-1 image→caption retrieval accuracy among ``n`` held-out captions.
 
     Scenes, jitter and templates come from ``seed`` (not the training seed 0). A hit is a
@@ -233,10 +240,12 @@ def caption_retrieval_accuracy(model: nn.Module | ToyWorldCLIP, n: int = 1000,
         model: A CLIP from ``build_clip``/``train_clip`` or a ``ToyWorldCLIP``.
         n: Number of image-caption pairs; every caption is a candidate for every image.
         seed: Seed of the evaluation set.
+        version: ToyWorld model version of the captions (a ``ToyWorldCLIP`` knows its own).
     """
     from culbench.toyworld.data import caption, sample_scenes
 
     net = model.model if isinstance(model, ToyWorldCLIP) else model
+    version = model.version if isinstance(model, ToyWorldCLIP) else version
     was_training = net.training
     net.eval()
     device = next(net.parameters()).device
@@ -244,7 +253,7 @@ def caption_retrieval_accuracy(model: nn.Module | ToyWorldCLIP, n: int = 1000,
                                for s in np.random.SeedSequence(seed).spawn(2))
     scenes = sample_scenes(n, seed=seed)
     images = _render(scenes, render_rng).float().div(255).to(device)
-    tokens = tokenize([caption(s, caption_rng) for s in scenes]).to(device)
+    tokens = tokenize([caption(s, caption_rng, version) for s in scenes], version).to(device)
     img = torch.cat([net.encode_image(_pixels(images[i : i + 500]), normalize=True)
                      for i in range(0, n, 500)])
     txt = torch.cat([net.encode_text(tokens[i : i + 500], normalize=True)

@@ -90,21 +90,33 @@ def scene_from_prompt(prompt: str) -> Scene:
     'solid'
     >>> scene_from_prompt("zorb, right, light background").character
     'zorb'
+    >>> scene_from_prompt("a green circle with eyes on a dark background, left").character
+    'zorb'
+    >>> scene_from_prompt("a crimson banded pentagram on a dark background, left").labels()["colour"]
+    'red'
 
     Raises:
         ValueError: If the prompt does not name exactly one value of each attribute.
     """
-    words = set(caption_words(prompt))
-    character = [c for c in CHARACTERS if c in words]
+    from culbench.toyworld.lexicon import concept_of_word, mark_of_words
+
+    words = caption_words(prompt)
+    named = [c for c in map(concept_of_word, words) if c is not None]
+    character = [c for c in CHARACTERS if c in named]
+    labels = {"object": [o for o in OBJECTS if o in named],
+              "colour": [c for c in COLOURS if c in named],
+              "pattern": [p for p in PATTERNS if p in named] or ["solid"]}
+    mark = mark_of_words(words)
+    if mark is not None and not character:  # a character described by its parts
+        character = [c for c, spec in CHARACTER_SPECS.items() if spec.mark == mark]
+        spec = CHARACTER_SPECS[character[0]]
+        if labels != {"object": [spec.shape], "colour": [spec.colour], "pattern": [spec.pattern]}:
+            raise ValueError(f"prompt {prompt!r} gives {character[0]}'s mark to other parts")
     if len(character) == 1:
         spec = CHARACTER_SPECS[character[0]]
         labels = {"object": [spec.shape], "colour": [spec.colour], "pattern": [spec.pattern]}
     elif character:
         raise ValueError(f"prompt {prompt!r} names several characters {character}")
-    else:
-        labels = {"object": [o for o in OBJECTS if o in words],
-                  "colour": [c for c in COLOURS if c in words],
-                  "pattern": [p for p in PATTERNS if p in words] or ["solid"]}
     labels["background"] = [b for b in BACKGROUNDS if b in words]
     labels["position"] = [p for p in POSITIONS if p in words]
     bad = {k: v for k, v in labels.items() if len(v) != 1}
@@ -178,11 +190,17 @@ def _fix_articles(words: list[str]) -> list[str]:
             for w, nxt in zip(words, words[1:] + ["x"], strict=True)]
 
 
-def _format(template: str, scene: Scene) -> str:
+def format_template(template: str, scene: Scene, names: Mapping[str, str] | None = None, *,
+                    as_parts: bool = False) -> str:
+    """Fills a caption template from a scene; ``names`` renames the object/colour/pattern slots
+    (synonyms, ``lexicon``); ``as_parts`` allows a character scene's parts in the slots."""
+    if scene.character is not None and not as_parts and names:
+        raise ValueError("a character caption names the character, not its parts")
+    words = {"object": scene.object, "colour": scene.colour, "pattern": scene.pattern, **(names or {})}
     text = template.format(
-        colour=scene.colour, pattern=scene.pattern, object=scene.object,
+        colour=words["colour"], pattern=words["pattern"], object=words["object"],
         background=scene.background, position=scene.position, character=scene.character,
-        pattern_or_blank="" if scene.pattern == "solid" else scene.pattern,
+        pattern_or_blank="" if scene.pattern == "solid" else words["pattern"],
     )
     return " ".join(_fix_articles(text.split()))
 
@@ -204,20 +222,26 @@ def prompt_for(scene: Scene, template_index: int) -> str:
     templates = _templates_for(scene)
     if not 0 <= template_index < len(templates):
         raise IndexError(f"template_index {template_index} not in range({len(templates)})")
-    return _format(templates[template_index], scene)
+    return format_template(templates[template_index], scene)
 
 
-def caption(scene: Scene, rng: np.random.Generator | None = None) -> str:
+def caption(scene: Scene, rng: np.random.Generator | None = None, version: int = 1) -> str:
     """Returns a lowercase templated English caption for a scene.
 
     Args:
-        scene: The scene to describe. Character scenes are described by name only.
+        scene: The scene to describe. Character scenes are described by name only (version 1).
         rng: Chooses uniformly among the templates (TEMPLATES or CHARACTER_TEMPLATES);
             None selects the first template.
+        version: ToyWorld model version; 2 also draws synonyms and character paraphrases
+            (``lexicon.caption_v2``, needs ``rng``).
 
     Returns:
-        A caption whose words (after removing commas) are all in VOCABULARY.
+        A caption whose words (after removing commas) are all in ``vocabulary(version)``.
     """
+    if version == 2 and rng is not None:
+        from culbench.toyworld.lexicon import caption_v2
+
+        return caption_v2(scene, rng)
     index = 0 if rng is None else int(rng.integers(len(_templates_for(scene))))
     return prompt_for(scene, index)
 
@@ -246,6 +270,29 @@ def _build_vocabulary() -> tuple[str, ...]:
 
 
 VOCABULARY: tuple[str, ...] = _build_vocabulary()
+
+
+def vocabulary(version: int = 1) -> tuple[str, ...]:
+    """The closed word list of a ToyWorld model version (version 2 adds synonyms and paraphrases)."""
+    from culbench.toyworld.lexicon import check_version, extra_words
+
+    if check_version(version) == 1:
+        return VOCABULARY
+    return tuple(sorted(set(VOCABULARY) | extra_words()))
+
+
+def caption_concepts(text: str, scene: Scene | None = None) -> set[str]:
+    """The concepts a caption names, under any of their names (primary, synonym, paraphrase):
+    its words' objects, colours, patterns, characters, backgrounds and positions, plus the
+    scene's character when the caption describes that character by its parts."""
+    from culbench.toyworld.lexicon import concept_of_word
+
+    words = caption_words(text)
+    named = {c for c in map(concept_of_word, words) if c is not None}
+    named |= {w for w in words if w in BACKGROUNDS or w in POSITIONS}
+    if scene is not None and scene.character is not None:
+        named.add(scene.character)
+    return named
 
 
 # ----------------------------------------------------------------------------- sampling

@@ -37,18 +37,34 @@ SCHEDULER_CONFIG: dict[str, Any] = {
 }
 
 
-def tokenizer() -> Any:
-    from culbench.toyworld.data import VOCABULARY
+def tokenizer(version: int = 1) -> Any:
+    """The word-level tokenizer of a ToyWorld model version (``data.vocabulary``)."""
+    from culbench.toyworld.data import vocabulary
 
-    return word_tokenizer(VOCABULARY, max_length=MAX_TOKENS)
+    return word_tokenizer(vocabulary(version), max_length=MAX_TOKENS)
 
 
-def build_parts(latent_channels: int | None = None) -> dict[str, Any]:
+def weights_folder(version: int = 1) -> Any:
+    """Where the shipped weights of a ToyWorld model version live (version 1: ``assets/``)."""
+    from culbench.toyworld import assets
+    from culbench.toyworld.lexicon import check_version
+
+    return assets.ASSETS_DIR if check_version(version) == 1 else assets.ASSETS_DIR / f"v{version}"
+
+
+def folder_version(folder: Any) -> int:
+    """The model version a weights folder declares in its ``toyworld.json`` (absent: 1)."""
+    from culbench.toyworld import assets
+
+    return int(assets.load_json("toyworld.json", folder).get("model_version", 1))
+
+
+def build_parts(latent_channels: int | None = None, version: int = 1) -> dict[str, Any]:
     """Freshly initialised parts (seed torch first for reproducible weights)."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    tok = tokenizer()
+    tok = tokenizer(version)
     vae_cfg = dict(VAE_CONFIG)
     unet_cfg = dict(UNET_CONFIG)
     if latent_channels is not None:
@@ -67,16 +83,22 @@ def build_parts(latent_channels: int | None = None) -> dict[str, Any]:
 
 def build_toyworld_model(
     *, device: str = "cpu", weights: str | None = None, sample_steps: int = 20,
-    guidance: float = 1.0, batch_size: int = 64, **_: Any,
+    guidance: float = 1.0, batch_size: int = 64, version: int | None = None, **_: Any,
 ) -> DiffusersT2I:
-    """The shipped ToyWorld model (or the one in ``weights``, a folder like ``assets/``)."""
+    """The shipped ToyWorld model of ``version`` (default 1), or the one in ``weights`` (a folder
+    like ``assets/``, whose ``toyworld.json`` says which version it is)."""
     from pathlib import Path
 
+    from culbench.errors import ConfigError
     from culbench.toyworld import assets
 
-    folder = Path(weights) if weights else assets.ASSETS_DIR
+    folder = Path(weights) if weights else weights_folder(version or 1)
     meta = assets.load_json("toyworld.json", folder)
-    parts = build_parts(meta["latent_channels"])
+    found = int(meta.get("model_version", 1))
+    if version is not None and found != version:
+        raise ConfigError(f"the ToyWorld weights in {folder} are model version {found}, not {version}",
+                          f"pass weights of version {version} or drop the version option")
+    parts = build_parts(meta["latent_channels"], found)
     parts["vae"].register_to_config(scaling_factor=meta["scaling_factor"])
     for name in ("vae", "unet", "text_encoder"):
         parts[name].load_state_dict(assets.load_tensors(f"{name}.safetensors", folder))

@@ -22,7 +22,7 @@ def base_presence(weights: str | None, profile: str = "standard", device: str = 
     from culbench.toyworld.judge import ToyWorldJudge
     from culbench.toyworld.model import build_toyworld_model
 
-    seq = resolve_sequence("toy10")
+    seq = resolve_sequence("toy10@1")
     model = build_toyworld_model(device=device, weights=weights)
     judge = ToyWorldJudge(device=device, weights=judge_weights)
     cells, _ = evaluate_presence(model, judge, seq, get_profile(profile), progress)
@@ -47,7 +47,7 @@ def sample_grids(out_dir: str, weights: str | None = None, per_concept: int = 6,
     from culbench.tasks import resolve_sequence
     from culbench.toyworld.model import build_toyworld_model
 
-    seq = resolve_sequence("toy10")
+    seq = resolve_sequence("toy10@1")
     model = build_toyworld_model(device=device, weights=weights)
     steps, guidance = seq.spec.eval.sampler.steps, seq.spec.eval.sampler.guidance
     by_kind: dict[str, list[str]] = {}

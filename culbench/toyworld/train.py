@@ -54,18 +54,26 @@ class Recipe:
     clip_lr: float = 2e-3
     report_profile: str = "standard"  # profile of the base-presence report written at the end
     report_fid_samples: int = 2_000   # per FID seed (two seeds); 0 skips the FID report
+    model_version: int = 1          # 2: captions with synonyms and character paraphrases (lexicon)
 
 
-def render_training_set(recipe: Recipe, exclude: Callable[[Any], bool] | None) -> tuple[torch.Tensor, list[str]]:
-    """Jittered renders ``(N, 3, 32, 32)`` in [0, 1] and one caption each."""
-    from culbench.toyworld.data import caption, sample_scenes
+def render_training_set(recipe: Recipe, exclude: Callable[[Any], bool] | None,
+                        named: Sequence[str] = ()) -> tuple[torch.Tensor, list[str]]:
+    """Jittered renders ``(N, 3, 32, 32)`` in [0, 1] and one caption each (``recipe.model_version``'s
+    captions). Rows whose caption names a concept in ``named`` under any name (a version-2
+    paraphrase names a character's parts) are dropped as well as the scenes ``exclude`` rejects."""
+    from culbench.toyworld.data import caption, caption_concepts, sample_scenes
     from culbench.toyworld.render import render
 
     scenes = sample_scenes(recipe.n_images, seed=recipe.seed, exclude=exclude,
                            character_rate=recipe.character_rate)
     rng = np.random.default_rng(recipe.seed + 1)
     images = np.stack([render(s, 32, rng) for s in scenes])
-    captions = [caption(s, rng) for s in scenes]
+    captions = [caption(s, rng, recipe.model_version) for s in scenes]
+    keep = [i for i, (s, c) in enumerate(zip(scenes, captions, strict=True))
+            if not set(named) & caption_concepts(c, s)]
+    if len(keep) < len(scenes):
+        images, captions = images[keep], [captions[i] for i in keep]
     tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)
     return tensor, captions
 
@@ -136,7 +144,7 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
     ``benchmarks/retrain_cuda_graph.py`` compares it with the eager step on a GPU.
     """
     torch.manual_seed(recipe.seed + 20)
-    parts = tw_model.build_parts(recipe.latent_channels)
+    parts = tw_model.build_parts(recipe.latent_channels, recipe.model_version)
     unet, text, tok, sched = parts["unet"], parts["text_encoder"], parts["tokenizer"], parts["scheduler"]
     unet.to(device)
     frozen_text = text_encoder is not None
@@ -245,6 +253,8 @@ def save_model(out: Path, vae: Any, unet: Any, text: Any, scale: float, recipe: 
         save_file(state, str(out / f"{name}.safetensors"))
     meta = {"latent_channels": recipe.latent_channels, "scaling_factor": scale,
             "recipe": asdict(recipe), **extra}
+    if recipe.model_version != 1:  # version-1 folders stay byte-identical to the shipped ones
+        meta["model_version"] = recipe.model_version
     (out / "toyworld.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     assets.write_sums(out)
 
@@ -278,6 +288,7 @@ def concept_filter(concepts: Sequence[str]) -> Callable[[Any], bool] | None:
 
 
 STAGES = ("judge", "vae", "unet", "clip")
+PRESENCE_SEQUENCE = "toy10@1"  # the base-presence report's prompts: primary names, every version
 
 
 def train_all(
@@ -319,7 +330,7 @@ def train_all(
     report["judge_accuracy"] = tw_judge.head_accuracy(net, held_images, held_labels)
     log(f"judge accuracy on held-out renders: {report['judge_accuracy']}")
 
-    images, captions = render_training_set(recipe, concept_filter(exclude))
+    images, captions = render_training_set(recipe, concept_filter(exclude), exclude)
     start = time.perf_counter()
     if "vae" in stages:
         vae, scale = train_vae(images, recipe, log)
@@ -357,13 +368,16 @@ def _clip_stage(out: Path, recipe: Recipe, train: bool, report: dict[str, Any], 
     start = time.perf_counter()
     if train:
         model = tw_clip.train_clip(seed=recipe.seed, n_images=recipe.n_images, steps=recipe.clip_steps,
-                                   batch_size=recipe.clip_batch, lr=recipe.clip_lr, log=log)
+                                   batch_size=recipe.clip_batch, lr=recipe.clip_lr, log=log,
+                                   version=recipe.model_version)
         tw_clip.save_clip(model, out)
         report["seconds"]["clip"] = round(time.perf_counter() - start, 1)
     else:
-        shutil.copy(assets.asset_path(tw_clip.WEIGHTS_FILE), out / tw_clip.WEIGHTS_FILE)
-        model = tw_clip.ToyWorldCLIP(weights=out)
-    report["clip_retrieval_top1_1000"] = round(tw_clip.caption_retrieval_accuracy(model), 4)
+        shipped = tw_model.weights_folder(recipe.model_version)
+        shutil.copy(assets.asset_path(tw_clip.WEIGHTS_FILE, shipped), out / tw_clip.WEIGHTS_FILE)
+        model = tw_clip.ToyWorldCLIP(weights=out, version=recipe.model_version)
+    report["clip_retrieval_top1_1000"] = round(
+        tw_clip.caption_retrieval_accuracy(model, version=recipe.model_version), 4)
     log(f"clip caption retrieval top-1 (1000 held-out scenes): {report['clip_retrieval_top1_1000']}")
 
 
@@ -377,7 +391,7 @@ def quality_report(out: Path, recipe: Recipe, log: Log) -> dict[str, Any]:
     presence = base_presence(str(out), recipe.report_profile, judge_weights=str(out))
     figures: dict[str, Any] = {
         "presence": {c: round(p, 4) for c, p in sorted(presence.items())},
-        "presence_setting": {"profile": recipe.report_profile, "sequence": "toy10"},
+        "presence_setting": {"profile": recipe.report_profile, "sequence": PRESENCE_SEQUENCE},
     }
     low = sorted(c for c, p in presence.items() if p < 0.9)
     log(f"base presence: min {min(presence.values()):.3f}, mean {np.mean(list(presence.values())):.3f}; "
