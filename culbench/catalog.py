@@ -109,10 +109,16 @@ def _discover_methods(registry: Registry[Any]) -> None:
                 )
 
 
+SEQUENCE_VERSIONS: dict[str, dict[int, Path]] = {}  # name -> version -> sequence.yaml (archived ones too)
+
+
 def _discover_sequences(registry: Registry[Path]) -> None:
+    """Registers each sequence name for its newest version; every version's file is kept in
+    ``SEQUENCE_VERSIONS`` (older ones live under ``tasks/archive/``)."""
     import yaml  # light; no torch
 
     roots = [builtin_dir("tasks"), PACKAGE_DIR / "mocks" / "tasks"]
+    newest: dict[str, tuple[int, Path, str]] = {}
     for root in roots:
         for path in sorted(root.rglob("sequence.yaml")):
             try:
@@ -122,10 +128,13 @@ def _discover_sequences(registry: Registry[Path]) -> None:
             name = str(head.get("name") or path.parent.name) if isinstance(head, dict) else ""
             if not name:
                 continue
+            version = head.get("version") if isinstance(head.get("version"), int) else 0
+            SEQUENCE_VERSIONS.setdefault(name, {})[version] = path
             summary = str(head.get("description", "")).strip().splitlines()
-            registry.register(
-                name, path, summary=summary[0] if summary else "", target=str(path)
-            )
+            if name not in newest or version > newest[name][0]:
+                newest[name] = (version, path, summary[0] if summary else "")
+    for name, (_, path, summary) in newest.items():
+        registry.register(name, path, summary=summary, target=str(path))
 
 
 METHODS.add_discoverer(_discover_methods)

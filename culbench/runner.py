@@ -129,6 +129,7 @@ class _Loop:
             "mode": spec.mode,
             **({"split": spec.split} if spec.split != "eval" else {}),  # absent = eval
             **({"judge": r.judge} if r.judge else {}),  # absent = the sequence's judge
+            **({"order": list(r.seq.steps)} if r.seq.spec.orders or r.seq.spec.val_order else {}),
             "model": {"backend": r.seq.spec.model.backend, "options": r.backend_options, "base_sha256": self.base_sha},
             "evaluators": self.evaluator.fingerprints(),
         }
@@ -353,5 +354,6 @@ def merge_run(src: Path, dst: Path) -> list[int]:
     from culbench.runfolder.merge import merge_steps
     from culbench.tasks import resolve_sequence
 
-    order = list(resolve_sequence(rf.read_manifest(src)["identity"]["sequence"]["id"]).steps)
+    identity = rf.read_manifest(src)["identity"]
+    order = identity.get("order") or list(resolve_sequence(identity["sequence"]["id"]).steps)
     return merge_steps(src, dst, order, build_summary)

@@ -82,6 +82,8 @@ class RunSpec:
         if self.split not in SPLITS:
             raise CulbenchError(f"unknown split '{self.split}'", f"use one of: {', '.join(SPLITS)}")
         seq = resolve_sequence(self.sequence).with_split(self.split)
+        if self.split == "eval":  # seed s runs order s mod len(orders); val runs the val order
+            seq = seq.in_order(seq.order_of_seed(self.seed))
         prof = get_profile(self.profile)
         method_cls = METHODS.get(self.method)
         for registry, name in ((JUDGES, self.judge), (FEATURES, self.fid)):

@@ -40,6 +40,17 @@ def _pinned_evaluators(sequence: str) -> tuple[list[dict[str, Any]], str]:
     return found, seq.content_hash
 
 
+def _check_orders(sequence: str, seeds: list[int]) -> None:
+    """A submission's seeds cover every deletion order of its sequence (seed s runs order s mod n)."""
+    from culbench.tasks import resolve_sequence
+
+    seq = resolve_sequence(sequence)
+    missing = sorted(set(range(len(seq.orders))) - {seq.order_of_seed(s) for s in seeds})
+    if missing:
+        raise RunError(f"{sequence} has {len(seq.orders)} deletion orders; seeds {seeds} leave out order(s) {missing}",
+                       f"add runs with seeds that cover them (seed s runs order s mod {len(seq.orders)}, e.g. 0..{len(seq.orders) - 1})")
+
+
 def check_runs(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
     """Manifests of ``run_dirs`` after every submission check; raises RunError on the first failure."""
     from culbench.validate import validate_run
@@ -60,7 +71,8 @@ def check_runs(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
     seeds = [m["identity"]["seed"] for m in manifests]
     if len(set(seeds)) != len(seeds):
         raise RunError(f"seed repeated among the runs: {seeds}", "pass each seed once")
-    pinned, content_hash = _pinned_evaluators(identity[0][0].split("@")[0])
+    pinned, content_hash = _pinned_evaluators(identity[0][0])
+    _check_orders(identity[0][0], seeds)
     for run_dir, manifest in zip(run_dirs, manifests, strict=True):
         if manifest["identity"]["sequence"]["content_hash"] != content_hash:
             raise RunError(f"{run_dir} used other task files than this culbench's {identity[0][0]}",
@@ -116,7 +128,7 @@ def sample_grid(run_dir: Path, path: Path, per_concept: int = 3) -> Path:
     from culbench.tasks import resolve_sequence
 
     manifest = rf.read_json(run_dir / "manifest.json")
-    seq = resolve_sequence(manifest["identity"]["sequence"]["id"].split("@")[0])
+    seq = resolve_sequence(manifest["identity"]["sequence"]["id"])
     model = MODELS.get(seq.spec.model.backend)(device="cpu", **manifest["identity"]["model"]["options"])
     prompts = [seq.prompts[c].eval[0] for c in seq.steps for _ in range(per_concept)]
     seeds = [seq.spec.eval.seeds[i % len(seq.spec.eval.seeds)] for _ in seq.steps for i in range(per_concept)]

@@ -12,7 +12,6 @@ Every error names the file, the line and the key, and says how to fix it.
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 import hashlib
 import re
@@ -23,13 +22,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, UnlearnRequest
-from culbench import yamlfile
+from culbench import taskrules, yamlfile
 from culbench.errors import TaskError
 
-ROLES = ("forget", "related", "general", "in_domain", "cross_domain")
+ROLES = ("forget", "related", "general", "in_domain", "cross_domain", "related_held_out",
+         "general_held_out")
 # A concept listed under retain.in_domain/cross_domain (and also under general) gets the more
 # specific role; general (far) retention averages over all three.
 GENERAL_ROLES = ("general", "in_domain", "cross_domain")
+# Scored but never given to a method: no prompt a method sees names them (``culbench.leaks``).
+HELD_OUT_ROLES = ("related_held_out", "general_held_out")
 SPLITS = ("train", "val", "eval")
 _ID = r"^[a-z0-9][a-z0-9_\-]*$"
 
@@ -74,6 +76,7 @@ class RetainSpec(_Strict):
     general: list[str] = Field(default_factory=list)
     in_domain: list[str] = Field(default_factory=list)
     cross_domain: list[str] = Field(default_factory=list)
+    held_out: list[str] = Field(default_factory=list)  # far concepts scored, never given
 
 
 class SequenceSpec(_Strict):
@@ -88,7 +91,9 @@ class SequenceSpec(_Strict):
     steps: list[str] = Field(min_length=1)
     retain: RetainSpec = Field(default_factory=RetainSpec)
     eval: EvalSpec
-    clean_prompts: bool = False  # refuse mapped/retain prompts that name a concept forgotten by then
+    clean_prompts: bool = False  # refuse given prompts that name a forgotten or held-out concept
+    orders: list[list[str]] = Field(default_factory=list)  # deletion orders; orders[0] == steps
+    val_order: list[str] | None = None  # the order tuning uses (``culbench tune``)
 
 
 class ConceptSpec(_Strict):
@@ -97,6 +102,7 @@ class ConceptSpec(_Strict):
     name: str = Field(min_length=1)
     anchor: str | None = None
     related: list[str] = Field(default_factory=list)
+    held_out: list[str] = Field(default_factory=list)  # related concepts scored, never given
 
 
 class ConceptFile(_Strict):
@@ -133,6 +139,7 @@ class TaskSequence:
     prompts: dict[str, ConceptPrompts]
     content_hash: str
     roles: dict[str, str] = field(default_factory=dict)
+    held_out_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # forget id -> held-out related
 
     @property
     def name(self) -> str:
@@ -156,21 +163,47 @@ class TaskSequence:
         """Far retain concepts: retain.general, in_domain and cross_domain, each once."""
         return [c for c, role in self.roles.items() if role in GENERAL_ROLES]
 
+    @property
+    def held_out_concepts(self) -> list[str]:
+        """Concepts scored but never given to a method (held-out related and far)."""
+        return [c for c, role in self.roles.items() if role in HELD_OUT_ROLES]
+
+    @property
+    def orders(self) -> list[list[str]]:
+        """The sequence's deletion orders (``steps`` first); one order when none are declared."""
+        return [list(o) for o in self.spec.orders] or [self.steps]
+
+    def order_of_seed(self, seed: int) -> int:
+        """The order a run with ``seed`` uses: ``seed mod len(orders)``, so that seeds 0..n-1 cover
+        every order once."""
+        return seed % len(self.orders)
+
+    def in_order(self, order: int | list[str]) -> TaskSequence:
+        """This sequence with its requests in another deletion order (an index into ``orders``, or
+        ``"val"``-order list); roles, prompts and evaluation items keep their order and content."""
+        steps = self.orders[order] if isinstance(order, int) else list(order)
+        if steps == self.steps:
+            return self
+        return replace(self, spec=self.spec.model_copy(update={"steps": steps}))
+
     def with_split(self, split: str) -> TaskSequence:
         """This sequence evaluated on another prompt split: ``eval`` (the benchmark) or ``val``
         (hyper-parameter tuning: every concept's validation prompts stand in for its
-        evaluation prompts; seeds and profile limits are unchanged)."""
+        evaluation prompts, held-out concepts are not scored, and the requests come in the
+        sequence's ``val_order`` when it declares one; seeds and profile limits are unchanged)."""
         if split == "eval":
             return self
         if split != "val":
             raise TaskError(f"unknown split '{split}'", "use --split eval (the benchmark) or val (tuning)")
-        missing = [cid for cid in self.roles if not self.prompts[cid].val]
+        roles = {cid: role for cid, role in self.roles.items() if role not in HELD_OUT_ROLES}
+        missing = [cid for cid in roles if not self.prompts[cid].val]
         if missing:
             raise TaskError(f"{self.id}: no 'val' prompts for {', '.join(missing)}",
                             "add rows with split=val to those prompt files")
-        prompts = {cid: replace(p, eval=tuple(pair.prompt for pair in p.val)) if cid in self.roles else p
+        prompts = {cid: replace(p, eval=tuple(pair.prompt for pair in p.val)) if cid in roles else p
                    for cid, p in self.prompts.items()}
-        return replace(self, prompts=prompts)
+        tuned = replace(self, prompts=prompts, roles=roles)
+        return tuned.in_order(self.spec.val_order) if self.spec.val_order else tuned
 
     def request(self, step: int, *, simultaneous: bool = False) -> UnlearnRequest:
         """The ``step``-th (1-based) deletion request, with training prompts only.
@@ -216,7 +249,7 @@ class TaskSequence:
 
 
 # -- loading -----------------------------------------------------------------------------
-def _read_prompts(path: Path, needs_mapping: bool) -> ConceptPrompts:
+def _read_prompts(path: Path, needs_mapping: bool, eval_only: bool = False) -> ConceptPrompts:
     if not path.is_file():
         raise TaskError(f"{path}: prompt file not found", "add it with columns split,prompt,mapped")
     rows: dict[str, list[PromptPair]] = {split: [] for split in SPLITS}
@@ -245,26 +278,15 @@ def _read_prompts(path: Path, needs_mapping: bool) -> ConceptPrompts:
                 "the mapped prompt must replace the concept",
             )
         rows[split].append(PromptPair(prompt, mapped))
-    for split in ("train", "eval"):
+    if eval_only and (rows["train"] or rows["val"]):
+        raise TaskError(f"{path}: a held-out concept has train/val prompts",
+                        "keep only split=eval rows: held-out concepts are scored, never given or tuned on")
+    for split in ("eval",) if eval_only else ("train", "eval"):
         if not rows[split]:
             raise TaskError(f"{path}: no '{split}' prompts", f"add rows with split={split}")
     return ConceptPrompts(
         tuple(rows["train"]), tuple(rows["val"]), tuple(p.prompt for p in rows["eval"])
     )
-
-
-def _check_ids(
-    path: Path, lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...], ids: list[str], known: set[str]
-) -> None:
-    for index, cid in enumerate(ids):
-        if cid not in known:
-            close = difflib.get_close_matches(cid, sorted(known), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise TaskError(
-                f"{yamlfile.where(path, lines, loc + (index,))}: {yamlfile.dotted(loc + (index,))}: "
-                f"unknown concept '{cid}'{hint}",
-                "define it in the concepts file or fix the id",
-            )
 
 
 def load_sequence(path: str | Path) -> TaskSequence:
@@ -285,54 +307,30 @@ def load_sequence(path: str | Path) -> TaskSequence:
             raise TaskError(f"{where}: duplicate concept id '{c.id}'", "ids must be unique")
         concepts[c.id] = Concept(c.id, c.kind, c.name, c.anchor, tuple(c.related))
     known = set(concepts)
-    for index, c in enumerate(concept_file.concepts):
-        _check_ids(concept_path, concept_lines, ("concepts", index, "related"), c.related, known)
-        if c.anchor is not None:
-            _check_ids(concept_path, concept_lines, ("concepts", index, "anchor"), [c.anchor], known)
-    _check_ids(path, lines, ("steps",), spec.steps, known)
-    for key in ("general", "in_domain", "cross_domain"):
-        _check_ids(path, lines, ("retain", key), getattr(spec.retain, key), known)
-    if len(set(spec.steps)) != len(spec.steps):
-        raise TaskError(f"{yamlfile.where(path, lines, ('steps',))}: steps repeat a concept", "list each once")
-    for key in ("general", "in_domain", "cross_domain"):
-        clash = set(spec.steps) & set(getattr(spec.retain, key))
-        if clash:
-            raise TaskError(
-                f"{yamlfile.where(path, lines, ('retain', key))}: retain.{key} contains forget "
-                f"concept(s) {sorted(clash)}",
-                "a concept is either forgotten or retained",
-            )
-    if len(set(spec.eval.seeds)) != len(spec.eval.seeds):
-        raise TaskError(f"{yamlfile.where(path, lines, ('eval', 'seeds'))}: eval.seeds repeat", "make them distinct")
-
-    roles: dict[str, str] = {}
-    for cid in spec.steps:
-        roles[cid] = "forget"
-    for cid in spec.steps:
-        for rid in concepts[cid].related:
-            roles.setdefault(rid, "related")
-    for cid in [*spec.retain.general, *spec.retain.in_domain, *spec.retain.cross_domain]:
-        if cid not in roles:  # first mention fixes the order of evaluation
-            roles[cid] = ("in_domain" if cid in spec.retain.in_domain else
-                          "cross_domain" if cid in spec.retain.cross_domain else "general")
+    taskrules.check_concepts(concept_path, concept_lines, concept_file.concepts, known)
+    taskrules.check_steps(path, lines, spec, known)
+    roles = taskrules.assign_roles(path, lines, spec, {c.id: c for c in concept_file.concepts})
 
     prompt_dir = (path.parent / spec.prompts).resolve()
     prompts = {
-        cid: _read_prompts(prompt_dir / f"{cid}.csv", needs_mapping=roles[cid] == "forget")
+        cid: _read_prompts(prompt_dir / f"{cid}.csv", needs_mapping=roles[cid] == "forget",
+                           eval_only=roles[cid] in HELD_OUT_ROLES)
         for cid in roles
     }
     files = [path, concept_path] + [prompt_dir / f"{cid}.csv" for cid in sorted(roles)]
     digest = hashlib.sha256()
     for file in files:
         digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
-    sequence = TaskSequence(spec, path, concepts, prompts, digest.hexdigest(), roles)
+    held = {c.id: tuple(c.held_out) for c in concept_file.concepts if c.held_out}
+    sequence = TaskSequence(spec, path, concepts, prompts, digest.hexdigest(), roles, held)
     if spec.clean_prompts:
         _check_clean(sequence, prompt_dir)
     return sequence
 
 
 def _check_clean(sequence: TaskSequence, prompt_dir: Path) -> None:
-    """Raise on the first prompt handed to a method that names a concept forgotten by then."""
+    """Raise on the first prompt handed to a method that names a held-out concept or one
+    forgotten by then (``culbench.leaks``), naming file, line and concept."""
     from culbench.leaks import find_leaks
 
     leaks = find_leaks(sequence)
@@ -341,8 +339,10 @@ def _check_clean(sequence: TaskSequence, prompt_dir: Path) -> None:
         csv_file = prompt_dir / f"{first.owner}.csv"
         text = yamlfile.read_text(csv_file).splitlines()
         line = next((i for i, row in enumerate(text, 1) if first.prompt in row), 1)
-        raise TaskError(f"{csv_file}:{line}: {first.kind} prompt '{first.prompt}' names '{first.named}', forgotten "
-                        f"by step {first.step} ({len(leaks)} such prompts in all)",
+        why = ("a held-out concept" if first.step == 0 else
+               f"forgotten by step {first.step} of order {first.order}")
+        raise TaskError(f"{csv_file}:{line}: {first.kind} prompt '{first.prompt}' names '{first.named}', "
+                        f"{why} ({len(leaks)} such prompts in all)",
                         "rewrite it without that concept (the sequence declares clean_prompts: true)")
 
 
@@ -354,29 +354,17 @@ def resolve_sequence(name_or_path: str) -> TaskSequence:
     if name_or_path.endswith((".yaml", ".yml")) or candidate.is_dir():
         file = candidate / "sequence.yaml" if candidate.is_dir() else candidate
         return load_sequence(file)
+    from culbench.catalog import SEQUENCE_VERSIONS
+
     name, _, version = name_or_path.partition("@")
-    sequence = load_sequence(SEQUENCES.get(name))
-    if version and not (re.fullmatch(r"\d+", version) and int(version) == sequence.version):
+    newest = SEQUENCES.get(name)
+    if not version:
+        return load_sequence(newest)
+    versions = SEQUENCE_VERSIONS.get(name, {})
+    if not (re.fullmatch(r"\d+", version) and int(version) in versions):
+        installed = ", ".join(f"{name}@{v}" for v in sorted(versions))
         raise TaskError(
-            f"sequence {name}@{version} is not available (installed: {sequence.id})",
-            f"use --sequence {sequence.id} or install the culbench release that ships it",
+            f"sequence {name}@{version} is not available (installed: {installed})",
+            f"use one of those or install the culbench release that ships {name}@{version}",
         )
-    return sequence
-
-
-# -- writing generated task folders -----------------------------------------------------------
-def prompt_csv(rows: list[tuple[str, str, str]]) -> str:
-    """A ``prompts/<id>.csv`` file's text from ``(split, prompt, mapped)`` rows."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["split", "prompt", "mapped"])
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def write_task_files(root: Path, files: dict[str, str]) -> None:
-    """Write a generator's ``{relative path: text}`` into a task folder."""
-    for relative, content in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
+    return load_sequence(versions[int(version)])

@@ -113,15 +113,15 @@ def _sample_counts(path: Path) -> dict[str, list[int]] | None:
 
 
 def _check_sequence(manifest: dict[str, Any]) -> list[str]:
-    from culbench.catalog import SEQUENCES
+    from culbench.catalog import SEQUENCE_VERSIONS, SEQUENCES
     from culbench.tasks import load_sequence
 
     sequence = manifest["identity"]["sequence"]
-    name = sequence["id"].split("@")[0]
-    if name not in SEQUENCES:
+    name, _, version = sequence["id"].partition("@")
+    if name not in SEQUENCES or not version.isdigit() or int(version) not in SEQUENCE_VERSIONS.get(name, {}):
         return []  # not installed here: nothing to compare against
     try:
-        installed = load_sequence(SEQUENCES.get(name))
+        installed = load_sequence(SEQUENCE_VERSIONS[name][int(version)])
     except RunError:
         return []
     if installed.id == sequence["id"] and installed.content_hash != sequence["content_hash"]:

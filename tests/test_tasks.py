@@ -131,7 +131,7 @@ def test_validation_split_replaces_every_evaluated_concepts_prompts() -> None:
     from culbench.errors import TaskError
     from culbench.tasks import resolve_sequence
 
-    seq = resolve_sequence("toy10")
+    seq = resolve_sequence("toy10@1")
     val = seq.with_split("val")
     assert seq.with_split("eval") is seq
     for cid in seq.roles:
@@ -154,9 +154,67 @@ def test_a_prompt_naming_a_forgotten_concept_is_found_and_refused_when_declared(
     blue.write_text("\n".join(lines) + "\n")
     leaks = find_leaks(load_sequence(root / "sequence.yaml"))
     assert [(leak.step, leak.kind, leak.owner, leak.named) for leak in leaks] == [
-        (1, "retain", "blue", "red"), (2, "retain", "blue", "red"), (2, "retain", "blue", "star")]
+        (1, "retain", "blue", "red"), (2, "retain", "blue", "star")]  # each at the first step it leaks
     sequence = root / "sequence.yaml"
     sequence.write_text(sequence.read_text() + "clean_prompts: true\n")
     with pytest.raises(TaskError, match=rf"blue.csv:{row + 1}: retain prompt 'a blue star beside a red circle' "
-                                        r"names 'red', forgotten by step 1 \(3 such prompts in all\)"):
+                                        r"names 'red', forgotten by step 1 of order 0 \(2 such prompts in all\)"):
+        load_sequence(sequence)
+
+
+def _copy_toy10(tmp_path: Path) -> Path:
+    import shutil
+
+    from culbench.catalog import builtin_dir
+
+    root = tmp_path / "toy10"
+    shutil.copytree(builtin_dir("tasks") / "toy10", root)
+    return root
+
+
+def _put_train_row(csv_file: Path, prompt: str) -> int:
+    lines = csv_file.read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("train,"))
+    lines[row] = f"train,{prompt},"
+    csv_file.write_text("\n".join(lines) + "\n")
+    return row + 1
+
+
+@pytest.mark.parametrize(("prompt", "named", "why"), [
+    ("a red dotted square on a dark background, left", "red", "forgotten by step 3 of order 0"),
+    ("an orange dotted square on a dark background, left", "orange", "a held-out concept"),
+])
+def test_toy10_validate_fails_with_one_line_on_a_leaking_copy(tmp_path: Path, prompt: str, named: str,
+                                                              why: str) -> None:
+    from conftest import run_cli
+
+    root = _copy_toy10(tmp_path)
+    ok = run_cli("tasks", "validate", str(root))
+    assert ok.returncode == 0, ok.stderr
+    line = _put_train_row(root / "prompts" / "square.csv", prompt)
+    bad = run_cli("tasks", "validate", str(root))
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    lines = [text for text in bad.stderr.splitlines() if text.strip()]
+    assert len(lines) == 1, bad.stderr
+    assert f"square.csv:{line}:" in lines[0] and f"names '{named}', {why}" in lines[0]
+
+
+def test_a_held_out_concept_with_training_prompts_is_refused(tmp_path: Path) -> None:
+    root = _copy_toy10(tmp_path)
+    _put_train_row_after_header(root / "prompts" / "bolt.csv", "a bolt that is green and solid, dark background, left")
+    with pytest.raises(TaskError, match="bolt.csv: a held-out concept has train/val prompts"):
+        load_sequence(root / "sequence.yaml")
+
+
+def _put_train_row_after_header(csv_file: Path, prompt: str) -> None:
+    lines = csv_file.read_text().splitlines()
+    csv_file.write_text("\n".join([lines[0], f"train,{prompt},", *lines[1:]]) + "\n")
+
+
+def test_an_order_that_is_not_a_permutation_of_the_steps_is_refused(tmp_path: Path) -> None:
+    root = _copy_toy10(tmp_path)
+    sequence = root / "sequence.yaml"
+    text = sequence.read_text()
+    sequence.write_text(text.replace("val_order: [quillo,", "val_order: [quillo, quillo,"))
+    with pytest.raises(TaskError, match=r"sequence.yaml:\d+: val_order is not an order of the steps"):
         load_sequence(sequence)

@@ -24,11 +24,12 @@ app = typer.Typer(help="Work with task files (sequences, concepts, prompts).", n
 @app.command("validate", epilog=EXAMPLES)
 def validate(
     paths: Annotated[list[Path] | None, typer.Argument(help="sequence.yaml files or folders (default: all built-in).")] = None,
-    leaks: Annotated[bool, typer.Option("--leaks", help="List every mapped/retain prompt that names a concept forgotten by then.")] = False,
+    leaks: Annotated[bool, typer.Option("--leaks", help="List every prompt handed to methods that names a held-out concept or one forgotten by then.")] = False,
 ) -> None:
     """Load and validate sequences with their concepts and prompts; first error stops with file:line.
-    Also counts the mapped and retain prompts that name a concept forgotten by their step (an error
-    for a sequence that declares clean_prompts: true)."""
+    Also counts the prompts handed to methods (forget, mapped, retain, replayed) that name a
+    held-out concept or one forgotten by their step, in every deletion order (an error for a
+    sequence that declares clean_prompts: true)."""
     from culbench.catalog import SEQUENCES
     from culbench.leaks import find_leaks, given_prompts
     from culbench.tasks import load_sequence
@@ -39,12 +40,15 @@ def validate(
     for file in files:
         sequence = load_sequence(file)
         console.print(
-            f"ok  {sequence.id}  {len(sequence.steps)} steps, {len(sequence.roles)} evaluated "
-            f"concepts  ({file})", highlight=False, soft_wrap=True,
+            f"ok  {sequence.id}  {len(sequence.steps)} steps, {len(sequence.orders)} order(s), "
+            f"{len(sequence.roles)} evaluated concepts ({len(sequence.held_out_concepts)} held out)  ({file})",
+            highlight=False, soft_wrap=True,
         )
         found = find_leaks(sequence)
         if found:
-            console.print(f"    {len(found)} of {given_prompts(sequence)} mapped/retain prompts handed to methods name a "
-                          f"concept forgotten by then, e.g. {found[0].line()}", highlight=False, soft_wrap=True)
+            kinds = sorted({leak.kind for leak in found})
+            console.print(f"    {len(found)} prompts handed to methods ({given_prompts(sequence)} per order) name a "
+                          f"held-out concept or one forgotten by then ({', '.join(kinds)}), e.g. {found[0].line()}",
+                          highlight=False, soft_wrap=True)
         for leak in found if leaks else []:
             console.print(f"    {leak.line()}", highlight=False, markup=False, soft_wrap=True)

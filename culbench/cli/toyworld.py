@@ -33,6 +33,10 @@ def train(
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
     model_version: Annotated[int, typer.Option(help="ToyWorld model version: 2 trains on captions with "
                                                     "synonyms and character paraphrases.")] = 1,
+    warm_start: Annotated[int, typer.Option(help="Start text encoder + UNet from this shipped model version "
+                                                 "(0: from scratch).")] = 0,
+    unet_steps: Annotated[int | None, typer.Option(help="Text encoder + UNet optimiser steps (default: the recipe's).")] = None,
+    unet_lr: Annotated[float | None, typer.Option(help="Peak learning rate of that stage (default: the recipe's).")] = None,
 ) -> None:
     """Train ToyWorld's judge, VAE, text encoder + UNet and CLIP from a seed (about 85 minutes on 2 cores)."""
     import os
@@ -47,7 +51,8 @@ def train(
     torch.set_num_threads(threads or max(1, os.cpu_count() or 1))  # timings assume this
     from culbench.toyworld.lexicon import check_version
 
-    recipe = Recipe(seed=seed, model_version=check_version(model_version))
+    recipe = Recipe(seed=seed, model_version=check_version(model_version), warm_start=warm_start)
+    recipe = replace(recipe, **{k: v for k, v in (("unet_steps", unet_steps), ("unet_lr", unet_lr)) if v is not None})
     if quick:
         recipe = replace(recipe, n_images=256, judge_images=256, judge_epochs=1, vae_steps=2,
                          vae_batch=8, unet_steps=2, unet_batch=8, held_out=64, clip_steps=2,

@@ -26,7 +26,8 @@ def role_columns(concepts: Sequence[str], roles: Mapping[str, str]) -> dict[str,
         return [i for i, c in enumerate(concepts) if roles[c] in wanted]
 
     return {"related": cols(("related",)), "general": cols(GENERAL_ROLES),
-            "in_domain": cols(("in_domain",)), "cross_domain": cols(("cross_domain",))}
+            "in_domain": cols(("in_domain",)), "cross_domain": cols(("cross_domain",)),
+            "related_held_out": cols(("related_held_out",)), "general_held_out": cols(("general_held_out",))}
 
 
 def stream_metrics(P: np.ndarray, concepts: Sequence[str], roles: Mapping[str, str],
@@ -36,7 +37,9 @@ def stream_metrics(P: np.ndarray, concepts: Sequence[str], roles: Mapping[str, s
     Per-step lists start at step 1 for UA and re-emergence (one value per earlier-forgotten
     concept), at step 0 for retention and collateral damage, at step 1 for
     retention-side forgetting. ``headline_h`` is the harmonic mean of final cumulative UA and
-    the mean of final related and general retention; report it with both.
+    the mean of final related and general retention of the *held-out* concepts (scored, never
+    given to the method) when the sequence has any, else of the given ones;
+    ``headline_h_given`` always uses the given ones. Report H with both of its parts.
 
     >>> P = np.array([[1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.9, 1.0], [0.2, 0.0, 0.8, 1.0]])
     >>> roles = {"a": "forget", "b": "forget", "r": "related", "g": "in_domain"}
@@ -45,11 +48,14 @@ def stream_metrics(P: np.ndarray, concepts: Sequence[str], roles: Mapping[str, s
     ([1.0, 0.9], [1.0, 0.9, 0.8])
     >>> m["re_emergence_worst"].tolist(), round(m["headline_h"], 4)
     ([0.2], 0.9)
+    >>> held = {**roles, "g": "general_held_out"}
+    >>> round(stream_metrics(P, ["a", "b", "r", "g"], held, ["a", "b"])["headline_h"], 4)
+    0.9474
     """
     col = {c: i for i, c in enumerate(concepts)}
     forget = [col[c] for c in forget_order[: P.shape[0] - 1]]
     groups = role_columns(concepts, roles)
-    retained = groups["related"] + groups["general"]
+    retained = groups["related"] + groups["general"] + groups["related_held_out"] + groups["general_held_out"]
     out: dict[str, Value] = {}
     for suffix, norm in (("", True), ("_raw", False)):
         out[f"ua_new{suffix}"] = metrics.new_target_ua(P, forget, normalised=norm)
@@ -61,15 +67,24 @@ def stream_metrics(P: np.ndarray, concepts: Sequence[str], roles: Mapping[str, s
     worst, final = metrics.re_emergence(P, forget)
     out["re_emergence_worst"], out["re_emergence_final"] = worst, final
     out["re_emergence_max"] = float(worst.max()) if len(worst) else float("nan")
-    for name in ("ua_cumulative", "retention_related", "retention_general"):
+    for name in ("ua_cumulative", "retention_related", "retention_general",
+                 "retention_related_held_out", "retention_general_held_out"):
         out[f"auc_{name}"] = metrics.area_under(out[name])
     ua_final = float(out["ua_cumulative"][-1]) if len(forget) else float("nan")
-    finals = [float(out[f"retention_{g}"][-1]) for g in ("related", "general") if groups[g]]
+    out["headline_h_given"] = _headline(out, groups, ua_final, ("related", "general"))
+    held = ("related_held_out", "general_held_out")
+    out["headline_h"] = _headline(out, groups, ua_final, held) if any(groups[g] for g in held) \
+        else out["headline_h_given"]
+    return out
+
+
+def _headline(out: dict[str, Value], groups: dict[str, list[int]], ua_final: float,
+              names: tuple[str, str]) -> float:
+    """H = harmonic(final cumulative UA, mean final retention of the ``names`` groups present)."""
+    finals = [float(out[f"retention_{g}"][-1]) for g in names if groups[g]]
     finals = [v for v in finals if np.isfinite(v)]  # a group absent from the sequence is not a zero
     ret_final = float(np.mean(finals)) if finals else float("nan")
-    out["headline_h"] = metrics.harmonic(ua_final, ret_final) if np.isfinite(ua_final + ret_final) \
-        else float("nan")
-    return out
+    return metrics.harmonic(ua_final, ret_final) if np.isfinite(ua_final + ret_final) else float("nan")
 
 
 def resample_presence(hits: Sequence[np.ndarray], replicates: int, seed: int = 0) -> np.ndarray:

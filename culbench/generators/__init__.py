@@ -9,3 +9,26 @@
 A test per generator fails when the committed files differ from what it writes. Loading task
 files is ``culbench.tasks``'s job.
 """
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+
+def prompt_csv(rows: list[tuple[str, str, str]]) -> str:
+    """A ``prompts/<id>.csv`` file's text from ``(split, prompt, mapped)`` rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["split", "prompt", "mapped"])
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_task_files(root: Path, files: dict[str, str]) -> None:
+    """Write a generator's ``{relative path: text}`` into a task folder."""
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")

@@ -18,7 +18,7 @@ import random
 import sys
 from pathlib import Path
 
-from culbench.tasks import prompt_csv, write_task_files
+from culbench.generators import prompt_csv, write_task_files
 
 # The first line of the generated YAML files. It is part of their bytes, hence of the
 # sequences' content hashes that every published run records: it keeps the command these files

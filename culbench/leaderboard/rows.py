@@ -195,7 +195,7 @@ def attach_oracle_gap(rows: Iterable[Row]) -> None:
     sequence × profile that has a finished ``retrain`` row (default config, sequential).
 
     The gap at step k is the mean over concepts of |P_run[k, c] − P_retrain[k, c]|, where
-    P_retrain is the mean over the oracle's seeds; ``gap_retrain`` is its value at the last step,
+    P_retrain is the mean over the oracle's seeds that ran the same deletion order; ``gap_retrain`` is its value at the last step,
     ``auc_gap_retrain`` the area under its curve over steps 0..K (the oracle exists at every
     step, so a method that strays mid-sequence and comes back shows here). The oracle's own
     seeds are compared with the mean of its *other* seeds, so its row shows the seed-to-seed
@@ -216,13 +216,14 @@ def attach_oracle_gap(rows: Iterable[Row]) -> None:
             where = [summary["concepts"].index(c) for c in concepts]
             return np.asarray(summary["presence"], dtype=float)[:, where]
 
-        oracles = {s["seed"]: matrix(s) for s in oracle.summaries}
+        oracles = {s["seed"]: (matrix(s), s.get("forget_order")) for s in oracle.summaries}
         for row in members:
             for summary in row.summaries:
                 if summary.get("partial") or len(summary.get("presence", [])) != steps \
                         or set(summary.get("concepts", [])) != set(concepts):
                     continue
-                others = [p for seed, p in oracles.items() if row is not oracle or seed != summary["seed"]]
+                others = [p for seed, (p, order) in oracles.items() if order == summary.get("forget_order")
+                          and (row is not oracle or seed != summary["seed"])]
                 if others:
                     curve = np.abs(matrix(summary) - np.mean(others, axis=0)).mean(axis=1)
                     summary.setdefault("oracle", {}).update(gap_retrain=round(float(curve[-1]), 6),

@@ -23,7 +23,7 @@ from culbench.runfolder.records import committed_steps, matrix_csv
 
 #: ``summarise(run_dir, manifest, forget_order) -> summary``: the summary of a complete run.
 Summariser = Callable[[Path, dict[str, Any], list[str]], dict[str, Any]]
-IDENTITY_KEYS = ("sequence", "method", "profile", "seed", "mode", "model", "evaluators")
+IDENTITY_KEYS = ("sequence", "method", "profile", "seed", "mode", "model", "evaluators", "order")
 
 
 @contextlib.contextmanager

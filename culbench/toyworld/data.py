@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import os
 import shutil
 import tempfile
@@ -34,6 +33,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from culbench.toyworld.captions import (  # noqa: F401 - re-exported: data is the public face
+    CHARACTER_TEMPLATES,
+    TEMPLATES,
+    VOCABULARY,
+    all_scenes,
+    caption,
+    caption_concepts,
+    caption_words,
+    format_template,
+    named_concepts,
+    prompt_for,
+    vocabulary,
+)
 from culbench.toyworld.render import (
     BACKGROUNDS,
     CHARACTER_SPECS,
@@ -52,15 +64,6 @@ if TYPE_CHECKING:  # `datasets` is heavy; only build_dataset imports it at runti
 
 LABEL_KEYS: tuple[str, ...] = ("object", "colour", "pattern", "background", "position",
                                "character")
-
-
-def all_scenes() -> list[Scene]:
-    """Enumerates the whole (finite) scene space: every object scene and character scene."""
-    scenes = [Scene(*combo) for combo in itertools.product(
-        OBJECTS, COLOURS, PATTERNS, BACKGROUNDS, POSITIONS)]
-    scenes += [Scene.of_character(c, b, p)
-               for c, b, p in itertools.product(CHARACTERS, BACKGROUNDS, POSITIONS)]
-    return scenes
 
 
 def scene_from_labels(labels: Mapping[str, str]) -> Scene:
@@ -153,146 +156,6 @@ class ToyWorldRenders:
         import torch
 
         return torch.cat([render_prompts([p], seed=s) for p, s in zip(prompts, seeds, strict=True)])
-
-
-# ----------------------------------------------------------------------------- captions
-
-# Caption templates for object scenes and for character scenes (described by name
-# only). Fields: colour, pattern, object, background, position, character and
-# pattern_or_blank (the pattern, or nothing for "solid"). Append new templates at the
-# end: caption() draws an index, so reordering changes every cached caption.
-TEMPLATES: tuple[str, ...] = (
-    "a {colour} {pattern} {object} on a {background} background, {position}",
-    "{pattern} {colour} {object}, {position}, {background} background",
-    "a picture of a {colour} {pattern_or_blank} {object} on a {background} background, {position}",
-    "a {object} that is {colour} and {pattern}, {background} background, {position}",
-)
-CHARACTER_TEMPLATES: tuple[str, ...] = (
-    "{character} on a {background} background, {position}",
-    "{character}, {position}, {background} background",
-    "a picture of {character} on a {background} background, {position}",
-    # Added for toy10 v1: a character has only 6 contexts, so its caption variety comes
-    # from templates (8 x 6 = 48 distinct captions per character).
-    "an image of {character}, {position}, on a {background} background",
-    "a drawing of {character}, {background} background, {position}",
-    "{character} shown on a {background} background, {position}",
-    "a small picture of {character}, {position}, {background} background",
-    "the character {character} on a {background} background, {position}",
-)
-
-
-def _templates_for(scene: Scene) -> tuple[str, ...]:
-    return CHARACTER_TEMPLATES if scene.character is not None else TEMPLATES
-
-
-def _fix_articles(words: list[str]) -> list[str]:
-    return ["an" if w == "a" and nxt[0] in "aeiou" else w
-            for w, nxt in zip(words, words[1:] + ["x"], strict=True)]
-
-
-def format_template(template: str, scene: Scene, names: Mapping[str, str] | None = None, *,
-                    as_parts: bool = False) -> str:
-    """Fills a caption template from a scene; ``names`` renames the object/colour/pattern slots
-    (synonyms, ``lexicon``); ``as_parts`` allows a character scene's parts in the slots."""
-    if scene.character is not None and not as_parts and names:
-        raise ValueError("a character caption names the character, not its parts")
-    words = {"object": scene.object, "colour": scene.colour, "pattern": scene.pattern, **(names or {})}
-    text = template.format(
-        colour=words["colour"], pattern=words["pattern"], object=words["object"],
-        background=scene.background, position=scene.position, character=scene.character,
-        pattern_or_blank="" if scene.pattern == "solid" else words["pattern"],
-    )
-    return " ".join(_fix_articles(text.split()))
-
-
-def prompt_for(scene: Scene, template_index: int) -> str:
-    """Returns the caption of a scene written with one chosen template.
-
-    Args:
-        scene: The scene to describe.
-        template_index: Index into CHARACTER_TEMPLATES for character scenes, else into
-            TEMPLATES.
-
-    Returns:
-        A lowercase caption whose words (after removing commas) are all in VOCABULARY.
-
-    Raises:
-        IndexError: If template_index is not in range(len(templates)).
-    """
-    templates = _templates_for(scene)
-    if not 0 <= template_index < len(templates):
-        raise IndexError(f"template_index {template_index} not in range({len(templates)})")
-    return format_template(templates[template_index], scene)
-
-
-def caption(scene: Scene, rng: np.random.Generator | None = None, version: int = 1) -> str:
-    """Returns a lowercase templated English caption for a scene.
-
-    Args:
-        scene: The scene to describe. Character scenes are described by name only (version 1).
-        rng: Chooses uniformly among the templates (TEMPLATES or CHARACTER_TEMPLATES);
-            None selects the first template.
-        version: ToyWorld model version; 2 also draws synonyms and character paraphrases
-            (``lexicon.caption_v2``, needs ``rng``).
-
-    Returns:
-        A caption whose words (after removing commas) are all in ``vocabulary(version)``.
-    """
-    if version == 2 and rng is not None:
-        from culbench.toyworld.lexicon import caption_v2
-
-        return caption_v2(scene, rng)
-    index = 0 if rng is None else int(rng.integers(len(_templates_for(scene))))
-    return prompt_for(scene, index)
-
-
-def named_concepts(scene: Scene) -> set[str]:
-    """The concepts a caption of ``scene`` names: every attribute of an object scene; for a
-    character scene its name, background and position only (its captions never name its shape,
-    colour or pattern). What the retrain oracle leaves out of its data is decided on these."""
-    if scene.character is not None:
-        return {scene.character, scene.background, scene.position}
-    return {scene.object, scene.colour, scene.pattern, scene.background, scene.position}
-
-
-def caption_words(text: str) -> list[str]:
-    """Splits a caption into vocabulary words (commas removed, whitespace split)."""
-    return text.replace(",", " ").split()
-
-
-def _build_vocabulary() -> tuple[str, ...]:
-    # Exhaustive over the finite scene space, so the vocabulary is exact by construction.
-    words: set[str] = set()
-    for scene in all_scenes():
-        for index in range(len(_templates_for(scene))):
-            words.update(caption_words(prompt_for(scene, index)))
-    return tuple(sorted(words))
-
-
-VOCABULARY: tuple[str, ...] = _build_vocabulary()
-
-
-def vocabulary(version: int = 1) -> tuple[str, ...]:
-    """The closed word list of a ToyWorld model version (version 2 adds synonyms and paraphrases)."""
-    from culbench.toyworld.lexicon import check_version, extra_words
-
-    if check_version(version) == 1:
-        return VOCABULARY
-    return tuple(sorted(set(VOCABULARY) | extra_words()))
-
-
-def caption_concepts(text: str, scene: Scene | None = None) -> set[str]:
-    """The concepts a caption names, under any of their names (primary, synonym, paraphrase):
-    its words' objects, colours, patterns, characters, backgrounds and positions, plus the
-    scene's character when the caption describes that character by its parts."""
-    from culbench.toyworld.lexicon import concept_of_word
-
-    words = caption_words(text)
-    named = {c for c in map(concept_of_word, words) if c is not None}
-    named |= {w for w in words if w in BACKGROUNDS or w in POSITIONS}
-    if scene is not None and scene.character is not None:
-        named.add(scene.character)
-    return named
 
 
 # ----------------------------------------------------------------------------- sampling

@@ -1,7 +1,7 @@
 """ToyWorld's words per model version: synonyms, character paraphrases and the vocabulary.
 
 Model version 1 captions name every concept by its primary name (``data.caption``). Version 2
-captions (``caption_v2``) also use other words for the same concept, so that the model knows a
+captions (``captions.caption_v2``) also use other words for the same concept, so that the model knows a
 concept under more than one name (what a synonym or paraphrase attack on an unlearned model
 probes): two synonyms per object, colour and pattern, and characters described by their parts
 ("a green circle with eyes" is zorb). The images are the same in both versions; only the
@@ -11,22 +11,11 @@ captions differ.
 ('crimson', 'scarlet')
 >>> concept_of_word("scarlet"), concept_of_word("red"), concept_of_word("background")
 ('red', 'red', None)
->>> from culbench.toyworld.render import Scene
->>> part_prompt(Scene.of_character("zorb", "dark", "left"), 0)
-'a green circle with eyes on a dark background, left'
->>> part_prompt(Scene.of_character("mipsy", "light", "right"), 1)
-'a picture of a pink dotted heart with a hat, right, light background'
->>> with_names(Scene("star", "red", "striped", "dark", "left"), 0, {"colour": "crimson"})
-'a crimson striped star on a dark background, left'
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import numpy as np
-
-from culbench.toyworld.render import CHARACTER_SPECS, COLOURS, OBJECTS, PATTERNS, Scene
+from culbench.toyworld.render import CHARACTER_SPECS, COLOURS, OBJECTS, PATTERNS
 
 MODEL_VERSIONS: tuple[int, ...] = (1, 2)
 
@@ -76,47 +65,6 @@ def mark_of_words(words: list[str]) -> str | None:
     """The character mark a caption's words describe ("... with a hat" → "hat"), or None."""
     found = [mark for mark in MARK_PHRASES if mark in words]
     return found[0] if len(found) == 1 else None
-
-
-def with_names(scene: Scene, template_index: int, names: Mapping[str, str]) -> str:
-    """An object-scene prompt from ``data.TEMPLATES[template_index]`` with some slots renamed
-    (``names`` maps "object"/"colour"/"pattern" to the word to use)."""
-    from culbench.toyworld import data
-
-    return data.format_template(data.TEMPLATES[template_index], scene, names)
-
-
-def part_prompt(scene: Scene, template_index: int, names: Mapping[str, str] | None = None) -> str:
-    """A character scene described by its parts (shape, colour, pattern and mark), no name."""
-    from culbench.toyworld import data
-
-    if scene.character is None:
-        raise ValueError(f"{scene} is not a character scene")
-    mark = MARK_PHRASES[CHARACTER_SPECS[scene.character].mark]
-    template = PART_TEMPLATES[template_index].replace("{mark}", mark)
-    return data.format_template(template, scene, names or {}, as_parts=True)
-
-
-def caption_v2(scene: Scene, rng: np.random.Generator) -> str:
-    """A version-2 training caption: a version-1 template, each object/colour/pattern slot named
-    by a synonym with probability SYNONYM_RATE, and a character described by its parts with
-    probability PARAPHRASE_RATE."""
-    from culbench.toyworld import data
-
-    names = {slot: _maybe_synonym(value, rng) for slot, value in
-             (("object", scene.object), ("colour", scene.colour), ("pattern", scene.pattern))}
-    if scene.character is not None and rng.random() < PARAPHRASE_RATE:
-        return part_prompt(scene, int(rng.integers(len(PART_TEMPLATES))), names)
-    if scene.character is not None:
-        return data.prompt_for(scene, int(rng.integers(len(data.CHARACTER_TEMPLATES))))
-    return with_names(scene, int(rng.integers(len(data.TEMPLATES))), names)
-
-
-def _maybe_synonym(value: str, rng: np.random.Generator) -> str:
-    words = SYNONYMS[value]
-    if rng.random() < SYNONYM_RATE:
-        return words[int(rng.integers(len(words)))]
-    return value
 
 
 def extra_words() -> set[str]:

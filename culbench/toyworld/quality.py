@@ -5,7 +5,9 @@ Used by ``culbench toyworld check`` to compare freshly trained weights with the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,7 @@ def base_presence(weights: str | None, profile: str = "standard", device: str = 
     from culbench.toyworld.judge import ToyWorldJudge
     from culbench.toyworld.model import build_toyworld_model
 
-    seq = resolve_sequence("toy10@1")
+    seq = resolve_sequence(PRESENCE_SEQUENCE)
     model = build_toyworld_model(device=device, weights=weights)
     judge = ToyWorldJudge(device=device, weights=judge_weights)
     cells, _ = evaluate_presence(model, judge, seq, get_profile(profile), progress)
@@ -39,7 +41,7 @@ def sample_grids(out_dir: str, weights: str | None = None, per_concept: int = 6,
                  device: str = "cpu") -> list[str]:
     """Save one PNG per concept kind: a row per toy10 concept, ``per_concept`` samples each
     (its first eval prompts, eval seeds), upscaled 3× with nearest-neighbour."""
-    from pathlib import Path
+
 
     import torch.nn.functional as F
     from torchvision.utils import save_image
@@ -47,7 +49,7 @@ def sample_grids(out_dir: str, weights: str | None = None, per_concept: int = 6,
     from culbench.tasks import resolve_sequence
     from culbench.toyworld.model import build_toyworld_model
 
-    seq = resolve_sequence("toy10@1")
+    seq = resolve_sequence(PRESENCE_SEQUENCE)
     model = build_toyworld_model(device=device, weights=weights)
     steps, guidance = seq.spec.eval.sampler.steps, seq.spec.eval.sampler.guidance
     by_kind: dict[str, list[str]] = {}
@@ -87,3 +89,29 @@ def fid_vs_renders(model: Any, judge: Any, n: int = 2000, seed: int = 0, steps: 
     real, _ = render_batch(scenes, rng)
     fake = model.sample(prompts, [20_000 + seed * n + i for i in range(n)], steps=steps, guidance=guidance)
     return frechet(*(judge.features(x).double().numpy() for x in (real, fake)))
+
+
+PRESENCE_SEQUENCE = "toy10@1"  # the base-presence report's prompts: primary names, every model version
+
+
+def quality_report(out: Path, recipe: Any, log: Callable[[str], None]) -> dict[str, Any]:
+    """Base presence on toy10 and FID vs renders of the weights in ``out`` (its own judge)."""
+    from culbench.toyworld.judge import ToyWorldJudge
+    from culbench.toyworld.model import build_toyworld_model
+
+    start = time.perf_counter()
+    presence = base_presence(str(out), recipe.report_profile, judge_weights=str(out))
+    figures: dict[str, Any] = {
+        "presence": {c: round(p, 4) for c, p in sorted(presence.items())},
+        "presence_setting": {"profile": recipe.report_profile, "sequence": PRESENCE_SEQUENCE},
+    }
+    low = sorted(c for c, p in presence.items() if p < 0.9)
+    log(f"base presence: min {min(presence.values()):.3f}, mean {np.mean(list(presence.values())):.3f}; "
+        f"below 0.90: {low or 'none'}")
+    if recipe.report_fid_samples:
+        model, judge = build_toyworld_model(weights=str(out)), ToyWorldJudge(weights=str(out))
+        figures["fid_judge_vs_renders"] = [round(fid_vs_renders(model, judge, n=recipe.report_fid_samples, seed=s), 4)
+                                           for s in (0, 1)]
+        log(f"FID (judge features) vs renders, seeds 0/1: {figures['fid_judge_vs_renders']}")
+    figures["seconds_report"] = round(time.perf_counter() - start, 1)
+    return figures

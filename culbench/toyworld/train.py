@@ -55,6 +55,7 @@ class Recipe:
     report_profile: str = "standard"  # profile of the base-presence report written at the end
     report_fid_samples: int = 2_000   # per FID seed (two seeds); 0 skips the FID report
     model_version: int = 1          # 2: captions with synonyms and character paraphrases (lexicon)
+    warm_start: int = 0             # >0: text encoder + UNet start from that shipped version (warmstart)
 
 
 def render_training_set(recipe: Recipe, exclude: Callable[[Any], bool] | None,
@@ -146,6 +147,12 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
     torch.manual_seed(recipe.seed + 20)
     parts = tw_model.build_parts(recipe.latent_channels, recipe.model_version)
     unet, text, tok, sched = parts["unet"], parts["text_encoder"], parts["tokenizer"], parts["scheduler"]
+    if recipe.warm_start:
+        from culbench.toyworld.warmstart import warm_states
+
+        unet_state, text_state = warm_states(recipe.warm_start, recipe.model_version, recipe.seed + 22)
+        unet.load_state_dict(unet_state)
+        text.load_state_dict(text_state)
     unet.to(device)
     frozen_text = text_encoder is not None
     if frozen_text:
@@ -288,7 +295,6 @@ def concept_filter(concepts: Sequence[str]) -> Callable[[Any], bool] | None:
 
 
 STAGES = ("judge", "vae", "unet", "clip")
-PRESENCE_SEQUENCE = "toy10@1"  # the base-presence report's prompts: primary names, every version
 
 
 def train_all(
@@ -355,6 +361,8 @@ def train_all(
     del images, latents
     _clip_stage(out, recipe, "clip" in stages, report, log)
     save_model(out, vae, unet, text, scale, recipe, {"report": report})
+    from culbench.toyworld.quality import quality_report
+
     report.update(quality_report(out, recipe, log))
     save_model(out, vae, unet, text, scale, recipe, {"report": report})
     return report
@@ -379,27 +387,3 @@ def _clip_stage(out: Path, recipe: Recipe, train: bool, report: dict[str, Any], 
     report["clip_retrieval_top1_1000"] = round(
         tw_clip.caption_retrieval_accuracy(model, version=recipe.model_version), 4)
     log(f"clip caption retrieval top-1 (1000 held-out scenes): {report['clip_retrieval_top1_1000']}")
-
-
-def quality_report(out: Path, recipe: Recipe, log: Log) -> dict[str, Any]:
-    """Base presence on toy10 and FID vs renders of the weights in ``out`` (its own judge)."""
-    from culbench.toyworld.judge import ToyWorldJudge
-    from culbench.toyworld.model import build_toyworld_model
-    from culbench.toyworld.quality import base_presence, fid_vs_renders
-
-    start = time.perf_counter()
-    presence = base_presence(str(out), recipe.report_profile, judge_weights=str(out))
-    figures: dict[str, Any] = {
-        "presence": {c: round(p, 4) for c, p in sorted(presence.items())},
-        "presence_setting": {"profile": recipe.report_profile, "sequence": PRESENCE_SEQUENCE},
-    }
-    low = sorted(c for c, p in presence.items() if p < 0.9)
-    log(f"base presence: min {min(presence.values()):.3f}, mean {np.mean(list(presence.values())):.3f}; "
-        f"below 0.90: {low or 'none'}")
-    if recipe.report_fid_samples:
-        model, judge = build_toyworld_model(weights=str(out)), ToyWorldJudge(weights=str(out))
-        figures["fid_judge_vs_renders"] = [round(fid_vs_renders(model, judge, n=recipe.report_fid_samples, seed=s), 4)
-                                           for s in (0, 1)]
-        log(f"FID (judge features) vs renders, seeds 0/1: {figures['fid_judge_vs_renders']}")
-    figures["seconds_report"] = round(time.perf_counter() - start, 1)
-    return figures

@@ -2,43 +2,71 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import pytest
 
 from culbench.catalog import builtin_dir
+from culbench.generators import toy10, toy10_v1
 from culbench.tasks import resolve_sequence
-from culbench.generators import toy10
 
 
-def test_committed_files_match_the_generator() -> None:
-    root = builtin_dir("tasks") / "toy10"
-    expected = toy10.files()
+@pytest.mark.parametrize(("generator", "folder"), [(toy10, "toy10"), (toy10_v1, "archive/toy10@1")])
+def test_committed_files_match_the_generator(generator, folder: str) -> None:  # noqa: ANN001
+    root = builtin_dir("tasks") / folder
+    expected = generator.files()
     on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
     assert on_disk == set(expected)
     for relative, content in expected.items():
         assert (root / relative).read_text() == content, (
-            f"{relative} is stale: run `python -m culbench.generators.toy10 tasks/toy10`")
+            f"{relative} is stale: run `python -m {generator.__name__} tasks/{folder}`")
+
+
+def test_toy10_means_version_2_and_version_1_stays_loadable() -> None:
+    assert resolve_sequence("toy10").id == "toy10@2"
+    old = resolve_sequence("toy10@1")
+    assert old.id == "toy10@1" and old.steps == resolve_sequence("toy10").steps  # the same ten requests
+    assert old.content_hash == "c12321322e6975b1368ca4cf6a99fddc67eb7a2f0edd18858bffbf2274e4c412"
 
 
 def test_toy10_structure() -> None:
     seq = resolve_sequence("toy10")
-    assert seq.id == "toy10@1" and len(seq.steps) == 10
+    assert len(seq.steps) == 10 and seq.spec.clean_prompts
     kinds = {seq.concepts[c].kind for c in seq.steps}
     assert kinds == {"character", "object", "colour", "pattern"}
     general = seq.general_concepts
     assert {seq.roles[c] for c in general} == {"in_domain", "cross_domain"}
-    assert len(general) >= 10
+    held = set(seq.held_out_concepts)
+    assert {seq.roles[c] for c in held} == {"related_held_out", "general_held_out"}
     for step, concept in enumerate(seq.steps, start=1):
-        related = seq.concepts[concept].related
-        assert len(related) >= 3 and not set(related) & set(seq.steps)
+        related, held_out = seq.concepts[concept].related, seq.held_out_of[concept]
+        assert len(related) >= 1 and len(held_out) >= 1 and not set(related + held_out) & set(seq.steps)
         request = seq.request(step)
         pairs = request.forget
-        minimum = 32 if seq.concepts[concept].kind == "character" else 100
+        minimum = 20 if seq.concepts[concept].kind == "character" else 96
         assert len({p.prompt for p in pairs}) == len(pairs) >= minimum
         assert all(p.mapped and concept not in p.mapped.replace(",", " ").split() for p in pairs)
+        given = {r.concept.id for r in request.related + request.general}
+        assert not given & held, "a held-out concept was handed to a method"
     for cid, prompts in seq.prompts.items():
         train = {p.prompt for p in prompts.train} | {p.prompt for p in prompts.val}
         assert not train & set(prompts.eval), f"{cid}: eval prompts leak into train/val"
-        assert len(prompts.eval) >= 12
+        assert len(prompts.eval) >= 24
+
+
+def test_three_orders_cover_every_request_and_seeds_cycle_through_them() -> None:
+    seq = resolve_sequence("toy10")
+    assert len(seq.orders) == 3 and len({tuple(o) for o in seq.orders}) == 3
+    assert seq.spec.val_order not in seq.orders and sorted(seq.spec.val_order) == sorted(seq.steps)
+    assert [seq.order_of_seed(s) for s in range(6)] == [0, 1, 2, 0, 1, 2]
+    second = seq.in_order(1)
+    assert second.steps == seq.orders[1] and second.roles == seq.roles
+    assert second.request(1).concept.id == seq.orders[1][0]
+
+
+def test_tuning_never_scores_held_out_concepts_and_uses_its_own_order() -> None:
+    seq = resolve_sequence("toy10")
+    val = seq.with_split("val")
+    assert val.steps == seq.spec.val_order
+    assert not set(val.roles) & set(seq.held_out_concepts)
 
 
 def test_mapped_prompts_use_the_anchor_and_keep_context() -> None:
