@@ -346,3 +346,31 @@ def test_an_unfinished_records_only_run_is_refused(tmp_path: Path) -> None:
     finally:
         METHODS._entries.pop("fresh-test-only", None)
         _FAIL_AT.clear()
+
+
+def test_seeds_run_the_sequence_orders_and_record_them(tmp_path: Path) -> None:
+    """Seed s runs order s mod n: the request order, the identity and the summary say which, and a
+    merge of that run rebuilds the same summary from the recorded order."""
+    import json
+    import shutil
+
+    from culbench.catalog import PACKAGE_DIR
+    from culbench.runfolder import read_json
+    from culbench.runner import merge_run
+
+    root = tmp_path / "mock"
+    shutil.copytree(PACKAGE_DIR / "mocks" / "tasks" / "mock", root)
+    sequence = root / "sequence.yaml"
+    sequence.write_text(sequence.read_text() + "orders:\n  - [red, star]\n  - [star, red]\n")
+    first = run("original", sequence=str(sequence), profile="smoke", seed=0, out=tmp_path / "r", threads=2)
+    second = run("original", sequence=str(sequence), profile="smoke", seed=1, out=tmp_path / "r", threads=2)
+    assert read_json(first / "manifest.json")["identity"]["order"] == ["red", "star"]
+    assert read_json(second / "manifest.json")["identity"]["order"] == ["star", "red"]
+    assert [read_json(second / "steps" / f"{k:02d}" / "step.json")["concept"] for k in (1, 2)] == ["star", "red"]
+    summary = read_json(second / "summary.json")
+    assert summary["forget_order"] == ["star", "red"]
+    copy = tmp_path / "copy"
+    shutil.copytree(second, copy)
+    (copy / "summary.json").unlink()
+    merge_run(second, copy)
+    assert json.loads((copy / "summary.json").read_text())["forget_order"] == ["star", "red"]

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+PRESENCE_SEQUENCE = "toy10@1"  # the base-presence report's prompts: primary names, every model version
+
 
 def base_presence(weights: str | None, profile: str = "standard", device: str = "cpu",
                   progress: Callable[[int, str], Callable[..., None]] | None = None,
@@ -41,8 +43,6 @@ def sample_grids(out_dir: str, weights: str | None = None, per_concept: int = 6,
                  device: str = "cpu") -> list[str]:
     """Save one PNG per concept kind: a row per toy10 concept, ``per_concept`` samples each
     (its first eval prompts, eval seeds), upscaled 3× with nearest-neighbour."""
-
-
     import torch.nn.functional as F
     from torchvision.utils import save_image
 
@@ -91,9 +91,6 @@ def fid_vs_renders(model: Any, judge: Any, n: int = 2000, seed: int = 0, steps: 
     return frechet(*(judge.features(x).double().numpy() for x in (real, fake)))
 
 
-PRESENCE_SEQUENCE = "toy10@1"  # the base-presence report's prompts: primary names, every model version
-
-
 def quality_report(out: Path, recipe: Any, log: Callable[[str], None]) -> dict[str, Any]:
     """Base presence on toy10 and FID vs renders of the weights in ``out`` (its own judge)."""
     from culbench.toyworld.judge import ToyWorldJudge
@@ -115,3 +112,59 @@ def quality_report(out: Path, recipe: Any, log: Callable[[str], None]) -> dict[s
         log(f"FID (judge features) vs renders, seeds 0/1: {figures['fid_judge_vs_renders']}")
     figures["seconds_report"] = round(time.perf_counter() - start, 1)
     return figures
+
+
+def name_presence(weights: str | None = None, scenes_per_word: int = 18, seeds: int = 2,
+                  device: str = "cpu") -> dict[str, dict[str, float]]:
+    """Presence of every object, colour and pattern under its primary name and each synonym, and
+    of every character under its name and described by its parts (``lexicon``), for a model
+    version 2: ``{concept: {word: presence}}``. Each word is judged on the same
+    ``scenes_per_word`` random scenes × ``seeds`` (DDIM 10, no guidance, like toy10's evaluation),
+    so the words of one concept differ only in the word.
+    """
+    from culbench.api import Concept
+    from culbench.toyworld import render as tw
+    from culbench.toyworld.captions import TEMPLATES, part_prompt, prompt_for, with_names
+    from culbench.toyworld.judge import ToyWorldJudge
+    from culbench.toyworld.lexicon import SYNONYMS
+    from culbench.toyworld.model import build_toyworld_model
+
+    model = build_toyworld_model(device=device, weights=weights, version=None if weights else 2)
+    judge = ToyWorldJudge(device=device)
+    rng = np.random.default_rng(4242)
+    slots = {**{o: "object" for o in tw.OBJECTS}, **{c: "colour" for c in tw.COLOURS},
+             **{p: "pattern" for p in tw.PATTERNS}}
+    jobs: list[tuple[str, str, Concept, list[str]]] = []
+    for concept, kind in slots.items():
+        scenes = [_scene_with(kind, concept, rng) for _ in range(scenes_per_word)]
+        index = [int(rng.integers(len(TEMPLATES))) for _ in scenes]
+        if concept == "solid":  # template 2 leaves "solid" unsaid
+            index = [i if "pattern_or_blank" not in TEMPLATES[i] else 0 for i in index]
+        for word in (concept, *SYNONYMS[concept]):
+            prompts = [with_names(s, i, {kind: word}) for s, i in zip(scenes, index, strict=True)]
+            jobs.append((concept, word, Concept(concept, kind, concept), prompts))
+    for name in tw.CHARACTERS:
+        scenes = [tw.Scene.of_character(name, *_context(rng)) for _ in range(scenes_per_word)]
+        jobs.append((name, name, Concept(name, "character", name), [prompt_for(s, int(rng.integers(8))) for s in scenes]))
+        jobs.append((name, "parts", Concept(name, "character", name), [part_prompt(s, int(rng.integers(2))) for s in scenes]))
+    out: dict[str, dict[str, float]] = {}
+    for concept, word, info, prompts in jobs:
+        batch = [p for p in prompts for _ in range(seeds)]
+        images = model.sample(batch, [5000 + k for k in range(len(batch))], steps=10, guidance=1.0)
+        out.setdefault(concept, {})[word] = round(float(np.mean(judge(images, [info] * len(batch)).present)), 4)
+    return out
+
+
+def _context(rng: np.random.Generator) -> tuple[str, str]:
+    from culbench.toyworld import render as tw
+
+    return tw.BACKGROUNDS[int(rng.integers(2))], tw.POSITIONS[int(rng.integers(3))]
+
+
+def _scene_with(kind: str, value: str, rng: np.random.Generator) -> Any:
+    from culbench.toyworld import render as tw
+
+    fields = {"object": tw.OBJECTS, "colour": tw.COLOURS, "pattern": tw.PATTERNS}
+    pick = {k: v[int(rng.integers(len(v)))] for k, v in fields.items()}
+    background, position = _context(rng)
+    return tw.Scene(**{**pick, kind: value}, background=background, position=position)
