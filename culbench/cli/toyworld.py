@@ -73,24 +73,37 @@ def check(
     weights: Annotated[Path | None, typer.Option(help="Folder of weights to check (default: the shipped ones).")] = None,
     tolerance: Annotated[float, typer.Option(help="Allowed |Δ presence| per concept vs the shipped report.")] = 0.10,
     profile: Annotated[str, typer.Option(help="Evaluation profile.")] = "standard",
+    model_version: Annotated[int | None, typer.Option(help="Shipped model version to check or compare with "
+                                                           "(default: the weights' own, else 1).")] = None,
 ) -> None:
-    """Measure base presence P0 on toy10 and compare it with the shipped weights' report."""
+    """Measure base presence P0 on toy10's concepts and compare it with the shipped weights' report;
+    for model version 2 also presence under every synonym and character paraphrase (bar 0.80)."""
     from culbench.errors import CulbenchError
     from culbench.toyworld import assets
-    from culbench.toyworld.quality import base_presence, compare
+    from culbench.toyworld.model import folder_version, weights_folder
+    from culbench.toyworld.quality import base_presence, compare, name_presence
 
-    shipped = assets.load_json("toyworld.json")["report"].get("presence", {})
-    fresh = base_presence(str(weights) if weights else None, profile)
+    version = model_version or (folder_version(weights) if weights else 1)
+    shipped_folder = weights_folder(version)
+    folder = str(weights or shipped_folder)
+    shipped = assets.load_json("toyworld.json", shipped_folder)["report"].get("presence", {})
+    fresh = base_presence(folder, profile)
     low = {c: p for c, p in fresh.items() if p < 0.9}
     console.print(f"base presence: min {min(fresh.values()):.3f} mean "
                   f"{sum(fresh.values()) / len(fresh):.3f} over {len(fresh)} concepts", highlight=False)
     for concept, value in sorted(fresh.items(), key=lambda kv: kv[1])[:5]:
         console.print(f"  lowest: {concept} {value:.3f}", highlight=False)
     differ = compare(shipped, fresh, tolerance) if weights else []
-    if low or differ:
+    weak: list[str] = []
+    if version >= 2:
+        names = name_presence(folder)
+        weak = [f"{c}/{w} {p:.2f}" for c, words in names.items() for w, p in words.items() if w != c and p < 0.8]
+        console.print(json.dumps(names), highlight=False, soft_wrap=True)
+    if low or differ or weak:
         raise CulbenchError(
             f"check failed: {len(low)} concepts below 0.90 presence {sorted(low)}; "
-            f"{len(differ)} differ from the shipped report by > {tolerance} {differ[:3]}",
+            f"{len(differ)} differ from the shipped report by > {tolerance} {differ[:3]}; "
+            f"{len(weak)} other names below 0.80 {weak[:5]}",
             "retrain with the default recipe, or report the difference")
     console.print("ok", highlight=False)
 
