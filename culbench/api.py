@@ -307,6 +307,10 @@ class Method:
     #: (shown for scale, never ranked: ``original``) or ``"oracle"`` (a reference row that "gap to
     #: retrain" is measured against: ``retrain``). Built-ins write it as a literal (read without import).
     role: ClassVar[str] = "ranked"
+    #: The settings ``culbench tune`` searches: Config field -> candidate values. Every ranked
+    #: built-in declares a grid of at least ``culbench.tuning.BUDGET`` points; the tuner tries the
+    #: defaults and ``BUDGET - 1`` points drawn from it (the same budget for every method).
+    tune_grid: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     def __init__(self, config: Any = None) -> None:
         self.config = config if config is not None else type(self).Config()

@@ -1,0 +1,49 @@
+"""``culbench tune``: the same budget for every method, the defaults first, a declared pick."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from culbench import tuning
+from culbench.api import Method
+from culbench.catalog import METHODS
+from culbench.errors import ConfigError
+
+
+class _Grid(Method):
+    @dataclass(frozen=True)
+    class Config:
+        scale: float = 1.0  # ignored: the model is returned unchanged
+
+    tune_grid = {"scale": (0.5, 1.0, 2.0, 4.0)}
+
+    def unlearn(self, model, request, ctx):  # noqa: ANN001, ANN201
+        return model
+
+
+def test_candidates_start_with_the_defaults_and_fill_the_budget() -> None:
+    picks = tuning.candidates("grid", _Grid, budget=4)
+    assert picks[0] == () and len(picks) == 4 == len(set(picks))
+    assert ("grid.scale=1.0",) not in picks  # the defaults appear once, as ()
+    with pytest.raises(ConfigError, match="declares a tuning grid of 3 points besides its defaults; the budget needs 7"):
+        tuning.candidates("grid", _Grid, budget=8)
+
+
+def test_tune_runs_every_candidate_on_the_validation_split_and_records_the_pick(tmp_path: Path) -> None:
+    from culbench.cli.tune import tune
+
+    METHODS.register("tunegrid")(_Grid)
+    try:
+        tune(method="tunegrid", sequence="mock", profile="smoke", out=tmp_path, budget=3, threads=2)
+    finally:
+        METHODS.unregister("tunegrid")
+    record = json.loads((tmp_path / "mock@1" / "tunegrid" / tuning.TUNE_FILE).read_text())
+    assert record["budget"] == 3 and record["split"] == "val" and record["rule"] == tuning.RULE
+    assert [c["overrides"] for c in record["candidates"]][0] == []
+    assert all("~val" in c["run"] for c in record["candidates"])
+    scores = [c["headline_h"] for c in record["candidates"]]
+    assert record["chosen"] == tuning.pick(scores)
