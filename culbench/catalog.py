@@ -155,6 +155,11 @@ JUDGES.register_lazy(
     summary="ToyWorld CNN judge, one head per attribute",
 )
 JUDGES.register_lazy(
+    "toyworld-clip-zeroshot", "culbench.toyworld.clip_judge:ToyWorldClipZeroShotJudge",
+    summary="ToyWorld second judge: tiny-CLIP zero-shot over every value of a concept's kind "
+            "(--judge-option version=2 for v2 weights)",
+)
+JUDGES.register_lazy(
     "clip-zeroshot", "culbench.evaluation.clip_judge:ClipZeroShotJudge",
     summary="open_clip zero-shot among a concept and its confusables (weights from your local cache)",
 )

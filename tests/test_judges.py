@@ -11,7 +11,8 @@ from culbench.evaluation.judge import Judge, JudgeOutput
 from culbench.tasks import resolve_sequence
 
 #: name -> (binds to the sequence's concepts, has features)
-CAPABILITIES = {"toyworld": (False, True), "mock": (False, True), "clip-zeroshot": (True, False),
+CAPABILITIES = {"toyworld": (False, True), "toyworld-clip-zeroshot": (False, False),
+                "mock": (False, True), "clip-zeroshot": (True, False),
                 "uc-classifier": (False, False), "vlm-yesno": (True, False)}
 
 
