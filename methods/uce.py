@@ -37,18 +37,29 @@ from typing import Literal
 
 import torch
 
-from culbench.api import Concept, CulbenchError, Method, StepContext, T2IModel, UnlearnRequest, register_method
+from culbench.api import (
+    Concept,
+    CulbenchError,
+    Method,
+    StepContext,
+    T2IModel,
+    UnlearnRequest,
+    register_method,
+    substitute,
+    token_span,
+)
 
 
-def _positions(tokenizer: object, prompt: str, phrase: str) -> tuple[list[int], int] | None:
-    """Token positions of ``phrase`` inside ``prompt`` and of the end-of-text token."""
+def _positions(tokenizer: object, prompt: str, phrase: str,
+               after: int = 0) -> tuple[list[int], int] | None:
+    """Token positions of ``phrase`` (whole words, :func:`culbench.api.token_span`) inside
+    ``prompt``, from token ``after`` on, and of the end-of-text token."""
+    span = token_span(tokenizer, prompt, phrase, after)
+    if span is None:
+        return None
     ids = tokenizer(prompt, truncation=True, max_length=tokenizer.model_max_length).input_ids
-    sub = tokenizer(phrase, add_special_tokens=False).input_ids
     eos = ids.index(tokenizer.eos_token_id, 1) if tokenizer.eos_token_id in ids[1:] else len(ids) - 1
-    for start in range(1, len(ids) - len(sub) + 1):
-        if sub and ids[start : start + len(sub)] == sub:
-            return list(range(start, start + len(sub))), eos
-    return None
+    return list(span), eos
 
 
 def _rows(model: T2IModel, prompts: list[str]) -> list[torch.Tensor]:
@@ -89,8 +100,8 @@ class UCE(Method):
             c = model.encode([prompt])[0]
             erase += [c[i] for i in cols] + [c[eos]]
             if self.config.guide == "anchor" and anchor:
-                g_prompt = prompt.replace(concept.name, anchor)
-                g_found = _positions(model.tokenizer, g_prompt, anchor)
+                g_prompt = substitute(prompt, concept.name, anchor)  # whole words only
+                g_found = _positions(model.tokenizer, g_prompt, anchor, after=cols[0])
                 if g_found is not None:
                     g_cols, g_eos = g_found
                     g = model.encode([g_prompt])[0]
