@@ -81,8 +81,10 @@ class _RecordingModel:
         self._torch = torch
 
     def encode(self, prompts: list[str]):
+        """Row j of a prompt of n characters holds 100 n + j (rows of "": 0, 1, ...)."""
         self.encoded += prompts
-        return self._torch.randn(len(prompts), self.tokenizer.model_max_length, 4)
+        rows = self._torch.arange(self.tokenizer.model_max_length, dtype=self._torch.float32)
+        return self._torch.stack([(rows + 100 * len(p))[:, None].expand(-1, 4) for p in prompts])
 
 
 def _red_request() -> UnlearnRequest:
@@ -103,6 +105,18 @@ def test_uce_guide_prompts_replace_the_word_only() -> None:
     guides = {"a green checkered tree", "a checkered green star", "green tree on the left"}
     assert guides <= set(model.encoded)
     assert not any("checkegreen" in p for p in model.encoded)
+
+
+@pytest.mark.parametrize("guide,row", [("null", 1.0), ("start", 0.0)])
+def test_uce_null_guides_are_rows_of_the_empty_prompt(guide: str, row: float) -> None:
+    """``null``: the end-of-text row of ""; ``start``: its start-token row, as the reference."""
+    from culbench.catalog import METHODS
+
+    uce = METHODS.get("uce")(METHODS.get("uce").Config(guide=guide))
+    request = _red_request()
+    prompts = list(request.target.prompts)
+    _, rows = uce._erase_pairs(_RecordingModel(), request.concept, prompts, None)
+    assert {float(r[0]) for r in rows} == {row}
 
 
 def test_dfr_fixed_mapping_replaces_the_word_only() -> None:
