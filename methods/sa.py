@@ -38,7 +38,8 @@ Deviations:
    ``fim_prompts`` images) and, per sample, the sum over the T timesteps estimated from
    ``fisher_timesteps`` = 16 stratified draws (one uniform t in each of 16 equal strata of
    [0, T)), weighted T/16 — unbiased for the gradient; its square is inflated by the draw's
-   variance (``fisher_timesteps = T`` is the reference's exact sum). Each sample is one
+   variance (``fisher_timesteps = T`` is the reference's exact sum). The loss is the model's own
+   (v-prediction on ToyWorld; the reference's SD 1.4 predicts ε). Each sample is one
    forward/backward pass over a batch of 16. **Cost** on ToyWorld (3.9 M weights, 1 thread, a
    shared 2-core machine): 8.0 s per Fisher (64 × 16; min 7.8, max 8.6 over 3), against 1.1 s
    for the earlier definition (one whole request: 38 s against 30 s, 1 thread); the exact sum
