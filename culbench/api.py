@@ -35,7 +35,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from culbench.catalog import METHODS
 from culbench.errors import CulbenchError
-from culbench.request import Concept, ForgetSet, PromptPair, RetainSet, UnlearnRequest, mentions, substitute
+from culbench.request import (
+    Concept,
+    ForgetSet,
+    PromptPair,
+    RetainSet,
+    UnlearnRequest,
+    mentions,
+    substitute,
+    token_span,
+)
 
 if TYPE_CHECKING:  # torch is imported only by code that runs models
     import torch
@@ -56,6 +65,7 @@ __all__ = [
     "mentions",
     "register_method",
     "substitute",
+    "token_span",
 ]
 
 

@@ -1,11 +1,13 @@
 """What a deletion request carries: the concept to forget with its prompts, the concepts to keep,
 and the requests already served; and word-level matching of a concept's name in a prompt
-(:func:`mentions`, :func:`substitute`). Methods see these through :mod:`culbench.api`."""
+(:func:`mentions`, :func:`substitute`, :func:`token_span`). Methods see these through
+:mod:`culbench.api`."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -122,11 +124,71 @@ def mentions(text: str, phrase: str) -> bool:
 
 
 def substitute(text: str, phrase: str, replacement: str) -> str:
-    """``text`` with every whole-word occurrence of ``phrase`` replaced (not inside other words).
+    """``text`` with every whole-word occurrence of ``phrase`` replaced by ``replacement``.
+
+    The one way methods put another concept in a concept's place (guide, mapped and candidate
+    prompts): whole words only, case-insensitive, any run of spaces between a multi-word
+    phrase's words, punctuation and hyphens respected (``red`` is not replaced in ``redwood``,
+    ``checkered`` or ``red-hot``). ``replacement`` is literal text; it takes a capital first
+    letter where it replaces a capitalised phrase at the start of a sentence. An empty
+    replacement drops the phrase and tidies the spaces and commas it leaves. An empty
+    ``phrase`` names nothing: ``text`` is returned unchanged.
 
     >>> substitute("a red checkered tree", "red", "green")
     'a green checkered tree'
     >>> substitute("a red checkered tree", "checker", "dotted")
     'a red checkered tree'
+    >>> substitute("Red star, red-hot, redwood. Red tree", "red", "green")
+    'Green star, red-hot, redwood. Green tree'
+    >>> substitute("A dog on a beach with a   Dog", "a dog", "an animal")
+    'An animal on a beach with an animal'
+    >>> substitute("a red, checkered tree", "red", "")
+    'a checkered tree'
+    >>> substitute("a Van Gogh style sky", "van gogh style", r"a \\1 style")
+    'a a \\\\1 style sky'
     """
-    return _word_pattern(phrase).sub(replacement, text)
+    if not phrase.strip():
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        before = text[: match.start()].rstrip()
+        starts_sentence = not before or before.endswith((".", "!", "?"))
+        if replacement and starts_sentence and match.group(0)[0].isupper():
+            return replacement[0].upper() + replacement[1:]
+        return replacement
+
+    if replacement:
+        return _word_pattern(phrase).sub(replace, text)
+    # dropped: the phrase goes with the spaces and the comma after it ("a red, dotted" → "a dotted")
+    out = re.sub(r"\s*\x00[,;:]?\s*", " ", _word_pattern(phrase).sub("\x00", text))
+    return re.sub(r"\s+([,.;:!?])", r"\1", out).strip(" ,;:")
+
+
+def token_span(tokenizer: Any, text: str, phrase: str, after: int = 0) -> range | None:
+    """Token positions of ``phrase`` in ``text`` as ``tokenizer(text)`` encodes it (start token
+    included), for the first whole-word occurrence (:func:`mentions`) starting at token
+    ``after`` or later; ``None`` if there is none or truncation cut it off.
+
+    The token-level counterpart of :func:`substitute` for methods that edit token rows (UCE):
+    a match of the phrase's token ids anywhere in the prompt's would also find ``wood`` inside
+    ``redwood`` under a BPE tokenizer, this does not. It assumes, as CLIP's BPE and culbench's
+    word-level tokenizer do, that tokens never span a space.
+    """
+    if not phrase.strip():
+        return None
+    ids = list(tokenizer(text, truncation=True, max_length=tokenizer.model_max_length).input_ids)
+    offset = 1 if ids and ids[0] == getattr(tokenizer, "bos_token_id", None) else 0
+    end_limit = len(ids) - (1 if ids and ids[-1] == getattr(tokenizer, "eos_token_id", None) else 0)
+
+    def count(part: str) -> int:
+        return len(tokenizer(part, add_special_tokens=False).input_ids)
+
+    for match in _word_pattern(phrase).finditer(text):
+        start = offset + count(text[: match.start()])
+        stop = start + count(match.group(0))
+        if start < after:
+            continue
+        if stop > end_limit:
+            return None
+        return range(start, stop)
+    return None

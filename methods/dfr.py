@@ -53,7 +53,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method
+from culbench.api import Method, StepContext, T2IModel, UnlearnRequest, register_method, substitute
 from culbench.training import Trainer, indexed_bank, noised, pick
 
 #: The v1 reference settings on Stable Diffusion 1.5 (for ``--set`` on the SD tier).
@@ -132,8 +132,8 @@ class DFR(Method):
             return [pair.mapped for pair in request.forget]
         if self.config.mapping == "null":
             return ["" for _ in request.forget]
-        return [pair.prompt.replace(t.concept.name, t.anchor.name if t.anchor else "")  # aligned with request.forget
-                for t in request.all_targets for pair in t.pairs]
+        return [substitute(pair.prompt, t.concept.name, t.anchor.name if t.anchor else "")
+                for t in request.all_targets for pair in t.pairs]  # aligned with request.forget
 
     @torch.no_grad()
     def _lacu(self, request: UnlearnRequest, model: T2IModel, gen: torch.Generator) -> list[str]:
@@ -156,7 +156,7 @@ class DFR(Method):
                     chosen.append(pair.mapped)
                     continue
                 source = model.predict(x_t, t, model.encode([pair.prompt] * k))
-                candidates = [pair.prompt.replace(concept.name, n) for n in names]
+                candidates = [substitute(pair.prompt, concept.name, n) for n in names]
                 scores = [float(((model.predict(x_t, t, model.encode([c] * k)) - source) ** 2).mean())
                           for c in candidates]
                 chosen.append(candidates[scores.index(min(scores))])

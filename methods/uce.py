@@ -16,11 +16,15 @@ output for its guide, and c_j the outputs of preserved concepts.
 What the c's are here: for each forget prompt (train split, up to ``max_prompts``) the rows at
 the concept's tokens and at the end-of-text token (which, in a causal text encoder, has read the
 concept); the guide rows come from the same prompt with the concept's name replaced by its
-anchor's (``guide="anchor"``) or from the empty prompt's end token (``guide="null"``, the
-reference's default guide ""). Preserved rows: every token row (to end-of-text) of the request's
-related and general retain prompts (up to ``max_prompts``).
+anchor's, word for word (``guide="anchor"``, :func:`culbench.api.substitute`), from the empty
+prompt's end-of-text row (``guide="null"``) or from its start-token row (``guide="start"``, the
+reference's guide "", deviation 3). Preserved rows: every token row from the start token to
+end-of-text of the request's related and general retain prompts (up to ``max_prompts``).
 
-Deviations:
+Deviations (reference: ``trainscripts/uce_sd_erase.py`` at commit
+ea9644fd83ed929c47ae26aef2681e2b2f24bedb, unchanged at HEAD
+28c81ed5a3e41277c1a0dc55f738e7ab188e9718; old script: ``train-scripts/train_erase.py`` at
+bd5fb515392e986758fa3197e382148227db8f25):
 
 1. **Concept in context:** the reference encodes the bare concept phrase and keeps its last
    token (new script) or its tokens from the last onward (old script); here the rows come from
@@ -28,6 +32,25 @@ Deviations:
 2. **Scales** (``erase_scale``, ``preserve_scale``, ``lamb``) are the new script's defaults
    (1, 1, 0.5); the number of rows on each side differs from the reference, so their balance
    does too. Not yet chosen on the validation prompts.
+3. **The null guide's row:** the new script keeps the row at index ``attention_mask.sum() − 2``
+   of every prompt (its lines 34–42), which for its default guide "" (line 138) is index 0, the
+   start token; the old script turns "" into " " (line 216) and pairs the erased rows, from the
+   concept's last token on, with the rows of " " from index 0 on (lines 253–260). Both map the
+   concept's (last) token to the start token's output (which, in a causal text encoder, is the
+   same for every prompt). ``guide="null"`` uses the end-of-text row
+   of "" instead (it has read the whole, empty, prompt, as the erased end-of-text rows have read
+   theirs); ``guide="start"`` is the reference's choice. Neither has been compared on the
+   validation prompts; the default guide is the anchor.
+4. **Preserved rows are whole retain prompts:** the reference preserves a list of bare concept
+   strings, one row each (new script: the last-token row, lines 34–42 and 73–79) or all 77 rows
+   of each (old script, lines 289–303); here every row (start token to end-of-text) of the
+   request's retain prompts, so the preserved set holds the concepts in the contexts the
+   sequence uses, with their context words and start-token rows, and is far larger.
+5. **Padding rows are skipped:** rows after end-of-text (padding, which the UNet also attends
+   to and which, in a causal encoder, have read the concept) are neither erased nor preserved
+   here. The new script never uses them either (one row per concept), but the old script erases
+   every row from the concept's last token to position 77, padding included (lines 253–260),
+   and preserves all 77 rows of each retain string (lines 289–303).
 """
 
 from __future__ import annotations
@@ -37,18 +60,29 @@ from typing import Literal
 
 import torch
 
-from culbench.api import Concept, CulbenchError, Method, StepContext, T2IModel, UnlearnRequest, register_method
+from culbench.api import (
+    Concept,
+    CulbenchError,
+    Method,
+    StepContext,
+    T2IModel,
+    UnlearnRequest,
+    register_method,
+    substitute,
+    token_span,
+)
 
 
-def _positions(tokenizer: object, prompt: str, phrase: str) -> tuple[list[int], int] | None:
-    """Token positions of ``phrase`` inside ``prompt`` and of the end-of-text token."""
+def _positions(tokenizer: object, prompt: str, phrase: str,
+               after: int = 0) -> tuple[list[int], int] | None:
+    """Token positions of ``phrase`` (whole words, :func:`culbench.api.token_span`) inside
+    ``prompt``, from token ``after`` on, and of the end-of-text token."""
+    span = token_span(tokenizer, prompt, phrase, after)
+    if span is None:
+        return None
     ids = tokenizer(prompt, truncation=True, max_length=tokenizer.model_max_length).input_ids
-    sub = tokenizer(phrase, add_special_tokens=False).input_ids
     eos = ids.index(tokenizer.eos_token_id, 1) if tokenizer.eos_token_id in ids[1:] else len(ids) - 1
-    for start in range(1, len(ids) - len(sub) + 1):
-        if sub and ids[start : start + len(sub)] == sub:
-            return list(range(start, start + len(sub))), eos
-    return None
+    return list(span), eos
 
 
 def _rows(model: T2IModel, prompts: list[str]) -> list[torch.Tensor]:
@@ -70,7 +104,7 @@ class UCE(Method):
         erase_scale: float = 1.0         # s_e (new script 1; UnlearnCanvas objects 0.01, styles 0.05)
         preserve_scale: float = 1.0      # s_p (new script 1; old script 0.1)
         lamb: float = 0.5                # λ, pull toward the current weights (new script 0.5)
-        guide: Literal["anchor", "null"] = "anchor"
+        guide: Literal["anchor", "null", "start"] = "anchor"  # start: the reference's "" row
         max_prompts: int = 64            # forget / retain prompts used per side
         preserve: Literal["all", "related", "general"] = "all"
 
@@ -79,7 +113,7 @@ class UCE(Method):
     def _erase_pairs(self, model: T2IModel, concept: Concept, prompts: list[str],
                      anchor: str | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Erase rows c_i of one concept and guide rows (whose current outputs become v*_i)."""
-        null_eos = None
+        null = None
         erase, guide = [], []
         for prompt in prompts:
             found = _positions(model.tokenizer, prompt, concept.name)
@@ -89,17 +123,16 @@ class UCE(Method):
             c = model.encode([prompt])[0]
             erase += [c[i] for i in cols] + [c[eos]]
             if self.config.guide == "anchor" and anchor:
-                g_prompt = prompt.replace(concept.name, anchor)
-                g_found = _positions(model.tokenizer, g_prompt, anchor)
+                g_prompt = substitute(prompt, concept.name, anchor)  # whole words only
+                g_found = _positions(model.tokenizer, g_prompt, anchor, after=cols[0])
                 if g_found is not None:
                     g_cols, g_eos = g_found
                     g = model.encode([g_prompt])[0]
                     guide += [g[g_cols[min(k, len(g_cols) - 1)]] for k in range(len(cols))] + [g[g_eos]]
                     continue
-            if null_eos is None:
-                found_null = _positions(model.tokenizer, "", "")
-                null_eos = model.encode([""])[0][found_null[1] if found_null else 1]
-            guide += [null_eos] * (len(cols) + 1)
+            if null is None:  # the empty prompt is [start, end-of-text, padding...]
+                null = model.encode([""])[0][0 if self.config.guide == "start" else 1]
+            guide += [null] * (len(cols) + 1)
         if not erase:
             raise CulbenchError(f"uce: the name '{concept.name}' of concept '{concept.id}' occurs in none of its forget prompts",
                                 "fix the concept's name in concepts.yaml or its prompts")
