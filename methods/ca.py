@@ -31,7 +31,7 @@ Deviations:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +58,9 @@ class ConceptAblation(Method):
         prior_preservation: bool = False
         param_group: Literal["xattn_kv", "xattn", "full"] = "xattn_kv"
         grad_clip: float = 1.0
+
+    #: ``culbench tune``: the defaults plus 7 of these points (the same budget for every method).
+    tune_grid: ClassVar[dict[str, tuple[Any, ...]]] = {"lr": (5e-5, 1e-4, 2e-4), "param_group": ("xattn_kv", "xattn", "full")}
 
     trains = ("xattn_kv", "xattn", "full")
 

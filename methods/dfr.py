@@ -48,7 +48,7 @@ Deviations from the reference code:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -121,6 +121,9 @@ class DFR(Method):
         param_group: Literal["full", "xattn", "non_xattn"] = "full"
         grad_clip: float = 1.0
         weight_decay: float = 1e-2
+
+    #: ``culbench tune``: the defaults plus 7 of these points (the same budget for every method).
+    tune_grid: ClassVar[dict[str, tuple[Any, ...]]] = {"lr": (1e-4, 2e-4, 4e-4), "lambda_preserve": (3.0, 10.0, 30.0)}
 
     trains = ("full",)
 

@@ -31,7 +31,7 @@ Deviations:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +61,9 @@ class ESD(Method):
         train_method: Literal["xattn", "noxattn", "full", "xattn_kv"] = "xattn"
         frozen: Literal["previous", "base"] = "previous"
         grad_clip: float = 1.0
+
+    #: ``culbench tune``: the defaults plus 7 of these points (the same budget for every method).
+    tune_grid: ClassVar[dict[str, tuple[Any, ...]]] = {"lr": (3e-5, 6e-5, 1.2e-4), "negative_guidance": (1.0, 2.0, 3.0)}
 
     trains = ("xattn", "non_xattn", "full", "xattn_kv")
 

@@ -12,7 +12,7 @@ own control row; no reference code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch.nn.functional as F
 
@@ -33,6 +33,9 @@ class NaiveFinetune(Method):
         sample_steps: int = 20           # DDIM steps for them
         param_group: Literal["full", "xattn", "xattn_kv", "non_xattn"] = "full"
         grad_clip: float = 1.0
+
+    #: ``culbench tune``: the defaults plus 7 of these points (the same budget for every method).
+    tune_grid: ClassVar[dict[str, tuple[Any, ...]]] = {"lr": (5e-5, 1e-4, 2e-4), "param_group": ("full", "xattn", "xattn_kv")}
 
     trains = ("full", "xattn", "xattn_kv", "non_xattn")
 

@@ -55,7 +55,7 @@ Deviations:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -90,6 +90,9 @@ class SelectiveAmnesia(Method):
         sample_steps: int = 20
         param_group: Literal["full", "xattn", "non_xattn", "xattn_kv"] = "full"
         grad_clip: float = 1.0
+
+    #: ``culbench tune``: the defaults plus 7 of these points (the same budget for every method).
+    tune_grid: ClassVar[dict[str, tuple[Any, ...]]] = {"lr": (5e-5, 1e-4, 2e-4), "lambda_ewc": (5.0, 50.0, 500.0)}
 
     trains = ("full", "xattn", "non_xattn", "xattn_kv")
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,9 @@ class SalUn(Method):
         sample_steps: int = 20
         param_group: Literal["xattn", "full", "non_xattn", "xattn_kv"] = "xattn"
         grad_clip: float = 1.0
+
+    #: ``culbench tune``: the defaults plus 7 of these points (the same budget for every method).
+    tune_grid: ClassVar[dict[str, tuple[Any, ...]]] = {"lr": (1.5e-5, 3e-5, 6e-5), "mask_fraction": (0.25, 0.5, 0.75)}
 
     trains = ("xattn", "full", "non_xattn", "xattn_kv")
 

@@ -56,7 +56,7 @@ bd5fb515392e986758fa3197e382148227db8f25):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -107,6 +107,9 @@ class UCE(Method):
         guide: Literal["anchor", "null", "start"] = "anchor"  # start: the reference's "" row
         max_prompts: int = 64            # forget / retain prompts used per side
         preserve: Literal["all", "related", "general"] = "all"
+
+    #: ``culbench tune``: the defaults plus 7 of these points (the same budget for every method).
+    tune_grid: ClassVar[dict[str, tuple[Any, ...]]] = {"erase_scale": (0.5, 1.0, 2.0), "lamb": (0.1, 0.5, 2.0)}
 
     trains = ("xattn_kv",)
 

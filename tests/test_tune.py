@@ -47,3 +47,17 @@ def test_tune_runs_every_candidate_on_the_validation_split_and_records_the_pick(
     assert all("~val" in c["run"] for c in record["candidates"])
     scores = [c["headline_h"] for c in record["candidates"]]
     assert record["chosen"] == tuning.pick(scores)
+
+
+def test_every_ranked_built_in_declares_a_grid_that_fills_the_budget() -> None:
+    from culbench.catalog import method_role
+
+    ranked = [name for name in METHODS.names() if method_role(name) == "ranked" and METHODS.entry(name).source == "builtin"]
+    assert {"dfr", "uce", "esd", "sa"} <= set(ranked)
+    for name in ranked:
+        picks = tuning.candidates(name, METHODS.get(name))
+        assert len(picks) == tuning.BUDGET == len(set(picks)), name
+        for overrides in picks:  # every point is a valid configuration of the method
+            from culbench.config import build_config, parse_overrides
+
+            build_config(METHODS.get(name).Config, name, parse_overrides(overrides, name))
