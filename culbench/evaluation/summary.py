@@ -64,7 +64,8 @@ def prompt_hits_of(summary: Mapping[str, Any]) -> stream.PromptHits | None:
 
 def summarise(run_dir: Path, steps: Sequence[int], concepts: Sequence[str], roles: Mapping[str, str],
               forget_order: Sequence[str], *, replicates: int, fid_replicates: int, seed: int = 0) -> dict[str, Any]:
-    """Metrics with 95 % prompt-cluster bootstrap intervals: ``{"P", "hits", "metrics", "ci", "quality", "quality_ci"}``."""
+    """Presence, per-prompt hits and metrics with 95 % prompt-cluster bootstrap intervals:
+    ``{"P", "hits", "metrics", "ci", "quality", "quality_ci"}``."""
     dirs = [step_dir(run_dir, k) for k in steps]
     per_step = [read_samples(d / SAMPLES) for d in dirs]
     hits = prompt_hits(per_step, concepts)
