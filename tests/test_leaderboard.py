@@ -267,6 +267,26 @@ def test_published_records_only_runs_validate(smoke_run: Path, tmp_path: Path) -
     assert bad.returncode != 0 and "presence matrix differs" in bad.stderr
 
 
+def test_a_summary_written_before_per_prompt_hits_is_read_and_told_how_to_rebuild(smoke_run: Path,
+                                                                                 tmp_path: Path) -> None:
+    """An older full run: the leaderboard reads it (legacy intervals); validate names the fix,
+    and rerunning the run's command rebuilds the summary with per-prompt hits."""
+    from culbench.runner import run
+
+    old = tmp_path / "mock@1" / "original" / "smoke" / "seed0"
+    shutil.copytree(smoke_run, old)
+    summary = json.loads((old / "summary.json").read_text())
+    del summary["prompt_hits"], summary["prompt_images"]
+    (old / "summary.json").write_text(json.dumps(summary))
+    assert build([old])[0].rows[0].legacy_intervals
+    bad = run_cli("validate", str(old))
+    assert bad.returncode != 0 and "predates per-prompt hit counts" in bad.stderr, bad.stderr
+    (old / "summary.json").unlink()
+    assert run("original", sequence="mock", profile="smoke", out=tmp_path) == old
+    assert "prompt_hits" in json.loads((old / "summary.json").read_text())
+    assert not build([old])[0].rows[0].legacy_intervals
+
+
 def test_gap_to_retrain_is_measured_against_the_oracle_row(tmp_path: Path) -> None:
     """A finished retrain row adds "Gap retrain": mean |P - P_oracle| over concepts at step 10."""
     import numpy as np
