@@ -69,13 +69,13 @@ def collect(run_dir: Path, steps: tuple[int, ...]) -> None:
         print(f"step {k}: {out}")
 
 
-def cells_of(run_dir: Path | None) -> list[np.ndarray]:
-    """Every (step, concept) cell's verdicts as a (prompts, seeds) 0/1 array: the collected
-    full-profile cells, then the run's own standard-profile ones."""
-    cells = []
+def cells_of(run_dir: Path | None) -> dict[str, list[np.ndarray]]:
+    """Every (step, concept) cell's verdicts as a (prompts, seeds) 0/1 array, by source: the
+    collected full-profile cells and the run's own standard-profile ones."""
+    cells: dict[str, list[np.ndarray]] = {"full profile (16 × 8)": [], "standard profile (6 × 6)": []}
     for path in sorted(RESULTS.glob("*-step*.json")):
         for prompts in json.loads(path.read_text())["cells"].values():
-            cells.append(np.array([prompts[p] for p in sorted(prompts, key=int)]))
+            cells["full profile (16 × 8)"].append(np.array([prompts[p] for p in sorted(prompts, key=int)]))
     if run_dir is not None and (run_dir / "steps").is_dir():
         for step in sorted((run_dir / "steps").iterdir()):
             per: dict[tuple[str, int], list[int]] = {}
@@ -83,7 +83,8 @@ def cells_of(run_dir: Path | None) -> list[np.ndarray]:
                 r = json.loads(line)
                 per.setdefault((r["concept"], r["prompt_index"]), []).append(int(r["present"]))
             for concept in sorted({c for c, _ in per}):
-                cells.append(np.array([per[(concept, p)] for p in sorted(p for c, p in per if c == concept)]))
+                prompts = sorted(p for c, p in per if c == concept)
+                cells["standard profile (6 × 6)"].append(np.array([per[(concept, p)] for p in prompts]))
     return cells
 
 
@@ -105,35 +106,35 @@ def half_width(sb2: float, sw2: float, n_p: int, m: int) -> float:
     1.96 · √(n_p/(n_p−1)) · √((n_p−1)/n_p · (σ_b² + σ_w²/m) / n_p) = 1.96 · √((σ_b² + σ_w²/m) / n_p).
 
     >>> round(half_width(0.04, 0.16, 6, 6), 4)
-    0.1131
+    0.2066
     """
     return 1.96 * math.sqrt((sb2 + sw2 / m) / n_p)
 
 
 def report(run_dir: Path | None) -> str:
-    cells = [c for c in cells_of(run_dir) if 0 < c.mean() < 1]
-    full = [c for c in cells if c.shape == (16, 8)]
-    lines = [f"Cells with 0 < presence < 1: {len(full)} at 16 prompts × 8 seeds, "
-             f"{len(cells) - len(full)} at 6 × 6.", ""]
-    lines += ["| cells | σ_b² (between prompts) | σ_w² (within a prompt) | share between, ρ = σ_b²/(σ_b²+σ_w²) |",
-              "|---|---|---|---|"]
+    sources = {name: [c for c in cells if 0 < c.mean() < 1] for name, cells in cells_of(run_dir).items()}
+    lines = ["| cells with 0 < presence < 1 | σ_b² (between prompts) | σ_w² (within a prompt) | "
+             "share between, ρ = σ_b²/(σ_b²+σ_w²) |", "|---|---|---|---|"]
     pooled = {}
-    for name, group in (("16 × 8", full), ("6 × 6", [c for c in cells if c.shape == (6, 6)])):
+    for name, group in sources.items():
         if not group:
             continue
         sb2, sw2 = (float(np.mean(v)) for v in zip(*(components(c) for c in group), strict=True))
         pooled[name] = (sb2, sw2)
-        lines.append(f"| {name} ({len(group)}) | {sb2:.4f} | {sw2:.4f} | {sb2 / (sb2 + sw2):.2f} |")
-    sb2, sw2 = pooled.get("16 × 8", next(iter(pooled.values())))
-    lines += ["", "| prompts × seeds | images | 95 % half-width | × √images (per image) | vs 6 × 6 at equal cost |",
-              "|---|---|---|---|---|"]
-    reference = half_width(sb2, sw2, 6, 6)
+        lines.append(f"| {name}: {len(group)} | {sb2:.4f} | {sw2:.4f} | {sb2 / (sb2 + sw2):.2f} |")
+    if not pooled:
+        raise SystemExit("no judged cells: run with --collect --run RUN_DIR, or --run a run with samples.jsonl")
+    names = list(pooled)
+    lines += ["", "95 % half-width of a presence (mean cell) and the images a split needs for 6 × 6's width "
+              "(as a share of 36), with the variance components of each source:", "",
+              "| prompts × seeds | images | " + " | ".join(f"half-width, {n}" for n in names) + " | "
+              + " | ".join(f"share for 6 × 6's width, {n}" for n in names) + " |",
+              "|---|---|" + "---|" * 2 * len(names)]
     for n_p, m in DESIGNS:
-        h = half_width(sb2, sw2, n_p, m)
-        images = n_p * m
-        # images a 6 × 6 evaluation needs for the same half-width, relative to this design's
-        lines.append(f"| {n_p} × {m} | {images} | {h:.3f} | {h * math.sqrt(images):.3f} | "
-                     f"{(h / reference) ** 2 * images / 36:.2f} |")
+        widths = [half_width(*pooled[n], n_p, m) for n in names]
+        shares = [(w / half_width(*pooled[n], 6, 6)) ** 2 * n_p * m / 36 for w, n in zip(widths, names, strict=True)]
+        lines.append(f"| {n_p} × {m} | {n_p * m} | " + " | ".join(f"{w:.3f}" for w in widths) + " | "
+                     + " | ".join(f"{x:.2f}" for x in shares) + " |")
     return "\n".join(lines)
 
 

@@ -114,7 +114,7 @@ def resampled_presence(run: PromptHits, draws: Sequence[np.ndarray]) -> np.ndarr
     >>> run = PromptHits([np.array([[2, 2, 0], [0, 0, 0]])], [np.array([2, 2, 2])])
     >>> boot = resampled_presence(run, [np.array([[0, 1, 2], [0, 0, 0], [2, 2, 2]])])
     >>> boot[:, 0, 0].round(3).tolist(), boot[:, 1, 0].tolist()
-    [[0.667, 1.0, 0.0], [0.0, 0.0, 0.0]]
+    ([0.667, 1.0, 0.0], [0.0, 0.0, 0.0])
     """
     point = run.presence()
     out = np.empty((len(draws[0]), point.shape[0], len(draws)))
