@@ -54,7 +54,8 @@ def _coverage(image_level: bool, datasets: int = 300, replicates: int = 200) -> 
 
 def test_the_cluster_bootstrap_covers_and_the_image_bootstrap_does_not() -> None:
     """95 % intervals of a 3-seed row: the cluster bootstrap covers the truth 88–99 % of the
-    time; resampling images as if independent (the old construction) falls short."""
+    time; resampling images as if independent (the old construction) falls below that band and
+    well below the cluster bootstrap (0.93 and 0.81 here)."""
     cluster, image = _coverage(image_level=False), _coverage(image_level=True)
     assert 0.88 <= cluster <= 0.99, cluster
-    assert image < 0.85, image
+    assert image < 0.88 and cluster - image >= 0.05, (image, cluster)
