@@ -70,7 +70,12 @@ def _check_summary(run_dir: Path, manifest: dict[str, Any], steps: list[int]) ->
         fresh = json.loads(json.dumps(build_summary(run_dir, manifest, stored.get("forget_order", []))))
     except RunError as exc:
         return [exc.message]
-    return [] if stored == fresh else ["summary.json differs from what the step files give"]
+    if stored == fresh:
+        return []
+    if "prompt_hits" not in stored:  # written before summaries recorded per-prompt hits
+        return ["summary.json predates per-prompt hit counts: delete it and rerun the same `culbench run` "
+                "(it is rebuilt from the step files)"]
+    return ["summary.json differs from what the step files give"]
 
 
 def _check_step(run_dir: Path, k: int, slim: bool = False, may_lack: tuple[str, ...] = ()) -> list[str]:

@@ -18,15 +18,18 @@ def test_formats_and_rows(smoke_run: Path, dfr_mock_run: Path) -> None:
     assert [t.title for t in tables] == ["mock@1 · profile smoke"]
     assert {r.label for r in tables[0].rows} == {"dfr[iterations=4 lr=0.01]", "original"}
     md = render(tables, "md")
-    assert md.count("| self-reported |") == 2 and "tie-aware" in md
+    assert md.count("| self-reported") == 2 and "tie-aware" in md
     rows = list(csv.DictReader(io.StringIO(render(tables, "csv"))))
-    assert {r["method"] for r in rows} == {"dfr", "original"} and all(r["status"] == "self-reported" for r in rows)
+    assert {r["method"] for r in rows} == {"dfr", "original"}
+    assert all(r["status"].startswith("self-reported") for r in rows)
     data = json.loads(render(tables, "json"))
     assert data[0]["rank_by"] == "headline_h" and len(data[0]["rows"]) == 2
-    # the untouched model is a reference row: listed last, unranked, never marked best
-    assert [(r["label"], r["rank"], r["reference"]) for r in data[0]["rows"]] == \
-        [("dfr[iterations=4 lr=0.01]", 1, False), ("original", None, True)]
-    assert "| ref | original |" in md and "**" not in md.split("| ref | original |")[1].split("\n")[0]
+    # one seed: shown, never ranked (a row ranks with >= 3 seeds); the untouched model is a
+    # reference row: listed last, unranked; with no ranked row nothing is marked best
+    assert [(r["label"], r["rank"], r["reference"], r["too_few_seeds"]) for r in data[0]["rows"]] == \
+        [("dfr[iterations=4 lr=0.01]", None, False, True), ("original", None, True, True)]
+    assert "| — | dfr[iterations=4 lr=0.01] | 0 | self-reported · unranked: 1 seed of 3 |" in md
+    assert "| ref | original |" in md and "**" not in md
     assert r"\begin{tabular}" in render(tables, "latex")
 
 
@@ -264,6 +267,26 @@ def test_published_records_only_runs_validate(smoke_run: Path, tmp_path: Path) -
     assert bad.returncode != 0 and "presence matrix differs" in bad.stderr
 
 
+def test_a_summary_written_before_per_prompt_hits_is_read_and_told_how_to_rebuild(smoke_run: Path,
+                                                                                 tmp_path: Path) -> None:
+    """An older full run: the leaderboard reads it (legacy intervals); validate names the fix,
+    and rerunning the run's command rebuilds the summary with per-prompt hits."""
+    from culbench.runner import run
+
+    old = tmp_path / "mock@1" / "original" / "smoke" / "seed0"
+    shutil.copytree(smoke_run, old)
+    summary = json.loads((old / "summary.json").read_text())
+    del summary["prompt_hits"], summary["prompt_images"]
+    (old / "summary.json").write_text(json.dumps(summary))
+    assert build([old])[0].rows[0].legacy_intervals
+    bad = run_cli("validate", str(old))
+    assert bad.returncode != 0 and "predates per-prompt hit counts" in bad.stderr, bad.stderr
+    (old / "summary.json").unlink()
+    assert run("original", sequence="mock", profile="smoke", out=tmp_path) == old
+    assert "prompt_hits" in json.loads((old / "summary.json").read_text())
+    assert not build([old])[0].rows[0].legacy_intervals
+
+
 def test_gap_to_retrain_is_measured_against_the_oracle_row(tmp_path: Path) -> None:
     """A finished retrain row adds "Gap retrain": mean |P - P_oracle| over concepts at step 10."""
     import numpy as np
@@ -332,3 +355,68 @@ def test_a_seed_run_on_several_device_types_is_left_out_of_the_compute_columns(t
     assert json.loads(render(build([tmp_path]), "json"))[0]["rows"][0]["mixed_devices"] == {"1": ["cpu", "cuda"]}
     (tmp_path / "seed0").rename(tmp_path.parent / f"{tmp_path.name}-seed0")  # only the mixed seed is left
     assert build([tmp_path])[0].rows[0].value("unlearn_seconds_median") == (None, None, None)
+
+
+def _seeds_of(run_dir: Path, seeds: tuple[int, ...], root: Path) -> Path:
+    """Copies of one run as the seeds ``seeds`` of a row."""
+    for seed in seeds:
+        target = root / f"seed{seed}"
+        shutil.copytree(run_dir, target)
+        summary = json.loads((target / "summary.json").read_text())
+        summary["seed"] = seed
+        (target / "summary.json").write_text(json.dumps(summary))
+    return root
+
+
+def test_a_row_ranks_only_with_three_seeds(dfr_mock_run: Path, tmp_path: Path) -> None:
+    """Two seeds are shown, marked and unranked; the third seed makes the row rank."""
+    two = build([_seeds_of(dfr_mock_run, (0, 1), tmp_path / "two")])[0]
+    assert two.ranks == [None] and not two.best
+    md = render([two], "md")
+    assert "| — | dfr[iterations=4 lr=0.01] | 0,1 | self-reported · unranked: 2 seeds of 3 |" in md
+    assert "**" not in md and "| 1 |" not in md
+    row = json.loads(render([two], "json"))[0]["rows"][0]
+    assert row["rank"] is None and row["too_few_seeds"] and not row["reference"]
+    assert {r["rank"] for r in csv.DictReader(io.StringIO(render([two], "csv")))} == {"—"}
+    three = build([_seeds_of(dfr_mock_run, (0, 1, 2), tmp_path / "three")])[0]
+    assert three.ranks == [1] and "| 1 | dfr[iterations=4 lr=0.01] | 0,1,2 | self-reported |" in \
+        render([three], "md")
+
+
+def test_row_intervals_are_the_cluster_bootstrap_over_runs_and_prompts(dfr_mock_run: Path, tmp_path: Path) -> None:
+    """A row's presence intervals come from stream.bootstrap over its runs' per-prompt hits."""
+    import numpy as np
+
+    from culbench.evaluation.stream import bootstrap, stream_metrics
+    from culbench.evaluation.summary import prompt_hits_of
+    from culbench.leaderboard.rows import REPLICATES
+
+    row = build([_seeds_of(dfr_mock_run, (0, 1, 2), tmp_path)])[0].rows[0]
+    assert not row.legacy_intervals
+    s = row.summaries[0]
+    runs = [prompt_hits_of(x) for x in row.summaries]
+
+    def finals(r: int, P: np.ndarray) -> dict[str, float]:
+        return {"ua": float(np.atleast_1d(stream_metrics(P, s["concepts"], s["roles"], s["forget_order"])
+                                          ["ua_cumulative"])[-1])}
+
+    expected = bootstrap(runs, finals, REPLICATES)["ua"][0]  # type: ignore[arg-type]
+    value, low, high = row.value("ua_cumulative")
+    assert [low, high] == expected and low <= value <= high
+
+
+def test_runs_without_per_prompt_hits_fall_back_to_the_t_interval_and_say_so() -> None:
+    """Summaries written before per-prompt hits were recorded (toy10@1) keep the t-interval over
+    seeds, marked "legacy intervals"."""
+    import numpy as np
+
+    from culbench.leaderboard.rows import t_half_width
+
+    published = Path(__file__).resolve().parents[1] / "leaderboard" / "results" / "toy10@1" / "dfr" / "standard"
+    table = build([published])[0]
+    row = table.rows[0]
+    assert row.legacy_intervals and table.ranks == [1]
+    finals = np.array([s["metrics"]["ua_cumulative"][-1] for s in row.summaries])
+    value, low, high = row.value("ua_cumulative")
+    assert abs(high - value - t_half_width(finals)) < 1e-12
+    assert "verified · legacy intervals |" in render([table], "md")

@@ -59,6 +59,17 @@ def test_stream_metrics_recompute_from_per_image_outputs(fixture: str, request: 
         np.testing.assert_allclose(got, values, atol=1e-5, err_msg=name)
 
 
+def test_per_prompt_hits_are_counted_from_the_judged_images(dfr_mock_run: Path) -> None:
+    """summary.json's prompt_hits[c][k][p] = images of prompt p judged to show c at step k."""
+    summary, samples = _load(dfr_mock_run)
+    for concept in summary["concepts"]:
+        prompts = sorted({r["prompt_index"] for r in samples[0] if r["concept"] == concept})
+        mine = [[sum(r["present"] for r in records if r["concept"] == concept and r["prompt_index"] == p)
+                 for p in prompts] for records in samples]
+        images = [sum(r["concept"] == concept and r["prompt_index"] == p for r in samples[0]) for p in prompts]
+        assert summary["prompt_hits"][concept] == mine and summary["prompt_images"][concept] == images
+
+
 def test_cis_bracket_the_estimates(dfr_mock_run: Path) -> None:
     summary, _ = _load(dfr_mock_run)
     for name in ("ua_cumulative", "retention_related", "retention_general"):

@@ -1,16 +1,20 @@
 """All stream metrics of a run at once, and their bootstrap confidence intervals.
 
 ``stream_metrics`` maps a presence matrix to every metric of ``culbench.evaluation.metrics``
-(normalised ÷ P0 and raw). ``bootstrap`` resamples each concept's evaluation images
-(prompt × seed pairs) with replacement — the same draw at every step, since step k and step 0
-see identical noise for identical (prompt, seed) — recomputes the metrics on each replicate
-and returns percentile 95 % intervals.
+(normalised ÷ P0 and raw). ``bootstrap`` is the one interval construction of every presence
+metric, for one run (``summary.json``) and for a leaderboard row of several runs: a cluster
+bootstrap that resamples runs and, per concept, evaluation *prompts* (all images of a prompt
+move together — they share the prompt's effect — and the same draw holds at every step, since
+step k and step 0 see identical noise for identical (prompt, seed)), recomputes the metrics on
+each replicate and returns percentile 95 % intervals.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -87,23 +91,52 @@ def _headline(out: dict[str, Value], groups: dict[str, list[int]], ua_final: flo
     return metrics.harmonic(ua_final, ret_final) if np.isfinite(ua_final + ret_final) else float("nan")
 
 
-def resample_presence(hits: Sequence[np.ndarray], replicates: int, seed: int = 0) -> np.ndarray:
-    """Bootstrap presence matrices ``(B, K, C)`` from per-concept hit arrays ``(K, n_c)``.
+@dataclass(frozen=True)
+class PromptHits:
+    """One run's judged images grouped by evaluation prompt: per concept (columns of ``P``),
+    ``hits[c]`` is a ``(steps, prompts)`` array of images judged present and ``images[c]`` the
+    ``(prompts,)`` images behind each prompt (its seeds), the same at every step."""
 
-    Each replicate draws every concept's n_c images with replacement, the same draw at every
-    step (paired), so differences between steps keep their pairing.
+    hits: list[np.ndarray]
+    images: list[np.ndarray]
 
-    >>> h = [np.array([[1, 1, 0, 0], [0, 0, 0, 0]], bool)]
-    >>> boot = resample_presence(h, 200)
-    >>> boot.shape, bool((boot[:, 1, 0] == 0).all()), bool(0.2 < boot[:, 0, 0].mean() < 0.8)
-    ((200, 2, 1), True, True)
+    def presence(self) -> np.ndarray:
+        """``P[k, c]`` = hits of concept c at step k over its images.
+
+        >>> PromptHits([np.array([[2, 1], [0, 1]])], [np.array([2, 2])]).presence().tolist()
+        [[0.75], [0.25]]
+        """
+        return np.stack([h.sum(axis=1) / n.sum() for h, n in zip(self.hits, self.images, strict=True)], axis=1)
+
+
+def draw_prompts(counts: Sequence[int], replicates: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Per concept, ``(replicates, n_c)`` prompt indices drawn with replacement from ``range(n_c)``.
+
+    >>> [d.shape for d in draw_prompts([3, 1], 5, np.random.default_rng(0))]
+    [(5, 3), (5, 1)]
     """
-    rng = np.random.default_rng(seed)
-    K = hits[0].shape[0]
-    out = np.empty((replicates, K, len(hits)))
-    for c, h in enumerate(hits):
-        idx = rng.integers(0, h.shape[1], size=(replicates, h.shape[1]))
-        out[:, :, c] = h[:, idx].mean(axis=2).T  # (K, B, n) -> (K, B) -> (B, K)
+    return [rng.integers(0, n, size=(replicates, n)) for n in counts]
+
+
+def resampled_presence(run: PromptHits, draws: Sequence[np.ndarray]) -> np.ndarray:
+    """Presence matrices ``(B, K, C)`` of one run on drawn prompts (all images of a drawn prompt
+    together, the same draw at every step), each deviation from the run's own presence scaled by
+    √(n_c / (n_c − 1)) and clipped to [0, 1].
+
+    With n_c prompts the plain bootstrap variance of a mean is (n_c − 1)/n_c of the unbiased one;
+    the scale removes that bias, which matters at 6 prompts a concept.
+
+    >>> run = PromptHits([np.array([[2, 2, 0], [0, 0, 0]])], [np.array([2, 2, 2])])
+    >>> boot = resampled_presence(run, [np.array([[0, 1, 2], [0, 0, 0], [2, 2, 2]])])
+    >>> boot[:, 0, 0].round(3).tolist(), boot[:, 1, 0].tolist()
+    ([0.667, 1.0, 0.0], [0.0, 0.0, 0.0])
+    """
+    point = run.presence()
+    out = np.empty((len(draws[0]), point.shape[0], len(draws)))
+    for c, (h, n, idx) in enumerate(zip(run.hits, run.images, draws, strict=True)):
+        drawn = h[:, idx].sum(axis=2) / n[idx].sum(axis=1)  # (K, B)
+        scale = math.sqrt(len(n) / (len(n) - 1)) if len(n) > 1 else 1.0
+        out[:, :, c] = np.clip(point[:, c : c + 1] + scale * (drawn - point[:, c : c + 1]), 0, 1).T
     return out
 
 
@@ -122,14 +155,38 @@ def percentile_ci(samples: Sequence[Value], level: float = 0.95) -> list[list[fl
     return [[_clean(a), _clean(b)] for a, b in zip(low, high, strict=True)]
 
 
-def bootstrap(hits: Sequence[np.ndarray], fn: Callable[[np.ndarray], dict[str, Value]],
+def bootstrap(runs: Sequence[PromptHits], fn: Callable[[int, np.ndarray], dict[str, Value]],
               replicates: int, seed: int = 0) -> dict[str, list[list[float | None]]]:
-    """95 % percentile intervals of every value ``fn(P)`` returns, over bootstrap replicates."""
-    draws: dict[str, list[Value]] = {}
-    for P in resample_presence(hits, replicates, seed):
-        for name, value in fn(P).items():
-            draws.setdefault(name, []).append(value)
-    return {name: percentile_ci(values) for name, values in draws.items()}
+    """95 % percentile intervals of the mean over runs of every value ``fn(r, P_r)`` returns.
+
+    A cluster bootstrap in two levels. Each replicate draws the runs with replacement and, per
+    concept, the prompts with replacement (``resampled_presence``); the runs share one prompt
+    draw, since they evaluate the same prompts (a prompt's effect is common to every run), unless
+    a concept's prompt counts differ between runs (then each run draws its own). With R runs,
+    replicate value = T + √(R/(R − 1))·(mean of the drawn runs' own values − T) + mean of the
+    drawn runs' prompt-resampled deviations, T = mean of the runs' own values. One run gives
+    the prompt-cluster interval of that run. ``tests/test_intervals.py`` checks the coverage.
+    """
+    rng = np.random.default_rng(seed)
+    R = len(runs)
+    points = [fn(r, run.presence()) for r, run in enumerate(runs)]
+    counts = [[len(n) for n in run.images] for run in runs]
+    shared = all(c == counts[0] for c in counts)
+    draws = [draw_prompts(counts[0], replicates, rng)] * R if shared else \
+        [draw_prompts(c, replicates, rng) for c in counts]
+    resampled = [resampled_presence(run, d) for run, d in zip(runs, draws, strict=True)]
+    picks = rng.integers(0, R, size=(replicates, R)) if R > 1 else np.zeros((replicates, 1), int)
+    scale = math.sqrt(R / (R - 1)) if R > 1 else 1.0
+    own = {name: np.array([np.asarray(p[name], dtype=float) for p in points]) for name in points[0]}
+    total = {name: stack.mean(axis=0) for name, stack in own.items()}
+    draws_out: dict[str, list[Value]] = {name: [] for name in own}
+    for b in range(replicates):
+        values = {r: fn(r, resampled[r][b]) for r in set(picks[b].tolist())}
+        for name, stack in own.items():
+            prompt_part = np.mean([np.asarray(values[r][name], dtype=float) - stack[r] for r in picks[b]], axis=0)
+            run_part = stack[picks[b]].mean(axis=0) - total[name]
+            draws_out[name].append(total[name] + scale * run_part + prompt_part)
+    return {name: percentile_ci(values) for name, values in draws_out.items()}
 
 
 def _clean(value: float) -> float | None:

@@ -31,10 +31,10 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
         raise RunError(f"{path} is unreadable ({exc})", "delete that step directory and rerun") from None
 
 
-def hit_arrays(per_step: Sequence[Sequence[Mapping[str, Any]]], concepts: Sequence[str]) -> list[np.ndarray]:
-    """Per concept, a ``(steps, images)`` bool array of judge verdicts; image j is the same
-    (prompt, seed) at every step (checked)."""
-    out = []
+def prompt_hits(per_step: Sequence[Sequence[Mapping[str, Any]]], concepts: Sequence[str]) -> stream.PromptHits:
+    """Per concept, images judged present per evaluation prompt at each step and the images
+    (seeds) behind each prompt; every step evaluated the same (prompt, seed) pairs (checked)."""
+    hits, images = [], []
     for concept in concepts:
         rows, keys = [], None
         for records in per_step:
@@ -45,29 +45,42 @@ def hit_arrays(per_step: Sequence[Sequence[Mapping[str, Any]]], concepts: Sequen
                 raise RunError(f"concept '{concept}' was evaluated on different prompts/seeds across steps",
                                "rerun the whole run with one culbench version")
             keys = step_keys
-            rows.append([hit for _, _, hit in mine])
-        out.append(np.array(rows, dtype=bool))
-    return out
+            prompts = sorted({p for p, _ in step_keys})
+            rows.append([sum(hit for q, _, hit in mine if q == p) for p in prompts])
+        hits.append(np.array(rows, dtype=int))
+        images.append(np.array([sum(q == p for q, _ in keys or []) for p in prompts], dtype=int))
+    return stream.PromptHits(hits, images)
+
+
+def prompt_hits_of(summary: Mapping[str, Any]) -> stream.PromptHits | None:
+    """The per-prompt hit counts a ``summary.json`` records (columns in its ``concepts`` order),
+    or None for a summary written before they were recorded."""
+    hits, images = summary.get("prompt_hits"), summary.get("prompt_images")
+    if not hits or not images:
+        return None
+    return stream.PromptHits([np.array(hits[c], dtype=int) for c in summary["concepts"]],
+                             [np.array(images[c], dtype=int) for c in summary["concepts"]])
 
 
 def summarise(run_dir: Path, steps: Sequence[int], concepts: Sequence[str], roles: Mapping[str, str],
               forget_order: Sequence[str], *, replicates: int, fid_replicates: int, seed: int = 0) -> dict[str, Any]:
-    """Metrics with 95 % bootstrap intervals: ``{"metrics": {...}, "ci": {...}, "quality": {...}}``."""
+    """Presence, per-prompt hits and metrics with 95 % prompt-cluster bootstrap intervals:
+    ``{"P", "hits", "metrics", "ci", "quality", "quality_ci"}``."""
     dirs = [step_dir(run_dir, k) for k in steps]
     per_step = [read_samples(d / SAMPLES) for d in dirs]
-    hits = hit_arrays(per_step, concepts)
-    P = np.stack([h.mean(axis=1) for h in hits], axis=1)
+    hits = prompt_hits(per_step, concepts)
+    P = hits.presence()
 
-    def fn(matrix: np.ndarray) -> dict[str, stream.Value]:
+    def fn(_: int, matrix: np.ndarray) -> dict[str, stream.Value]:
         return stream.stream_metrics(matrix, concepts, roles, forget_order)
 
-    values = {name: _clean(v) for name, v in fn(P).items()}
-    ci = stream.bootstrap(hits, fn, replicates, seed) if replicates else {}
+    values = {name: _clean(v) for name, v in fn(0, P).items()}
+    ci = stream.bootstrap([hits], fn, replicates, seed) if replicates else {}
     quality, quality_ci = _quality(run_dir, dirs, per_step, roles, forget_order, fid_replicates, seed)
     drift = [read_json(d / STEP_RECORD).get("drift") for d in dirs]
     for key in ("from_base", "from_previous", "relative_from_base"):
         quality[f"drift_{key}"] = [None if d is None else d.get(key) for d in drift]
-    return {"P": P, "metrics": values, "ci": ci, "quality": quality, "quality_ci": quality_ci}
+    return {"P": P, "hits": hits, "metrics": values, "ci": ci, "quality": quality, "quality_ci": quality_ci}
 
 
 def _quality(run_dir: Path, dirs: Sequence[Path], per_step: Sequence[Sequence[Mapping[str, Any]]],
@@ -154,6 +167,8 @@ def build_summary(run_dir: Path, manifest: dict[str, Any], forget_order: list[st
         "forget_order": forget_order,
         "presence": [[round(float(v), 6) for v in row] for row in result["P"]],
         "n": N.tolist(),
+        "prompt_hits": {c: h.tolist() for c, h in zip(concepts, result["hits"].hits, strict=True)},
+        "prompt_images": {c: n.tolist() for c, n in zip(concepts, result["hits"].images, strict=True)},
         "metrics": result["metrics"],
         "metrics_ci": result["ci"],
         "quality": result["quality"],

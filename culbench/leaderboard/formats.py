@@ -12,7 +12,14 @@ from typing import Any
 from culbench.errors import RunError
 from culbench.evaluation.metric_info import METRIC_INFO
 from culbench.leaderboard.rows import Row
-from culbench.leaderboard.tables import RANK_KEY, Table, is_verified
+from culbench.leaderboard.tables import (
+    MIN_SEEDS,
+    RANK_KEY,
+    Table,
+    is_reference,
+    is_verified,
+    too_few_seeds,
+)
 
 FORMATS = ("md", "csv", "json", "latex")
 
@@ -36,9 +43,9 @@ def fmt(value: float | None, low: float | None, high: float | None, digits: int 
 
 
 def rank_cell(table: Table, i: int) -> str:
-    """The rank, ``ref`` for a reference row, ``—`` for an unfinished one."""
-    rank = table.ranks[i]
-    return str(rank) if rank is not None else "—" if table.rows[i].partial else "ref"
+    """The rank, ``ref`` for a reference row, ``—`` for an unfinished one or one with too few seeds."""
+    rank, row = table.ranks[i], table.rows[i]
+    return str(rank) if rank is not None else "ref" if is_reference(row) and not row.partial else "—"
 
 
 def provenance(row: Row) -> str:
@@ -47,10 +54,15 @@ def provenance(row: Row) -> str:
 
 
 def status(row: Row) -> str:
-    """``provenance`` with the row's marks: partial progress, seeds left out of the compute columns."""
+    """``provenance`` with the row's marks: partial progress, too few seeds to rank, intervals
+    from runs without per-prompt hits, seeds left out of the compute columns."""
     text = provenance(row)
     if row.partial:
         text += f" · partial {row.partial[0]}/{row.partial[1]}"
+    elif too_few_seeds(row) and not is_reference(row):
+        text += f" · unranked: {len(row.seeds)} seed{'s' * (len(row.seeds) != 1)} of {MIN_SEEDS}"
+    if row.legacy_intervals:
+        text += " · legacy intervals"
     for seed, devices in row.mixed_devices.items():  # its cost is not comparable: not in the compute columns
         text += f" · seed {seed} on {'+'.join(devices)}, not in compute"
     return text
@@ -85,7 +97,10 @@ def _markdown(tables: Sequence[Table]) -> str:
         parts += [f"### {t.title}", "", "| " + " | ".join(header(t)) + " |", "|" + "---|" * len(header(t))]
         parts += ["| " + " | ".join(cells(t, i, ("**", "**"))) + " |" for i in range(len(t.rows))]
         parts += ["", f"Ranked by {RANK_KEY} with tie-aware ranks (overlapping 95 % intervals share a rank); "
-                  "bold = best value per column among ranked rows; ± = half the 95 % interval; "
+                  f"a row ranks only with ≥ {MIN_SEEDS} seeds (— = unranked: fewer seeds, or unfinished); "
+                  "bold = best value per column among ranked rows; ± = half the 95 % interval "
+                  "(cluster bootstrap over seeds and evaluation prompts; legacy intervals: runs recorded "
+                  "without per-prompt hits, t-interval over seeds); "
                   "ref = reference row (untouched model, retrain oracle, --mode runs), not ranked.", ""]
     return "\n".join(parts)
 
@@ -123,7 +138,8 @@ def _latex(tables: Sequence[Table]) -> str:
 
 def _table_json(t: Table) -> dict[str, Any]:
     return {"sequence": t.sequence, "profile": t.profile, "rank_by": RANK_KEY,
-            "rows": [{"rank": t.ranks[i], "reference": t.ranks[i] is None and not r.partial,
+            "rows": [{"rank": t.ranks[i], "reference": is_reference(r) and not r.partial,
+                      "too_few_seeds": too_few_seeds(r), "legacy_intervals": r.legacy_intervals,
                       "partial": list(r.partial) if r.partial else None, "method": r.method, "settings": r.settings, "label": r.label,
                       "seeds": r.seeds,
                       "status": provenance(r), "mixed_devices": {str(k): v for k, v in r.mixed_devices.items()},

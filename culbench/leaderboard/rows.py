@@ -1,13 +1,20 @@
 """Comparative views over result files: load summaries, group seeds, build table rows.
 
-A *row* is one method × config × sequence@version × profile; its runs are the seeds. With one
-seed a value's interval is the run's bootstrap interval (prompts × seeds of the evaluation
-set); with several seeds it is a 95 % t-interval of the mean over seeds. Rows of different
-sequence versions or profiles are never merged, and a missing value is never averaged over.
+A *row* is one method × config × sequence@version × profile; its runs are the seeds (in a
+sequence with several deletion orders, each seed runs one of them). A value is the mean over the
+row's seeds. Every presence metric's interval — for one seed or several — is the two-level
+cluster bootstrap of ``culbench.evaluation.stream.bootstrap`` over the runs and, within them,
+the evaluation prompts, from the per-prompt hit counts each ``summary.json`` records. Runs
+recorded before those counts existed fall back to the old intervals (one seed: the run's own
+interval; several: a 95 % t-interval over seeds), and the row says so (``legacy_intervals``).
+Values not computed from the presence matrix (FID, CLIP, compute, gap to the oracle) keep that
+t-interval over seeds. Rows of different sequence versions or profiles are never merged, and a
+missing value is never averaged over.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -20,7 +27,7 @@ import numpy as np
 from culbench.errors import RunError
 from culbench.runfolder import variant_label
 
-
+REPLICATES = 1000  # bootstrap replicates behind a row's intervals
 
 @dataclass
 class Row:
@@ -78,6 +85,36 @@ class Row:
         return {s["seed"]: s["compute"]["devices"] for s in self.summaries
                 if len(s.get("compute", {}).get("devices", [])) > 1}
 
+    @functools.cached_property
+    def cluster_intervals(self) -> dict[str, tuple[float | None, float | None]] | None:
+        """Final-step ``(low, high)`` of every presence metric, from the two-level cluster
+        bootstrap over this row's runs and prompts; None when a run's summary has no per-prompt
+        hit counts (recorded before they existed) or the runs evaluated different concepts."""
+        from culbench.evaluation.stream import PromptHits, bootstrap, stream_metrics
+        from culbench.evaluation.summary import prompt_hits_of
+
+        runs = [prompt_hits_of(s) for s in self.summaries]
+        concepts = self.summaries[0]["concepts"]
+        if any(r is None for r in runs) or any(set(s["concepts"]) != set(concepts) for s in self.summaries):
+            return None
+        aligned = []  # every run's columns in the first run's concept order
+        for run, summary in zip(runs, self.summaries, strict=True):
+            where = [summary["concepts"].index(c) for c in concepts]
+            aligned.append(PromptHits([run.hits[i] for i in where], [run.images[i] for i in where]))  # type: ignore[union-attr]
+
+        def finals(r: int, P: np.ndarray) -> dict[str, float]:
+            summary = self.summaries[r]
+            values = stream_metrics(P, concepts, summary["roles"], summary["forget_order"])
+            return {k: _last(v) for k, v in values.items()}
+
+        ci = bootstrap(aligned, finals, REPLICATES)
+        return {k: (v[0][0], v[0][1]) for k, v in ci.items()}
+
+    @property
+    def legacy_intervals(self) -> bool:
+        """The row's presence intervals are the old ones (no per-prompt hits recorded)."""
+        return self.cluster_intervals is None
+
     def value(self, key: str) -> tuple[float | None, float | None, float | None]:
         """Final-step (or scalar) ``(mean, low, high)`` of a column over this row's seeds (for a
         compute column, over the seeds that ran on one device type)."""
@@ -85,10 +122,14 @@ class Row:
         points = [final_value(s, key) for s in self.summaries if s["seed"] not in mixed]
         if not points or any(p[0] is None for p in points):
             return None, None, None  # never average over a missing cell
+        values = np.array([p[0] for p in points], dtype=float)
+        mean = float(values.mean())
+        clusters = self.cluster_intervals if key in self.summaries[0].get("metrics", {}) else None
+        if clusters is not None and key in clusters:
+            return mean, *clusters[key]
         if len(points) == 1:
             return points[0]
-        values = np.array([p[0] for p in points], dtype=float)
-        mean, half = float(values.mean()), t_half_width(values)
+        half = t_half_width(values)
         return mean, mean - half, mean + half
 
     def curve(self, key: str) -> np.ndarray:
@@ -110,6 +151,12 @@ def t_half_width(values: np.ndarray, level: float = 0.95) -> float:
     if n < 2:
         return 0.0
     return float(stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
+
+
+def _last(value: Any) -> float:
+    """The final-step value of a metric (the value itself for a scalar), NaN when empty."""
+    array = np.atleast_1d(np.asarray(value, dtype=float))
+    return float(array[-1]) if array.size else math.nan
 
 
 def series(summary: dict[str, Any], key: str) -> list[float]:

@@ -3,10 +3,11 @@
 ``build(paths)`` groups complete runs into rows (``culbench.leaderboard.rows``), one table per
 sequence@version × profile (``culbench.leaderboard.formats`` renders them). Rules (see
 ``docs/leaderboard.md``): sequence versions and profiles are never mixed; a missing value is
-shown as missing, never averaged over; every value carries its 95 % interval; ranks are
-tie-aware — a row's rank is 1 + the number of rows whose interval lies entirely above (or, for
-↓ columns, below) its own; rows from ``leaderboard/results`` (re-run by the maintainers'
-pipeline) are *verified*, everything else is *self-reported*.
+shown as missing, never averaged over; every value carries its 95 % interval; a row ranks only
+with at least ``MIN_SEEDS`` seeds (fewer are shown, unranked); ranks are tie-aware — a row's
+rank is 1 + the number of rows whose interval lies entirely above (or, for ↓ columns, below)
+its own; rows from ``leaderboard/results`` (re-run by the maintainers' pipeline) are
+*verified*, everything else is *self-reported*.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from culbench.evaluation.metric_info import METRICS, RANK_METRIC, MetricInfo
 from culbench.leaderboard.rows import Row, load_rows
 
 RANK_KEY = RANK_METRIC.key
+MIN_SEEDS = 3  # a row ranks only with this many seeds (runs) behind its intervals
 
 
 @dataclass
@@ -32,7 +34,7 @@ class Table:
     profile: str
     rows: list[Row]
     columns: list[MetricInfo]
-    ranks: list[int | None]  # None = a reference row (listed last, unranked)
+    ranks: list[int | None]  # None = unranked: a reference, unfinished or under MIN_SEEDS row (listed last)
     best: dict[str, set[int]]
 
     @property
@@ -81,6 +83,11 @@ def is_reference(row: Row) -> bool:
     return row.role != "ranked" or row.summaries[0].get("mode", "sequential") != "sequential"
 
 
+def too_few_seeds(row: Row) -> bool:
+    """The row has fewer than ``MIN_SEEDS`` seeds: shown, never ranked nor marked best."""
+    return len(row.seeds) < MIN_SEEDS
+
+
 def partial_summary(run_dir: Path) -> dict[str, Any]:
     """The summary of an unfinished run over its committed steps, marked ``partial``."""
     from culbench.evaluation.summary import build_summary
@@ -124,16 +131,19 @@ def build(paths: Sequence[Path], allow_partial: bool = False) -> list[Table]:
 
 
 def _table(sequence: str, profile: str, members: list[Row]) -> Table:
-    """The rows of one sequence × profile ranked by ``RANK_KEY`` (references and unfinished rows
-    last, unranked), the columns some row has a value in, and the best value per column."""
+    """The rows of one sequence × profile ranked by ``RANK_KEY`` (rows with too few seeds, then
+    references and unfinished rows, last and unranked), the columns some row has a value in, and
+    the best value per column among ranked rows."""
     columns = [m for m in METRICS if any(r.value(m.key)[0] is not None for r in members)]
-    ranked = [r for r in members if not is_reference(r) and not r.partial]
+    ranked = [r for r in members if not is_reference(r) and not r.partial and not too_few_seeds(r)]
+    few = sorted((r for r in members if r not in ranked and not is_reference(r) and not r.partial),
+                 key=lambda r: r.label)
     references = sorted((r for r in members if is_reference(r) or r.partial), key=lambda r: r.label)
     ranked_ranks = tie_aware_ranks([r.value(RANK_KEY) for r in ranked], RANK_METRIC.direction)
     order = sorted(range(len(ranked)), key=lambda i: (ranked_ranks[i], ranked[i].label))
-    members = [ranked[i] for i in order] + references
-    ranks: list[int | None] = [ranked_ranks[i] for i in order] + [None] * len(references)
-    contenders = [i for i, r in enumerate(ranks) if r is not None] or list(range(len(members)))
+    members = [ranked[i] for i in order] + few + references
+    ranks: list[int | None] = [ranked_ranks[i] for i in order] + [None] * (len(few) + len(references))
+    contenders = [i for i, r in enumerate(ranks) if r is not None]
     best: dict[str, set[int]] = {}
     for metric in columns:
         values = [members[i].value(metric.key)[0] if i in contenders else None for i in range(len(members))]

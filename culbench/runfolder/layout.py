@@ -82,12 +82,17 @@ SUMMARY_FIELDS: dict[str, str] = {
     "forget_order": "list[str]: concept forgotten at steps 1..T",
     "presence": "list[list[float]]: P[k][c], rows = steps 0..T",
     "n": "list[list[int]]: images behind each P[k][c]",
+    "prompt_hits": "dict[concept, list[list[int]]]: images judged present per evaluation prompt "
+                   "(prompt_index order), rows = steps 0..T; absent in summaries written before it "
+                   "existed (their leaderboard rows fall back to the old intervals)",
+    "prompt_images": "dict[concept, list[int]]: images (seeds) behind each prompt, the same at every step",
     "metrics": "dict[name, list[float] | float]: stream metrics computed from P (see "
                "culbench.evaluation.stream); per-step lists start at step 1 for UA, at step 0 "
                "for retention and collateral damage; re-emergence has one value per concept "
                "forgotten at steps 1..T-1",
-    "metrics_ci": "dict[name, list[[low, high]]]: 95 % bootstrap intervals over each "
-                  "concept's prompt x seed images (paired across steps), aligned with metrics",
+    "metrics_ci": "dict[name, list[[low, high]]]: 95 % prompt-cluster bootstrap intervals (each "
+                  "concept's prompts resampled with all their images, the same draw at every "
+                  "step; culbench.evaluation.stream.bootstrap), aligned with metrics",
     "quality": "dict: per step 0..T — fid_retained_vs_base / _vs_real (FID in the judge's "
                "feature space on retained concepts' images), clip_retained / clip_forgotten "
                "(mean CLIP score), drift_from_base / drift_from_previous (L2 of UNet weights)",
