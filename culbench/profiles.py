@@ -46,7 +46,9 @@ PROFILES: dict[str, Profile] = {
     profile.name: profile
     for profile in (
         Profile("smoke", "seconds per run: plumbing checks and tests", 2, 2, 2, 2, 4, 32, 100, 0),
-        Profile("standard", "the leaderboard setting", 6, 6, None, None, None, 64),
+        Profile("standard", "the leaderboard setting: 24 prompts x 1 seed per concept", 24, 1, None, None, None, 64),
+        Profile("standard-6x6", "toy10@1's board setting (6 prompts x 6 seeds), to reproduce it", 6, 6, None,
+                None, None, 64),
         Profile("full", "every eval prompt and seed of the sequence", None, None, None, None, None, 64),
     )
 }

@@ -72,7 +72,7 @@ def train(
 def check(
     weights: Annotated[Path | None, typer.Option(help="Folder of weights to check (default: the shipped ones).")] = None,
     tolerance: Annotated[float, typer.Option(help="Allowed |Δ presence| per concept vs the shipped report.")] = 0.10,
-    profile: Annotated[str, typer.Option(help="Evaluation profile.")] = "standard",
+    profile: Annotated[str, typer.Option(help="Evaluation profile (the shipped reports: standard-6x6).")] = "standard-6x6",
     model_version: Annotated[int | None, typer.Option(help="Shipped model version to check or compare with "
                                                            "(default: the weights' own, else 1).")] = None,
 ) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 PRESENCE_SEQUENCE = "toy10@1"  # the base-presence report's prompts: primary names, every model version
 
 
-def base_presence(weights: str | None, profile: str = "standard", device: str = "cpu",
+def base_presence(weights: str | None, profile: str = "standard-6x6", device: str = "cpu",
                   progress: Callable[[int, str], Callable[..., None]] | None = None,
                   judge_weights: str | None = None) -> dict[str, float]:
     """P0(c) for every toy10 concept under ``profile`` with the model in ``weights``, judged by

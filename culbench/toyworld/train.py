@@ -52,7 +52,7 @@ class Recipe:
     clip_steps: int = 600
     clip_batch: int = 256
     clip_lr: float = 2e-3
-    report_profile: str = "standard"  # profile of the base-presence report written at the end
+    report_profile: str = "standard-6x6"  # profile of the base-presence report written at the end
     report_fid_samples: int = 2_000   # per FID seed (two seeds); 0 skips the FID report
     model_version: int = 1          # 2: captions with synonyms and character paraphrases (lexicon)
     warm_start: int = 0             # >0: text encoder + UNet start from that shipped version (warmstart)
