@@ -39,7 +39,20 @@ class Table:
 
     @property
     def title(self) -> str:
-        return f"{self.sequence} · profile {self.profile}"
+        """``toy10@2 · profile standard``; an archived version says what supersedes it."""
+        newer = superseded_by(self.sequence)
+        return f"{self.sequence} · profile {self.profile}" + (f" · superseded by {newer} (archive)" if newer else "")
+
+
+def superseded_by(sequence_id: str) -> str | None:
+    """The newest installed version of ``sequence_id``'s sequence when that is newer, else None."""
+    from culbench.catalog import SEQUENCE_VERSIONS, SEQUENCES
+
+    name, _, version = sequence_id.partition("@")
+    if name not in SEQUENCES or not version.isdigit():
+        return None
+    newest = max(SEQUENCE_VERSIONS.get(name, {0: None}))
+    return f"{name}@{newest}" if newest > int(version) else None
 
 
 def tie_aware_ranks(intervals: Sequence[tuple[float | None, float | None, float | None]], direction: int) -> list[int]:
