@@ -102,8 +102,12 @@ def _print_result(run_dir: Path) -> None:
         values = [v for v in metrics.get(name, []) if v is not None]
         return f"{values[-1]:.3f}" if values else "n/a"
 
+    held = [f"held-out related {last('retention_related_held_out')}  held-out far "
+            f"{last('retention_general_held_out')}  "] if metrics.get("retention_related_held_out") else []
+    h = metrics.get("headline_h")
+    headline = f"H {h:.3f} " if isinstance(h, float) else ""
     console.print(
         f"final: cumulative UA {last('ua_cumulative')}  related retention "
-        f"{last('retention_related')}  general retention {last('retention_general')} "
-        "(base-normalised)", highlight=False,
+        f"{last('retention_related')}  general retention {last('retention_general')}  {''.join(held)}"
+        f"{headline}(base-normalised)", highlight=False, soft_wrap=True,
     )
