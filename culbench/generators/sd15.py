@@ -143,6 +143,7 @@ judge:
   name: clip-zeroshot
 concepts: concepts.yaml
 prompts: prompts
+clean_prompts: true
 steps: [{', '.join(c for c, *_ in STEPS)}]
 retain:
   general: [{', '.join(GENERAL)}]
