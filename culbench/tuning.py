@@ -78,3 +78,16 @@ def record(out: Path, entry: dict[str, Any]) -> Path:
 
 def read_record(path: Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def note_budget(index: Path, sequence: str, method: str, budget: int, record_path: Path) -> Path:
+    """Add ``method``'s tuning budget to ``index/<sequence>.json``, the file the leaderboard reads
+    each row's budget from (``culbench.leaderboard.formats.tuning_budget``)."""
+    from culbench.runfolder.atomic import write_json
+
+    path = Path(index) / f"{sequence}.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"methods": {}}
+    data.setdefault("methods", {})[method] = {"budget": budget, "record": str(record_path)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, data)
+    return path

@@ -38,7 +38,8 @@ def test_tune_runs_every_candidate_on_the_validation_split_and_records_the_pick(
 
     METHODS.register("tunegrid")(_Grid)
     try:
-        tune(method="tunegrid", sequence="mock", profile="smoke", out=tmp_path, budget=3, threads=2)
+        tune(method="tunegrid", sequence="mock", profile="smoke", out=tmp_path, budget=3, threads=2,
+             index=tmp_path / "index")
     finally:
         METHODS.unregister("tunegrid")
     record = json.loads((tmp_path / "mock@1" / "tunegrid" / tuning.TUNE_FILE).read_text())
@@ -47,6 +48,8 @@ def test_tune_runs_every_candidate_on_the_validation_split_and_records_the_pick(
     assert all("~val" in c["run"] for c in record["candidates"])
     scores = [c["headline_h"] for c in record["candidates"]]
     assert record["chosen"] == tuning.pick(scores)
+    index = json.loads((tmp_path / "index" / "mock@1.json").read_text())
+    assert index["methods"]["tunegrid"]["budget"] == 3
 
 
 def test_every_ranked_built_in_declares_a_grid_that_fills_the_budget() -> None:

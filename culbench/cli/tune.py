@@ -26,6 +26,8 @@ def tune(
     budget: Annotated[int, typer.Option(help="Configurations to try (the board's rows all use the default, 8).")] = 0,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
+    index: Annotated[Path | None, typer.Option(help="Also note the budget in INDEX/<sequence>.json, where "
+                                                     "the leaderboard reads it (e.g. leaderboard/tuning).")] = None,
 ) -> None:
     """Try the method's defaults and budget - 1 points of its declared grid on the validation split
     (seed 0; completed runs are skipped, interrupted ones resume), pick by the declared rule, and
@@ -58,6 +60,8 @@ def tune(
             {"overrides": list(o), "headline_h": s, "run": str(d[0])}
             for o, s, d in zip(tries, scores, dirs.values(), strict=True)],
         "chosen": chosen})
+    if index is not None:
+        tuning.note_budget(index, seq.id, method, len(tries), path)
     for line in settings_table(dirs):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(f"chosen: {' '.join(tries[chosen]) or '(defaults)'}  (rule: {tuning.RULE}); wrote {path}",

@@ -53,9 +53,24 @@ def provenance(row: Row) -> str:
     return "verified" if is_verified(row) else "self-reported"
 
 
+def tuning_budget(sequence: str, method: str) -> int | None:
+    """How many validation configurations ``method`` tried before its defaults on ``sequence``
+    were fixed: ``leaderboard/tuning/<sequence>.json`` (written from ``culbench tune`` records),
+    or None when not recorded."""
+    import json
+
+    from culbench.catalog import PACKAGE_DIR
+
+    path = PACKAGE_DIR.parent / "leaderboard" / "tuning" / f"{sequence}.json"
+    if not path.is_file():
+        return None
+    entry = json.loads(path.read_text(encoding="utf-8")).get("methods", {}).get(method)
+    return int(entry["budget"]) if entry else None
+
+
 def status(row: Row) -> str:
     """``provenance`` with the row's marks: partial progress, too few seeds to rank, intervals
-    from runs without per-prompt hits, seeds left out of the compute columns."""
+    from runs without per-prompt hits, its tuning budget, seeds left out of the compute columns."""
     text = provenance(row)
     if row.partial:
         text += f" · partial {row.partial[0]}/{row.partial[1]}"
@@ -63,6 +78,9 @@ def status(row: Row) -> str:
         text += f" · unranked: {len(row.seeds)} seed{'s' * (len(row.seeds) != 1)} of {MIN_SEEDS}"
     if row.legacy_intervals:
         text += " · legacy intervals"
+    budget = tuning_budget(row.sequence, row.method)
+    if budget is not None and row.role == "ranked":
+        text += f" · tuned {budget}"
     for seed, devices in row.mixed_devices.items():  # its cost is not comparable: not in the compute columns
         text += f" · seed {seed} on {'+'.join(devices)}, not in compute"
     return text
