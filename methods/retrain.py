@@ -76,7 +76,8 @@ class Retrain(Method):
         # excluded data alone, and seeds 0/1/2 are three draws. Derived, not kept in ctx.state,
         # so a step runs alone.
         seed = cfg.seed if cfg.seed is not None else step_seed(ctx.run_seed, 1)
-        recipe = replace(recipe_code.Recipe(seed=seed), unet_steps=ctx.budget.iterations(cfg.steps),
+        version = getattr(model, "toyworld_version", 1)  # its captions and vocabulary
+        recipe = replace(recipe_code.Recipe(seed=seed, model_version=version), unet_steps=ctx.budget.iterations(cfg.steps),
                          n_images=ctx.budget.samples(cfg.n_images))
         if recipe.unet_steps < recipe.unet_warmup:
             recipe = replace(recipe, unet_warmup=max(1, recipe.unet_steps // 10), unet_batch=min(recipe.unet_batch, 8))

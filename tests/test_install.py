@@ -50,9 +50,13 @@ def test_wheel_ships_methods_and_tasks(wheel_site: Path, tmp_path: Path) -> None
                    "--out", str(tmp_path / "out"), env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (wheel_site / "culbench" / "toyworld" / "assets" / "unet.safetensors").is_file()
-    run_dir = tmp_path / "out" / "toy10@1" / "original" / "smoke" / "seed0"
+    assert (wheel_site / "culbench" / "toyworld" / "assets" / "v2" / "unet.safetensors").is_file()
+    run_dir = tmp_path / "out" / "toy10@2" / "original" / "smoke" / "seed0"
     checked = run_cli("validate", str(run_dir), env=env, cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
+    archived = run_cli("tasks", "validate", str(wheel_site / "culbench" / "tasks" / "archive" / "toy10@1"),
+                       env=env, cwd=tmp_path)  # the superseded version ships too
+    assert archived.returncode == 0 and "toy10@1" in archived.stdout, archived.stderr
 
 
 def test_plugin_through_entry_point(tmp_path: Path) -> None:

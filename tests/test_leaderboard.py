@@ -419,4 +419,4 @@ def test_runs_without_per_prompt_hits_fall_back_to_the_t_interval_and_say_so() -
     finals = np.array([s["metrics"]["ua_cumulative"][-1] for s in row.summaries])
     value, low, high = row.value("ua_cumulative")
     assert abs(high - value - t_half_width(finals)) < 1e-12
-    assert "verified · legacy intervals |" in render([table], "md")
+    assert "verified · legacy intervals · tuned " in render([table], "md")

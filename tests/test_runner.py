@@ -226,7 +226,7 @@ def test_checkpoints_are_deltas_from_the_base(tmp_path: Path) -> None:
 def test_simultaneous_mode_erases_all_concepts_so_far_from_the_base(tmp_path: Path) -> None:
     from culbench.tasks import resolve_sequence
 
-    request = resolve_sequence("toy10").request(3, simultaneous=True)
+    request = resolve_sequence("toy10@1").request(3, simultaneous=True)
     assert [t.concept.id for t in request.all_targets] == ["zorb", "star", "red"] and request.previous == ()
     assert len(request.forget) == sum(len(t.pairs) for t in request.all_targets)
     assert {"cross", "orange", "kix"} <= {r.concept.id for r in request.related}

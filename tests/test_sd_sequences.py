@@ -35,7 +35,7 @@ def test_clip_zeroshot_judge_plumbing_with_a_tiny_clip() -> None:
     from culbench.evaluation.clip_judge import ClipZeroShotJudge
     from culbench.toyworld.clip import ToyWorldCLIP
 
-    seq = resolve_sequence("toy10")
+    seq = resolve_sequence("toy10@1")
     judge = ClipZeroShotJudge(embedder=ToyWorldCLIP(), template="a {name} shape")
     judge.bind(seq.concepts, seq.roles)
     assert {c.id for c in judge.groups["red"]} == {"red", "orange", "pink", "brown"}

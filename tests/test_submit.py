@@ -20,7 +20,7 @@ def test_bundle_from_a_finished_run(dfr_mock_run: Path, tmp_path: Path) -> None:
     assert (run / "steps" / "02" / "samples.jsonl").is_file()
     assert not list(out.rglob("model.safetensors"))  # weights are not part of a bundle
     board = run_cli("leaderboard", "build", str(out))
-    assert board.returncode == 0 and "| dfr[iterations=4 lr=0.01] | 0 | self-reported |" in board.stdout
+    assert board.returncode == 0 and "| dfr[iterations=4 lr=0.01] | 0 | self-reported · unranked: 1 seed of 3 |" in board.stdout
 
 
 def test_submit_refuses_mixed_configurations(smoke_run: Path, dfr_mock_run: Path, tmp_path: Path) -> None:
@@ -46,4 +46,4 @@ def test_new_method_plugin_end_to_end(tmp_path: Path) -> None:
     sub = run_cli("submit", str(run_dir), "--out", str(tmp_path / "submission"), "--no-grid", env=env)
     assert sub.returncode == 0, sub.stderr
     board = run_cli("leaderboard", "build", str(tmp_path / "submission"), env=env)
-    assert board.returncode == 0 and "| my_plugin | 0 | self-reported |" in board.stdout
+    assert board.returncode == 0 and "| my_plugin | 0 | self-reported · unranked: 1 seed of 3 |" in board.stdout

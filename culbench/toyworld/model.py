@@ -107,6 +107,7 @@ def build_toyworld_model(
         device=device, sample_steps=sample_steps, guidance=guidance, batch_size=batch_size,
     )
     model.backend = "toyworld"
+    model.toyworld_version = found  # the retrain oracle trains this version's text encoder
     return model
 
 
