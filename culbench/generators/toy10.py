@@ -95,7 +95,8 @@ def _scene(kind: str, value: str, given: bool, rng: np.random.Generator) -> tw.S
     return tw.Scene(**fields)
 
 
-def _template(scene: tw.Scene, concept: str, rng: np.random.Generator) -> int:
+def template_index(scene: tw.Scene, concept: str, rng: np.random.Generator) -> int:
+    """A random template for a prompt of ``concept`` (one that says "solid" when that is the concept)."""
     count = len(twd.CHARACTER_TEMPLATES if scene.character else twd.TEMPLATES)
     while True:  # "solid" must be said when it is the concept (template 2 omits it)
         index = int(rng.integers(count))
@@ -149,7 +150,7 @@ def prompt_rows(concept: str, anchor: str | None, rng: np.random.Generator) -> l
             if made == count:
                 break
             scene = _scene(kind, concept, split != "eval", rng)
-            index = _template(scene, concept, rng)
+            index = template_index(scene, concept, rng)
             prompt = twd.prompt_for(scene, index)
             if prompt in seen:
                 continue

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from culbench.generators import prompt_csv, write_task_files
+from culbench.generators.toy10 import KIND_VALUES, kind_of, template_index
 from culbench.toyworld import data as twd
 from culbench.toyworld import render as tw
 
@@ -50,19 +51,8 @@ GENERAL = ("square", "arrow", "house", "bolt", "tree", "dark", "light", "left", 
 IN_DOMAIN = ("square", "arrow", "house", "bolt", "tree")
 CROSS_DOMAIN = ("dark", "light", "left", "center", "right")
 
-KIND_VALUES = {
-    "object": tw.OBJECTS, "colour": tw.COLOURS, "pattern": tw.PATTERNS,
-    "character": tw.CHARACTERS, "background": tw.BACKGROUNDS, "position": tw.POSITIONS,
-}
 FIELD = {"object": "object", "colour": "colour", "pattern": "pattern",
          "background": "background", "position": "position"}
-
-
-def kind_of(concept: str) -> str:
-    for kind, values in KIND_VALUES.items():
-        if concept in values:
-            return kind
-    raise KeyError(concept)
 
 
 def _random_scene(kind: str, value: str, rng: np.random.Generator) -> tw.Scene:
@@ -73,14 +63,6 @@ def _random_scene(kind: str, value: str, rng: np.random.Generator) -> tw.Scene:
               "background": pick(tw.BACKGROUNDS), "position": pick(tw.POSITIONS)}
     fields[FIELD[kind]] = value
     return tw.Scene(**fields)
-
-
-def _template(scene: tw.Scene, concept: str, rng: np.random.Generator) -> int:
-    count = len(twd.CHARACTER_TEMPLATES if scene.character else twd.TEMPLATES)
-    while True:  # "solid" must be said when it is the concept (template 2 omits it)
-        index = int(rng.integers(count))
-        if not (concept == "solid" and scene.character is None and "pattern_or_blank" in twd.TEMPLATES[index]):
-            return index
 
 
 def _mapped(scene: tw.Scene, kind: str, index: int, forget: set[str], rng: np.random.Generator) -> str:
@@ -133,7 +115,7 @@ def prompt_rows(concept: str, role: str, forget: set[str], rng: np.random.Genera
             if made == count:
                 break
             scene = _random_scene(kind, concept, rng)
-            index = _template(scene, concept, rng)
+            index = template_index(scene, concept, rng)
             prompt = twd.prompt_for(scene, index)
             if prompt in seen:
                 continue
