@@ -15,7 +15,6 @@ word and to no padding, so no pad mask is needed (``pad_id`` is set to EOS anywa
 from __future__ import annotations
 
 import functools
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -191,11 +190,10 @@ class ToyWorldCLIP:
             CulbenchError: If the file is missing or fails its sha256 check.
         """
         from culbench.toyworld import assets
-        from culbench.toyworld.model import weights_folder
+        from culbench.toyworld.model import folder_version, weights_folder
 
         folder = Path(weights) if weights else weights_folder(version or 1)
-        meta = folder / "toyworld.json"
-        self.version = int(json.loads(meta.read_text()).get("model_version", 1)) if meta.is_file() else (version or 1)
+        self.version = folder_version(folder) if (folder / "toyworld.json").is_file() else (version or 1)
         self.device = device
         self.sha256 = assets.sha256(assets.asset_path(WEIGHTS_FILE, folder))
         self.model = build_clip(self.version)
