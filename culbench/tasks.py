@@ -140,6 +140,7 @@ class TaskSequence:
     content_hash: str
     roles: dict[str, str] = field(default_factory=dict)
     held_out_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # forget id -> held-out related
+    spread_seeds: bool = False  # val split: concepts with few prompts get more seeds each (eval_items)
 
     @property
     def name(self) -> str:
@@ -202,7 +203,7 @@ class TaskSequence:
                             "add rows with split=val to those prompt files")
         prompts = {cid: replace(p, eval=tuple(pair.prompt for pair in p.val)) if cid in roles else p
                    for cid, p in self.prompts.items()}
-        tuned = replace(self, prompts=prompts, roles=roles)
+        tuned = replace(self, prompts=prompts, roles=roles, spread_seeds=True)
         return tuned.in_order(self.spec.val_order) if self.spec.val_order else tuned
 
     def request(self, step: int, *, simultaneous: bool = False) -> UnlearnRequest:
@@ -238,12 +239,23 @@ class TaskSequence:
         )
 
     def eval_items(self, prompts_per_concept: int | None, seeds_per_prompt: int | None) -> list[EvalItem]:
-        """The fixed prompt × seed list of every evaluated concept, in a stable order."""
+        """The fixed prompt × seed list of every evaluated concept, in a stable order.
+
+        Every concept gets ``prompts × seeds`` images. With ``spread_seeds`` (the validation split,
+        where some concepts have fewer prompts than the profile asks for) a concept with fewer
+        prompts fills its count with further seeds of the same prompts, up to the sequence's seeds.
+        """
         seeds = self.spec.eval.seeds[:seeds_per_prompt]
         limit = prompts_per_concept or self.spec.eval.prompts_per_concept
         items = []
         for cid in self.roles:
-            for index, prompt in enumerate(self.prompts[cid].eval[:limit]):
+            prompts = self.prompts[cid].eval[:limit]
+            if self.spread_seeds and prompts:
+                wanted = min((limit or len(prompts)) * len(seeds), len(prompts) * len(self.spec.eval.seeds))
+                picks = sorted((j % len(prompts), j // len(prompts)) for j in range(wanted))
+                items.extend(EvalItem(cid, i, prompts[i], self.spec.eval.seeds[s]) for i, s in picks)
+                continue
+            for index, prompt in enumerate(prompts):
                 items.extend(EvalItem(cid, index, prompt, seed) for seed in seeds)
         return items
 

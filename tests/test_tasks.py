@@ -142,6 +142,23 @@ def test_validation_split_replaces_every_evaluated_concepts_prompts() -> None:
         seq.with_split("test")
 
 
+def test_validation_split_gives_every_concept_the_profiles_image_count() -> None:
+    from collections import Counter
+
+    from culbench.tasks import resolve_sequence
+
+    val = resolve_sequence("toy10@2").with_split("val")
+    items = val.eval_items(24, 1)  # the standard profile: 24 prompts x 1 seed
+    per_concept = Counter(item.concept for item in items)
+    assert set(per_concept) == set(val.roles) and set(per_concept.values()) == {24}
+    quillo = [(item.prompt_index, item.seed) for item in items if item.concept == "quillo"]
+    assert len(set(quillo)) == 24 and {i for i, _ in quillo} == {0, 1, 2, 3}  # 4 prompts x 6 seeds
+    assert {s for _, s in quillo} == set(val.spec.eval.seeds[:6])
+    assert len(val.eval_items(2, 2)) == 4 * len(val.roles)
+    eval_items = resolve_sequence("toy10@2").eval_items(6, 2)  # the benchmark split is unchanged
+    assert Counter(item.concept for item in eval_items)["quillo"] == 12
+
+
 def test_a_prompt_naming_a_forgotten_concept_is_found_and_refused_when_declared(tmp_path: Path) -> None:
     from culbench.leaks import find_leaks
 
