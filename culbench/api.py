@@ -28,6 +28,7 @@ package, ``culbench.<backend>`` (``retrain``: ``culbench.toyworld``).
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ __all__ = [
     "Concept",
     "CulbenchError",
     "ForgetSet",
+    "MemoryStore",
     "Method",
     "ParameterGroups",
     "Progress",
@@ -111,6 +113,27 @@ def _drop_snapshot(payload: Any) -> None:
     return None
 
 
+class MemoryStore:
+    """The in-process default of ``StepContext.shared`` (tests, a model edited outside a run):
+    the same ``load`` / ``save`` / ``discard`` / ``locked`` as the runner's file-backed store
+    (``culbench.runfolder.SharedStore``), kept in a dict."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Any] = {}
+
+    def load(self, key: str) -> Any:
+        return self.entries.get(key)
+
+    def save(self, key: str, payload: Any) -> None:
+        self.entries[key] = payload
+
+    def discard(self, key: str) -> None:
+        self.entries.pop(key, None)
+
+    def locked(self, key: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
 def step_seed(seed: int, step: int) -> int:
     """The seed of step ``step`` of a run with seed ``seed`` (``StepContext.seed``): independent
     of history, so a resumed run, or a step computed alone, sees the same value."""
@@ -142,6 +165,10 @@ class StepContext:
             step k's ``seed``): a method that must draw something once per run derives it from
             this rather than keeping it in ``state``, so any step can be computed alone
             (``culbench run --step``, for ``from_scratch`` methods).
+        shared: artefacts reused across the steps and runs of one results root (``load(key)``,
+            ``save(key, payload)``, ``discard(key)``, ``with locked(key):``): something a method
+            computes once for every run, such as the retrain oracle's prior model. A key must name
+            everything its payload depends on (hash the recipe into it).
     """
 
     step: int
@@ -154,6 +181,7 @@ class StepContext:
     save_snapshot: Callable[[Any], None] = _drop_snapshot
     load_snapshot: Callable[[], Any] = _no_snapshot
     run_seed: int = 0
+    shared: Any = field(default_factory=MemoryStore)
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A ``torch.Generator`` on ``device`` seeded from the step seed (+ ``offset``)."""

@@ -245,7 +245,8 @@ class _Loop:
         ctx = StepContext(step=step, seed=step_seed(spec.seed, step), device=spec.device,
                           budget=Budget(self.r.prof.max_iterations, self.r.prof.max_samples),
                           progress=self.hooks.progress, state=self.state, base_model=self._base_model,
-                          save_snapshot=snapshots.save, load_snapshot=snapshots.load, run_seed=spec.seed)
+                          save_snapshot=snapshots.save, load_snapshot=snapshots.load, run_seed=spec.seed,
+                          shared=rf.SharedStore(self.r.out / ".cache" / "shared" / spec.method))
         _seed_everything(ctx.seed)
         with meter:
             if step == 1 or self.r.alone:

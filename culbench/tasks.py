@@ -12,8 +12,8 @@ Every error names the file, the line and the key, and says how to fix it.
 from __future__ import annotations
 
 import csv
-import io
 import hashlib
+import io
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, UnlearnRequest
 from culbench import taskrules, yamlfile
+from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, UnlearnRequest
 from culbench.errors import TaskError
 
 ROLES = ("forget", "related", "general", "in_domain", "cross_domain", "related_held_out",

@@ -101,7 +101,7 @@ def test_retrain_draws_one_training_seed_per_run(monkeypatch: pytest.MonkeyPatch
     drawn: list[int] = []
     render = recipe_code.render_training_set
     monkeypatch.setattr(recipe_code, "render_training_set",
-                        lambda recipe, exclude: drawn.append(recipe.seed) or render(recipe, exclude))
+                        lambda recipe, exclude, named=(): drawn.append(recipe.seed) or render(recipe, exclude, named))
 
     def unet_after(step: int, run_seed: int) -> dict:
         model = MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)

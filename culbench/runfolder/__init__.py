@@ -4,7 +4,8 @@ One run (method × sequence@version × profile × seed) is one directory (``layo
 is written atomically (``atomic``); a step directory is committed whole or not at all
 (``records``); step weights are deltas from the base model (``weights``); the manifest and
 derived files follow the committed steps under a lock (``manifest``); damaged steps are found,
-set aside and redone (``health``); long steps keep mid-step snapshots (``snapshots``). Killed
+set aside and redone (``health``); long steps keep mid-step snapshots (``snapshots``); artefacts a method reuses across runs
+live in a shared store (``shared``). Killed
 at any point and rerun, a run resumes to the same result.
 """
 
@@ -19,12 +20,13 @@ from culbench.runfolder.manifest import (Summariser, check_identity, locked, new
                                          read_manifest, sync, write_manifest)
 from culbench.runfolder.records import (EDITED, commit_step, committed_steps, computed, edited, load_matrix,
                                         matrix_csv, read_step, record_digest, samples_jsonl, seal)
+from culbench.runfolder.shared import SharedStore
 from culbench.runfolder.snapshots import StepSnapshots
 from culbench.runfolder.weights import load_weights, weights_bytes
 
 __all__ = [
     "DAMAGED", "EDITED", "MANIFEST", "MANIFEST_FIELDS", "MATRIX", "REFERENCE", "SAMPLES", "SCHEMA_VERSION", "SNAPSHOTS",
-    "STATE", "STEP_FIELDS", "STEP_RECORD", "SUMMARY", "SUMMARY_FIELDS", "WEIGHTS", "StepSnapshots",
+    "STATE", "STEP_FIELDS", "STEP_RECORD", "SUMMARY", "SUMMARY_FIELDS", "WEIGHTS", "SharedStore", "StepSnapshots",
     "Summariser", "check_identity", "commit_step", "committed_steps", "computed", "droppable", "edited",
     "file_problems", "first_damaged_step", "load_matrix", "load_weights", "locked", "matrix_csv",
     "new_manifest", "note_compute", "read_json", "read_manifest", "read_step", "record_digest", "records_only",

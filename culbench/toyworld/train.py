@@ -126,10 +126,12 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
                progress: Callable[[int], None] | None = None, text_encoder: Any = None,
                device: str | torch.device = "cpu", resume: dict[str, Any] | None = None,
                snapshot: Callable[[dict[str, Any]], None] | None = None,
-               snapshot_every: int = 500, cuda_graph: bool | None = None) -> tuple[Any, Any]:
+               snapshot_every: int = 500, cuda_graph: bool | None = None,
+               init: tuple[dict[str, Any], dict[str, Any]] | None = None) -> tuple[Any, Any]:
     """Train text encoder + UNet jointly (v-prediction, cosine schedule, EMA); return EMA copies.
 
-    With ``text_encoder`` given, that encoder is used frozen and only the UNet is trained (the
+    ``init`` (UNet and text-encoder state dicts) starts training from those weights instead of
+    fresh ones (the retrain oracle's add-back fine-tunes start from its prior). With ``text_encoder`` given, that encoder is used frozen and only the UNet is trained (the
     retrain oracle's ``text_encoder=frozen`` variant; by default it trains both). Training runs on ``device``; every
     random draw (batch indices, noise, timesteps, prompt dropout) comes from one CPU generator,
     so the draws do not depend on the device.
@@ -153,6 +155,9 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
         unet_state, text_state = warm_states(recipe.warm_start, recipe.model_version, recipe.seed + 22)
         unet.load_state_dict(unet_state)
         text.load_state_dict(text_state)
+    if init is not None:
+        unet.load_state_dict(init[0])
+        text.load_state_dict(init[1])
     unet.to(device)
     frozen_text = text_encoder is not None
     if frozen_text:

@@ -1,0 +1,78 @@
+"""The retrain oracle's add-back recipe: one prior trained without every concept the sequence
+forgets, shared by every run and step, fine-tuned at step k on data without the concepts forgotten
+by then; and the shared store it keeps the prior in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from culbench.api import Budget, CulbenchError, MemoryStore, Method, StepContext, step_seed
+from culbench.catalog import METHODS, MODELS
+from culbench.errors import RunError
+from culbench.profiles import get_profile
+from culbench.runfolder import SharedStore
+from culbench.runner import run
+from culbench.tasks import resolve_sequence
+from culbench.toyworld import train as recipe_code
+
+
+def test_add_back_never_shows_a_model_a_concept_forgotten_by_its_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    seq, prof = resolve_sequence("toy10"), get_profile("smoke")
+    first, second = seq.steps[:2]
+    cls = METHODS.get("retrain")
+    renders: list[tuple[int, tuple[str, ...]]] = []
+    render = recipe_code.render_training_set
+    monkeypatch.setattr(recipe_code, "render_training_set", lambda recipe, exclude, named=(): renders.append(
+        (recipe.seed, tuple(sorted(named)))) or render(recipe, exclude, named))
+    store = MemoryStore()
+
+    def after(step: int, run_seed: int, without: tuple[str, ...] = (first, second)) -> dict:
+        model = MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
+        ctx = StepContext(step=step, seed=step_seed(run_seed, step), run_seed=run_seed, shared=store,
+                          budget=Budget(prof.max_iterations, prof.max_samples))
+        config = cls.Config(prior_without=without)
+        return cls(config).unlearn(model, seq.request(step), ctx).state_dict()
+
+    one = after(1, 5)
+    assert renders == [(0, tuple(sorted((first, second)))), (step_seed(5, 1), (first,))]  # prior, then add-back
+    assert len(store.entries) == 1 and next(iter(store.entries)).startswith("prior-")
+    two = after(2, 5)  # every listed concept forgotten: the prior itself, not trained again
+    assert len(renders) == 2
+    assert all(torch.equal(v, after(2, 6)[k]) for k, v in two.items())  # one prior for every run seed
+    assert any(not torch.equal(v, two[k]) for k, v in one.items())
+    with pytest.raises(CulbenchError, match=f"leaves out {first}, forgotten by step 1"):
+        after(1, 5, without=(second,))
+
+
+class _Shares(Method):
+    """Test-only: counts its steps in the shared store."""
+
+    def unlearn(self, model, request, ctx):  # noqa: ANN001, ANN201
+        with ctx.shared.locked("count"):
+            ctx.shared.save("count", (ctx.shared.load("count") or 0) + 1)
+        return model
+
+
+def test_the_runner_gives_every_run_of_a_results_root_one_shared_store(tmp_path: Path) -> None:
+    METHODS.register("shares-test-only")(_Shares)
+    try:
+        for seed in (0, 1):
+            run("shares-test-only", sequence="mock", profile="smoke", out=tmp_path, threads=1, seed=seed)
+    finally:
+        METHODS._entries.pop("shares-test-only", None)
+    store = SharedStore(tmp_path / ".cache" / "shared" / "shares-test-only")
+    assert store.load("count") == 2 * len(resolve_sequence("mock").steps)
+
+
+def test_a_damaged_shared_entry_is_recomputed_and_bad_keys_are_refused(tmp_path: Path) -> None:
+    store = SharedStore(tmp_path)
+    store.save("prior-1", {"w": torch.ones(2)})
+    assert torch.equal(store.load("prior-1")["w"], torch.ones(2))
+    store.path("prior-1").write_bytes(b"half-written")
+    assert store.load("prior-1") is None and (tmp_path / "prior-1.pt.damaged").is_file()
+    store.discard("prior-1")
+    with pytest.raises(RunError, match="not a plain file name"):
+        store.save("../escape", 1)
