@@ -8,6 +8,7 @@
 * ``JUDGES``: evaluators that decide whether an image shows a concept.
 * ``CLIP_SCORERS`` and ``REFERENCES``: quality evaluators (CLIP score; real images for FID)
   named by a sequence's ``eval.clip`` / ``eval.reference``.
+* ``PROBES``: robustness probes run on a run's checkpoints (``culbench probe``).
 * ``SEQUENCES``: every ``sequence.yaml`` under the built-in ``tasks/`` and the mocks.
 """
 
@@ -41,6 +42,7 @@ CLIP_SCORERS: Registry[Any] = Registry("CLIP scorer", list_command="culbench ls 
 REFERENCES: Registry[Any] = Registry("reference image set", list_command="culbench ls judges")
 FEATURES: Registry[Any] = Registry("FID feature extractor", list_command="culbench ls judges")
 SEQUENCES: Registry[Path] = Registry("sequence")
+PROBES: Registry[Any] = Registry("probe", list_command="culbench ls probes")
 METHOD_ROLES = ("ranked", "reference", "oracle")  # see culbench.api.Method.role
 _BUILTIN_ROLES: dict[str, str] = {}  # built-in method name -> the literal role in its class body
 
@@ -189,4 +191,8 @@ FEATURES.register_lazy(
 REFERENCES.register_lazy(
     "toyworld-renders", "culbench.toyworld.data:ToyWorldRenders",
     summary="renders of the scenes the evaluation prompts describe",
+)
+PROBES.register_lazy(
+    "paraphrase", "culbench.probes.paraphrase:ParaphraseProbe",
+    summary="presence of each forgotten concept under its synonyms and paraphrases (the sequence's probes/ prompts)",
 )

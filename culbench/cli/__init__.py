@@ -19,6 +19,7 @@ from culbench.cli import report as report_cli
 from culbench.cli import run as run_cli
 from culbench.cli import submit as submit_cli
 from culbench.cli import sweep as sweep_cli
+from culbench.cli import probe as probe_cli
 from culbench.cli import tune as tune_cli
 from culbench.cli import tasks as tasks_cli
 from culbench.cli import toyworld as toyworld_cli
@@ -51,6 +52,7 @@ app.command("new-method", epilog=submit_cli.EXAMPLES)(submit_cli.new_method)
 app.command("submit", epilog=submit_cli.EXAMPLES)(submit_cli.submit)
 app.command("sweep", epilog=sweep_cli.EXAMPLES)(sweep_cli.sweep)
 app.command("tune", epilog=tune_cli.EXAMPLES)(tune_cli.tune)
+app.command("probe", epilog=probe_cli.EXAMPLES)(probe_cli.probe)
 app.command("doctor", epilog=doctor_cli.EXAMPLES)(doctor_cli.doctor)
 app.add_typer(ls_cli.app, name="ls")
 app.add_typer(leaderboard_cli.app, name="leaderboard")

@@ -1,4 +1,4 @@
-"""``culbench ls``: list methods, sequences, profiles, model backends and judges (no torch import)."""
+"""``culbench ls``: list methods, sequences, profiles, model backends, judges and probes (no torch import)."""
 
 from __future__ import annotations
 
@@ -109,6 +109,14 @@ def judges() -> None:
     _table("CLIP scorers (sequence eval.clip:)", _registry_rows(CLIP_SCORERS))
     _table("reference image sets for FID (sequence eval.reference:)", _registry_rows(REFERENCES))
     _table("FID feature extractors (run --fid; default: the judge's features)", _registry_rows(FEATURES))
+
+
+@app.command("probes", epilog=EXAMPLES)
+def probes() -> None:
+    """Robustness probes `culbench probe` runs on a run's checkpoints."""
+    from culbench.catalog import PROBES
+
+    _table("robustness probes (culbench probe --probe)", _registry_rows(PROBES))
 
 
 def _when(stamp: str, today: str) -> str:

@@ -5,7 +5,7 @@ is written atomically (``atomic``); a step directory is committed whole or not a
 (``records``); step weights are deltas from the base model (``weights``); the manifest and
 derived files follow the committed steps under a lock (``manifest``); damaged steps are found,
 set aside and redone (``health``); long steps keep mid-step snapshots (``snapshots``); artefacts a method reuses across runs
-live in a shared store (``shared``). Killed
+live in a shared store (``shared``); robustness probes keep their records (``probes``). Killed
 at any point and rerun, a run resumes to the same result.
 """
 
@@ -20,6 +20,7 @@ from culbench.runfolder.manifest import (Summariser, check_identity, locked, new
                                          read_manifest, sync, write_manifest)
 from culbench.runfolder.records import (EDITED, commit_step, committed_steps, computed, edited, load_matrix,
                                         matrix_csv, read_step, record_digest, samples_jsonl, seal)
+from culbench.runfolder.probes import probe_path, probe_records, read_probe, write_probe
 from culbench.runfolder.shared import SharedStore
 from culbench.runfolder.snapshots import StepSnapshots
 from culbench.runfolder.weights import load_weights, weights_bytes
@@ -29,7 +30,7 @@ __all__ = [
     "STATE", "STEP_FIELDS", "STEP_RECORD", "SUMMARY", "SUMMARY_FIELDS", "WEIGHTS", "SharedStore", "StepSnapshots",
     "Summariser", "check_identity", "commit_step", "committed_steps", "computed", "droppable", "edited",
     "file_problems", "first_damaged_step", "load_matrix", "load_weights", "locked", "matrix_csv",
-    "new_manifest", "note_compute", "read_json", "read_manifest", "read_step", "record_digest", "records_only",
+    "new_manifest", "note_compute", "probe_path", "probe_records", "read_probe", "write_probe", "read_json", "read_manifest", "read_step", "record_digest", "records_only",
     "run_dir_for", "samples_jsonl", "seal", "set_aside", "sha256_file", "snapshot_path", "step_dir", "steps_ahead",
     "sync", "to_redo", "variant_label", "weights_bytes", "write_bytes", "write_json", "write_text", "write_manifest",
 ]

@@ -12,6 +12,7 @@ A run folder is one method × sequence@version × profile × seed::
     matrix.csv             step,concept,role,presence,n,ci_low,ci_high (long format)
     summary.json           the presence matrix and stream metrics (schema: SUMMARY_FIELDS)
     damaged/<time>/        committed steps found damaged on resume, set aside (never deleted)
+    probes/<probe>/KK.json a robustness probe's result on step KK (``culbench probe``)
 
 A step directory is written under a temporary name and renamed into place only when every
 expected image was judged, so a directory named ``steps/KK`` is always complete. The manifest's

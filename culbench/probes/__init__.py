@@ -1,0 +1,16 @@
+"""Robustness probes: does a forgotten concept come back?
+
+A probe is a registered, versioned evaluation (``culbench ls probes``) that runs on any committed
+checkpoint of any run (``culbench probe RUN``; by default the final step) and records what it
+found in the run folder (``probes/<probe>/KK.json``, with its fingerprint), so that a rerun skips
+what is done and a changed probe or checkpoint is computed again:
+
+* ``paraphrase``: presence of each forgotten concept under other words for it (synonyms,
+  characters described by their parts), from the sequence's ``probes/`` prompts, which no method
+  is ever given.
+"""
+
+from culbench.probes.base import Probe, ProbeTarget, seeds_for
+from culbench.probes.runner import build_probe, load_target, run_probes
+
+__all__ = ["Probe", "ProbeTarget", "build_probe", "load_target", "run_probes", "seeds_for"]

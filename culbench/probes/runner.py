@@ -1,0 +1,87 @@
+"""Run probes on checkpoints of a run, resumably: a probe whose record on a step matches its
+fingerprint is not run again; every record is written atomically when its probe finishes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from culbench import runfolder as rf
+from culbench.errors import RunError
+
+
+def _silent(total: int, description: str) -> Callable[..., None]:
+    return lambda n=1: None
+
+
+def load_target(run_dir: Path, step: int | None, device: str = "cpu") -> Any:
+    """The ``ProbeTarget`` of ``step`` (default: the last) of the run in ``run_dir``; refuses a
+    run whose sequence files changed since, and a step the run has not committed."""
+    from culbench.probes.base import ProbeTarget
+    from culbench.tasks import resolve_sequence
+
+    run_dir = Path(run_dir)
+    if not (run_dir / rf.MANIFEST).is_file():
+        raise RunError(f"{run_dir} is not a run folder (no {rf.MANIFEST})",
+                       "pass a run folder: <out>/<sequence@v>/<method>/<profile>/seed<n>")
+    manifest = rf.read_manifest(run_dir)
+    identity = manifest["identity"]
+    seq = resolve_sequence(identity["sequence"]["id"])
+    if seq.content_hash != identity["sequence"]["content_hash"]:
+        raise RunError(f"{run_dir} was run on another copy of {seq.id} (its files changed since)",
+                       "probe it with the culbench release that made it")
+    if identity.get("order"):
+        seq = seq.in_order(identity["order"])
+    step = manifest["steps_total"] if step is None else step
+    if step not in rf.committed_steps(run_dir):
+        raise RunError(f"{run_dir}: step {step} is not committed",
+                       f"finish the run first (`culbench run` resumes it), or pick one of "
+                       f"{rf.committed_steps(run_dir) or 'none'}")
+    return ProbeTarget(run_dir, manifest, seq, step, device=device)
+
+
+def fingerprint(probe: Any, target: Any) -> dict[str, Any]:
+    from culbench.config import config_to_dict
+
+    record = rf.read_step(target.run_dir, target.step)
+    return {"probe": probe.name, "version": probe.version, "config": config_to_dict(probe.config),
+            "model_sha256": record["model_sha256"], "judge": target.judge_fingerprint(),
+            "data": probe.data_fingerprint(target)}
+
+
+def build_probe(name: str, overrides: Sequence[str] = ()) -> Any:
+    """Probe ``name`` with ``--set NAME.key=value`` overrides for it (others are ignored)."""
+    from culbench.catalog import PROBES
+    from culbench.config import build_config, parse_overrides
+
+    cls = PROBES.get(name)
+    mine = [o for o in overrides if o.split(".", 1)[0] == name]
+    return cls(build_config(cls.Config, name, parse_overrides(mine, name)))
+
+
+def run_probes(run_dir: Path, names: Sequence[str], steps: Sequence[int | None] = (None,), *,
+               overrides: Sequence[str] = (), device: str = "cpu",
+               progress: Callable[[int, str], Callable[..., None]] = _silent,
+               log: Callable[[str], None] = lambda m: None) -> list[dict[str, Any]]:
+    """Each probe in ``names`` on each step of ``steps`` (``None``: the last); returns the records."""
+    probes = [build_probe(name, overrides) for name in names]  # every name and key checked first
+    records = []
+    for step in steps:
+        target = load_target(run_dir, step, device)
+        for probe in probes:
+            wanted = fingerprint(probe, target)
+            found = rf.read_probe(target.run_dir, probe.name, target.step)
+            if found is not None and found["fingerprint"] == wanted:
+                log(f"{probe.name} on step {target.step}: already recorded")
+                records.append(found)
+                continue
+            start = time.perf_counter()
+            result = probe.run(target, progress)
+            record = {"fingerprint": wanted, "result": result, "step": target.step,
+                      "seconds": round(time.perf_counter() - start, 2)}
+            rf.write_probe(target.run_dir, probe.name, target.step, record)
+            log(f"{probe.name} on step {target.step}: {result.get('summary', {})}")
+            records.append(record)
+    return records

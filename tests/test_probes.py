@@ -1,0 +1,70 @@
+"""Robustness probes: records in the run folder, resumable and fingerprinted; the paraphrase probe
+reads the sequence's probes/ prompts, which no method is given."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from culbench import runfolder as rf
+from culbench.errors import CulbenchError
+from culbench.probes import run_probes
+from culbench.runner import run
+from culbench.tasks import resolve_sequence
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete toy10@2 smoke run of ``original`` (seed 1: order 1)."""
+    out = tmp_path_factory.mktemp("probes")
+    return run("original", sequence="toy10", profile="smoke", out=out, threads=1, seed=1)
+
+
+def test_paraphrase_probe_records_each_forgotten_concept_and_resumes(base_run: Path, tmp_path: Path) -> None:
+    run_dir = Path(shutil.copytree(base_run, tmp_path / "run"))
+    seq = resolve_sequence("toy10")
+    [record] = run_probes(run_dir, ["paraphrase"], [0])
+    concepts = record["result"]["concepts"]
+    assert list(concepts) == seq.orders[1]  # step 0: every concept the run forgets (the sanity check)
+    red = concepts["red"]
+    assert red["n"] == 4 and red["own_paired"] and set(red["words"]) == {"crimson", "scarlet"}
+    assert sum(red["prompt_images"]) == 4 and 0 <= red["presence"] <= 1
+    path = rf.probe_path(run_dir, "paraphrase", 0)
+    assert json.loads(path.read_text())["fingerprint"]["model_sha256"] == rf.read_step(run_dir, 0)["model_sha256"]
+    stamp = path.stat().st_mtime_ns
+    assert run_probes(run_dir, ["paraphrase"], [0])[0] == record and path.stat().st_mtime_ns == stamp  # skipped
+    other = run_probes(run_dir, ["paraphrase"], [0], overrides=["paraphrase.prompts=1"])[0]
+    assert other["result"]["concepts"]["red"]["n"] == 2  # another config: computed again
+    [last] = run_probes(run_dir, ["paraphrase"], [None])  # the final step: the run's order
+    assert list(last["result"]["concepts"]) == seq.orders[1] and last["step"] == 10
+    path.write_text("{half")
+    again = run_probes(run_dir, ["paraphrase"], [0])[0]  # damaged: set aside, recomputed
+    assert again["result"] == record["result"] and path.with_name("00.json.damaged").is_file()
+
+
+def test_probe_inputs_that_cannot_work_fail_with_one_line(base_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(CulbenchError, match="unknown probe"):
+        run_probes(base_run, ["paraphrse"], [0])
+    with pytest.raises(CulbenchError, match="unknown config key 'paraphrase.promps'"):
+        run_probes(base_run, ["paraphrase"], [0], overrides=["paraphrase.promps=3"])
+    with pytest.raises(CulbenchError, match="step 11 is not committed"):
+        run_probes(base_run, ["paraphrase"], [11])
+    done = run_cli("probe", str(tmp_path))
+    assert done.returncode != 0 and "no run folders" in done.stderr and "fix:" in done.stderr
+
+
+def test_no_method_is_given_a_probe_prompt() -> None:
+    """The reworded prompts are not in any prompt file a request draws from."""
+    from culbench.probes.paraphrase import probe_file, read_probe_prompts
+
+    seq = resolve_sequence("toy10")
+    given = {p for cid in seq.roles for p in (*(x.prompt for x in seq.prompts[cid].train),
+                                              *(x.mapped for x in seq.prompts[cid].train),
+                                              *(x.prompt for x in seq.prompts[cid].val))}
+    for cid in seq.steps:
+        reworded = {p for words in read_probe_prompts(probe_file(seq, cid)).values() for p in words.values()}
+        assert len(reworded) >= 10 and not reworded & given  # a character has 6 contexts x 2 wordings
