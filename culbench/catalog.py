@@ -196,3 +196,7 @@ PROBES.register_lazy(
     "paraphrase", "culbench.probes.paraphrase:ParaphraseProbe",
     summary="presence of each forgotten concept under its synonyms and paraphrases (the sequence's probes/ prompts)",
 )
+PROBES.register_lazy(
+    "agreement", "culbench.probes.agreement:JudgeAgreementProbe",
+    summary="the run's judge against a second judge (tiny-CLIP zero-shot) on a sample of the images: Cohen's kappa",
+)

@@ -68,3 +68,37 @@ def test_no_method_is_given_a_probe_prompt() -> None:
     for cid in seq.steps:
         reworded = {p for words in read_probe_prompts(probe_file(seq, cid)).values() for p in words.values()}
         assert len(reworded) >= 10 and not reworded & given  # a character has 6 contexts x 2 wordings
+
+
+def _record(run_dir: Path, probe: str, step: int, hits: dict[str, list[int]]) -> None:
+    concepts = {c: {"presence": sum(h) / (2 * len(h)), "prompt_hits": h, "prompt_images": [2] * len(h)}
+                for c, h in hits.items()}
+    rf.write_probe(run_dir, probe, step, {"fingerprint": {}, "step": step, "seconds": 0.0,
+                                          "result": {"concepts": concepts, "summary": {}}})
+
+
+def test_the_board_column_pools_runs_and_prompts(tmp_path: Path) -> None:
+    from culbench.leaderboard.probes import probe_presence
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    _record(runs[0], "paraphrase", 10, {"red": [0, 0, 2, 0], "star": [0, 0, 0, 0]})
+    _record(runs[1], "paraphrase", 10, {"star": [0, 1, 0, 0], "red": [2, 2, 0, 0]})
+    mean, low, high = probe_presence(runs, [10, 10], "paraphrase", replicates=300)
+    assert mean == pytest.approx((0.125 + (0.5 + 0.125) / 2) / 2)
+    assert low is not None and high is not None and low < mean < high
+    assert probe_presence(runs, [10, 9], "paraphrase") == (None, None, None)  # a run without a record
+    _record(runs[1], "paraphrase", 9, {"red": [0, 0, 0, 0]})
+    assert probe_presence(runs, [10, 9], "paraphrase") == (None, None, None)  # other concepts
+
+
+def test_judge_agreement_probe_feeds_the_report(base_run: Path, tmp_path: Path) -> None:
+    from culbench.leaderboard import load_rows
+    from culbench.leaderboard.probes import agreement_lines
+
+    run_dir = Path(shutil.copytree(base_run, tmp_path / "run"))
+    [record] = run_probes(run_dir, ["agreement"], [None], overrides=["agreement.per_concept=1"])
+    result = record["result"]
+    assert result["stored_match"] == 1.0  # the images were regenerated exactly
+    assert result["summary"]["n"] == len(resolve_sequence("toy10").roles) == len(result["pairs"])
+    lines = agreement_lines(load_rows([run_dir]))
+    assert lines[0].startswith("### Judge agreement") and lines[-2].startswith("| original | 1 |")

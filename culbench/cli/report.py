@@ -27,13 +27,16 @@ def report(
 ) -> None:
     """Final-step metrics per method (mean ± 95 % interval) and per-step plots.
 
-    One table per sequence@version × profile. With one seed the interval is the run's
-    bootstrap over evaluation prompts × seeds; with several, a t-interval over seeds.
+    One table per sequence@version × profile; intervals are the two-level cluster bootstrap over
+    runs and evaluation prompts (runs recorded without per-prompt hits: bootstrap over images for
+    one seed, t-interval over seeds for several). Probe records add robustness columns and judge
+    agreement.
     """
     from rich.table import Table
 
     from culbench.evaluation.metric_info import METRICS
     from culbench.leaderboard import fmt, load_rows
+    from culbench.leaderboard.probes import agreement_lines
 
     rows = load_rows(runs)
     out = out or Path("report")
@@ -42,8 +45,8 @@ def report(
     for row in rows:
         groups.setdefault((row.sequence, row.profile), []).append(row)
     lines = ["# culbench report", "",
-             "Final step; ± is half the 95 % interval (bootstrap over evaluation prompts × seeds for "
-             "one seed, t-interval over seeds for several). ↑ higher is better, ↓ lower.", ""]
+             "Final step; ± is half the 95 % interval (cluster bootstrap over runs and evaluation prompts; "
+             "runs recorded without per-prompt hits: t-interval over seeds). ↑ higher is better, ↓ lower.", ""]
     for (sequence, profile), members in groups.items():
         present = [m for m in METRICS if any(r.value(m.key)[0] is not None for r in members)]
         header = ["method", "seeds"] + [m.heading for m in present]
@@ -60,6 +63,7 @@ def report(
             lines.append("| " + " | ".join(cells) + " |")
         console.print(table)
         lines.append("")
+        lines += agreement_lines(members)
         if plots:
             from culbench.leaderboard import plots as figures
 

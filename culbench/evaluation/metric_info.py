@@ -3,7 +3,8 @@ it is shown with and whether it ranks the leaderboard — declared once, beside 
 
 ``METRICS`` lists the metrics a leaderboard table or ``culbench report`` shows, in column order;
 ``key`` is the metric's name in a run's ``summary.json`` (``metrics``, ``quality``, ``oracle``
-or ``compute``). The leaderboard ranks by the one metric marked ``rank``.
+or ``compute``; ``probe_*`` columns come from the runs' probe records,
+``culbench.leaderboard.probes``). The leaderboard ranks by the one metric marked ``rank``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("retention_related_held_out", "Ret near held-out", higher_is_better=True),
     MetricInfo("retention_general_held_out", "Ret far held-out", higher_is_better=True),
     MetricInfo("re_emergence_max", "Re-emerg", higher_is_better=False),
+    MetricInfo("probe_paraphrase", "Paraphrase P", higher_is_better=False),
+    MetricInfo("probe_attack", "Attack success", higher_is_better=False),
     MetricInfo("collateral_damage", "Collateral", higher_is_better=False),
     MetricInfo("auc_ua_cumulative", "AUC UA", higher_is_better=True),
     MetricInfo("auc_retention_general", "AUC Ret far", higher_is_better=True),

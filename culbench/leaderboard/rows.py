@@ -118,6 +118,8 @@ class Row:
     def value(self, key: str) -> tuple[float | None, float | None, float | None]:
         """Final-step (or scalar) ``(mean, low, high)`` of a column over this row's seeds (for a
         compute column, over the seeds that ran on one device type)."""
+        if key.startswith("probe_"):
+            return self.probe_value(key)
         mixed = self.mixed_devices if any(key in s.get("compute", {}) for s in self.summaries) else {}
         points = [final_value(s, key) for s in self.summaries if s["seed"] not in mixed]
         if not points or any(p[0] is None for p in points):
@@ -131,6 +133,16 @@ class Row:
             return points[0]
         half = t_half_width(values)
         return mean, mean - half, mean + half
+
+    def probe_value(self, key: str) -> tuple[float | None, float | None, float | None]:
+        """A robustness column (``culbench.leaderboard.probes``) from the probe records of this
+        row's runs on their final step; all ``None`` when a run has none."""
+        from culbench.leaderboard.probes import PRESENCE_PROBES, probe_presence
+
+        if key not in PRESENCE_PROBES or len(self.sources) != len(self.summaries):
+            return None, None, None
+        steps = [len(s["forget_order"]) for s in self.summaries]
+        return probe_presence([Path(src).parent for src in self.sources], steps, PRESENCE_PROBES[key])
 
     def curve(self, key: str) -> np.ndarray:
         """Per-step values of a metric, one row per seed (NaN where missing)."""

@@ -16,6 +16,23 @@ def _silent(total: int, description: str) -> Callable[..., None]:
     return lambda n=1: None
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf) replaced by ``None``, as JSON allows.
+
+    >>> json_safe({"kappa": float("nan"), "rows": [1.0, float("inf")]})
+    {'kappa': None, 'rows': [1.0, None]}
+    """
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def load_target(run_dir: Path, step: int | None, device: str = "cpu") -> Any:
     """The ``ProbeTarget`` of ``step`` (default: the last) of the run in ``run_dir``; refuses a
     run whose sequence files changed since, and a step the run has not committed."""
@@ -78,7 +95,7 @@ def run_probes(run_dir: Path, names: Sequence[str], steps: Sequence[int | None] 
                 records.append(found)
                 continue
             start = time.perf_counter()
-            result = probe.run(target, progress)
+            result = json_safe(probe.run(target, progress))
             record = {"fingerprint": wanted, "result": result, "step": target.step,
                       "seconds": round(time.perf_counter() - start, 2)}
             rf.write_probe(target.run_dir, probe.name, target.step, record)

@@ -22,8 +22,9 @@ def probe_path(run_dir: Path, probe: str, step: int) -> Path:
     return Path(run_dir) / PROBES / probe / f"{step:02d}.json"
 
 
-def read_probe(run_dir: Path, probe: str, step: int) -> dict[str, Any] | None:
-    """The record of ``probe`` on step ``step``, or ``None`` (none yet, or unreadable: set aside)."""
+def read_probe(run_dir: Path, probe: str, step: int, set_aside: bool = True) -> dict[str, Any] | None:
+    """The record of ``probe`` on step ``step``, or ``None`` (none yet, or unreadable: then set
+    aside to be computed again, unless ``set_aside`` is false, as for readers such as the board)."""
     path = probe_path(run_dir, probe, step)
     if not path.is_file():
         return None
@@ -33,7 +34,8 @@ def read_probe(run_dir: Path, probe: str, step: int) -> dict[str, Any] | None:
             raise ValueError("not a probe record")
         return record
     except (OSError, ValueError, UnicodeDecodeError):
-        path.replace(path.with_name(path.name + ".damaged"))
+        if set_aside:
+            path.replace(path.with_name(path.name + ".damaged"))
         return None
 
 
@@ -48,7 +50,7 @@ def probe_records(run_dir: Path) -> dict[tuple[str, int], dict[str, Any]]:
     """Every readable probe record of the run: ``(probe, step) -> record``."""
     out = {}
     for path in sorted((Path(run_dir) / PROBES).glob("*/[0-9][0-9].json")):
-        record = read_probe(run_dir, path.parent.name, int(path.stem))
+        record = read_probe(run_dir, path.parent.name, int(path.stem), set_aside=False)
         if record is not None:
             out[(path.parent.name, int(path.stem))] = record
     return out

@@ -1,0 +1,82 @@
+"""The board's robustness columns: what the probes (``culbench probe``) found on each run's final
+checkpoint, as a mean over the row's runs with the same two-level cluster bootstrap as every other
+presence column (runs, then each concept's prompts; ``evaluation.stream.bootstrap``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from culbench.evaluation.stream import PromptHits, bootstrap
+from culbench.runfolder.probes import read_probe
+
+# column key -> the probe whose records it reads (their per-prompt hits of the probed concepts)
+PRESENCE_PROBES: dict[str, str] = {"probe_paraphrase": "paraphrase", "probe_attack": "attack"}
+REPLICATES = 1000
+
+
+def run_hits(run_dir: Path, probe: str, step: int) -> tuple[list[str], PromptHits] | None:
+    """The probed concepts (sorted) and their per-prompt hits in ``probe``'s record on ``step``."""
+    record = read_probe(run_dir, probe, step, set_aside=False)
+    if record is None:
+        return None
+    concepts = record["result"].get("concepts", {})
+    names = sorted(concepts)
+    if not names or any("prompt_hits" not in concepts[c] for c in names):
+        return None
+    hits = [np.array([concepts[c]["prompt_hits"]], dtype=int) for c in names]
+    images = [np.array(concepts[c]["prompt_images"], dtype=int) for c in names]
+    return names, PromptHits(hits, images)
+
+
+def probe_presence(run_dirs: Sequence[Path], steps: Sequence[int], probe: str,
+                   replicates: int = REPLICATES) -> tuple[float | None, float | None, float | None]:
+    """``(mean, low, high)`` over runs of the mean presence of the probed concepts under
+    ``probe``; all ``None`` unless every run has a record on its step for the same concepts."""
+    found = [run_hits(d, probe, k) for d, k in zip(run_dirs, steps, strict=True)]
+    if not found or any(f is None for f in found) or any(f[0] != found[0][0] for f in found):  # type: ignore[index]
+        return None, None, None
+    runs = [f[1] for f in found]  # type: ignore[index]
+
+    def mean_presence(r: int, P: np.ndarray) -> dict[str, float]:
+        return {"presence": float(np.nanmean(P[0]))}
+
+    point = float(np.mean([mean_presence(r, run.presence())["presence"] for r, run in enumerate(runs)]))
+    low, high = bootstrap(runs, mean_presence, replicates)["presence"][0]
+    return point, low, high
+
+
+def agreement_lines(rows: Sequence[object]) -> list[str]:
+    """A markdown table of judge agreement per row: the ``agreement`` probe's image pairs of the
+    row's runs (final step) pooled, Cohen's κ over all of them and per concept kind; no lines when
+    no row has records."""
+    from culbench.evaluation.agreement import agreement_rows
+
+    kinds = ("colour", "pattern", "object", "character")
+    lines = []
+    for row in rows:
+        pairs, runs = [], 0
+        for source, summary in zip(row.sources, row.summaries, strict=True):  # type: ignore[attr-defined]
+            record = read_probe(Path(source).parent, "agreement", len(summary["forget_order"]), set_aside=False)
+            if record is not None:
+                pairs += record["result"]["pairs"]
+                runs += 1
+        if not pairs:
+            continue
+        found = {r["kind"]: r for r in agreement_rows(pairs)}
+        cells = [_kappa(found.get(k)) for k in ("all", *kinds)]
+        lines.append(f"| {row.label} | {runs} | {found['all']['n']} | " + " | ".join(cells) + " |")  # type: ignore[attr-defined]
+    if not lines:
+        return []
+    head = ["method", "runs", "images", "κ all", *(f"κ {k}" for k in kinds)]
+    return ["### Judge agreement (final step; `culbench probe --probe agreement`)", "",
+            "Cohen's κ between the run's judge and tiny-CLIP zero-shot on the same regenerated images "
+            "(— : one judge gave a single verdict throughout).", "",
+            "| " + " | ".join(head) + " |", "|" + "---|" * len(head), *lines, ""]
+
+
+def _kappa(row: dict | None) -> str:
+    value = None if row is None else row.get("kappa")
+    return "—" if value is None or not np.isfinite(value) else f"{value:.2f}"
