@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,24 @@ def test_sampling_on_several_devices_matches_one_device(tmp_path) -> None:  # no
     swapped = student.sample(prompts, seeds, output="latent")
     assert torch.allclose(swapped, reference.sample(prompts, seeds, output="latent"), atol=1e-5)
     assert not torch.allclose(swapped, got, atol=1e-4)
+
+
+def test_the_paraphrase_probe_runs_on_an_sd_run(tiny_sd: Path, tmp_path: Path) -> None:
+    """dfr10-sd15's probes/ prompts (descriptions without the concept's name) on the tiny SD, judged
+    by the run's own (injected) CLIP judge, whose options the probe must be given too."""
+    from tiny_sd import write_tiny_clip
+
+    config, weights = write_tiny_clip(tmp_path / "clip")
+    judge = ["--judge-option", "model=tiny-clip-test", "--judge-option", f"model_config={config}",
+             "--judge-option", f"pretrained={weights}"]
+    done = run_cli("run", "--method", "original", "--sequence", "dfr10-sd15", "--model", str(tiny_sd), *judge,
+                   "--profile", "smoke", "--quiet", "--out", str(tmp_path / "out"), timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = next((tmp_path / "out").rglob("summary.json")).parent
+    probed = run_cli("probe", str(run_dir), "--probe", "paraphrase", *judge, timeout=900)
+    assert probed.returncode == 0, probed.stderr[-3000:]
+    record = json.loads((run_dir / "probes" / "paraphrase" / "10.json").read_text())
+    assert set(record["result"]["concepts"]["dog"]["words"]) <= {"a puppy", "a canine"}
+    wrong = run_cli("probe", str(run_dir), "--probe", "paraphrase", "--step", "0", "--judge-option", "model=tiny-clip-test",
+                    "--judge-option", f"model_config={config}", "--judge-option", "pretrained=elsewhere.pt")
+    assert wrong.returncode != 0 and "fix:" in wrong.stderr

@@ -43,6 +43,8 @@ def probe(
     step: Annotated[list[int] | None, typer.Option("--step", help="Checkpoint (repeatable; default: "
                                                                   "the final step).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Probe config PROBE.key=value.")] = None,
+    judge_option: Annotated[list[str] | None, typer.Option(help="Judge option KEY=VALUE the run was made "
+                                                                 "with (`culbench run --judge-option`).")] = None,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
 ) -> None:
@@ -54,6 +56,7 @@ def probe(
     import torch
 
     from culbench.catalog import PROBES
+    from culbench.cli.run import _model_options
     from culbench.cli.progress import open_progress
     from culbench.probes import build_probe, run_probes
 
@@ -65,6 +68,7 @@ def probe(
         err_console.print(f"{run_dir}", highlight=False)
         with open_progress(err_console) as (progress, log):
             records = run_probes(run_dir, names, list(step or [None]), overrides=set_ or (), device=device,
+                                 judge_options=_model_options(None, judge_option),
                                  progress=progress, log=lambda m, log=log: log(f"  {m}"))
         for record in records:
             name = record["fingerprint"]["probe"]

@@ -26,6 +26,21 @@ def prompt_csv(rows: list[tuple[str, str, str]]) -> str:
     return buffer.getvalue()
 
 
+def rows_of(text: str) -> list[tuple[str, str, str]]:
+    """``(split, prompt, mapped)`` rows of a ``prompts/<id>.csv`` file's text (``prompt_csv``'s inverse)."""
+    return [(r["split"], r["prompt"], r["mapped"]) for r in csv.DictReader(io.StringIO(text))]
+
+
+def probe_csv(rows: list[tuple[int, str, str]]) -> str:
+    """A ``probes/<id>.csv`` file's text from ``(source, word, prompt)`` rows: evaluation prompt
+    ``source`` of a forget concept reworded by ``word`` (``culbench.probes.paraphrase``)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["source", "word", "prompt"])
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
 def write_task_files(root: Path, files: dict[str, str]) -> None:
     """Write a generator's ``{relative path: text}`` into a task folder."""
     for relative, content in files.items():

@@ -16,7 +16,7 @@ import random
 import sys
 from pathlib import Path
 
-from culbench.generators import prompt_csv, write_task_files
+from culbench.generators import probe_csv, prompt_csv, rows_of, write_task_files
 
 # The first line of the generated YAML files. It is part of their bytes, hence of the
 # sequence's content hash that every published run records: it keeps the command these files
@@ -95,6 +95,33 @@ def _templates(kind: str) -> list[str]:
     return [f"{f} {c}" for f in FRAMES for c in contexts]
 
 
+# Two descriptions of every forget concept that avoid its name (the paraphrase probe; never given
+# to a method, and naming none of the sequence's retain concepts).
+PARAPHRASES = {
+    "pikachu": ("a yellow electric mouse Pokemon with red cheeks", "the mascot of the Pokemon games"),
+    "brad_pitt": ("the actor who played Tyler Durden in Fight Club", "Angelina Jolie's former husband"),
+    "dog": ("a puppy", "a canine"),
+    "golf_ball": ("a small white dimpled ball", "the ball a golfer hits off the tee"),
+    "van_gogh_style": ("the style of the painter of The Starry Night", "the style of the Dutch painter of Sunflowers"),
+    "apple": ("a round red fruit from an orchard", "the fruit that fell on Newton's head"),
+    "spiderman": ("Peter Parker's superhero alter ego", "the web-slinging superhero in a red and blue suit"),
+    "lionel_messi": ("Argentina's captain and number 10", "the footballer who won the 2022 World Cup with Argentina"),
+    "cartoon_style": ("the style of a Saturday-morning animated show", "a flat, brightly coloured animated drawing style"),
+    "banana": ("a long curved yellow fruit", "the fruit a monkey peels"),
+}
+
+
+def probe_rows(phrase: str, words: tuple[str, ...], eval_prompts: list[str]) -> list[tuple[int, str, str]]:
+    """Every evaluation prompt with the concept's phrase replaced by each description."""
+    from culbench.request import substitute
+
+    rows = [(i, word, substitute(prompt, phrase, word)) for i, prompt in enumerate(eval_prompts) for word in words]
+    unchanged = [prompt for _, _, prompt in rows if phrase.lower() in prompt.lower()]
+    if unchanged:
+        raise ValueError(f"'{phrase}' was not replaced in: {unchanged[0]}")
+    return rows
+
+
 def rows(cid: str, phrase: str, role: str, anchor: str | None, rng: random.Random) -> list[tuple[str, str, str]]:
     """split,prompt,mapped rows: disjoint train/val/eval prompts drawn from the templates."""
     templates = _templates(_kind(cid))
@@ -122,6 +149,8 @@ def files() -> dict[str, str]:
                         f"related: [{', '.join(related)}]}}")
         anchors[anchor] = anchor_phrase
         write_csv(cid, rows(cid, phrase, "forget", anchor_phrase, rng))
+        evals = [prompt for split, prompt, _ in rows_of(out[f"prompts/{cid}.csv"]) if split == "eval"]
+        out[f"probes/{cid}.csv"] = probe_csv(probe_rows(phrase, PARAPHRASES[cid], evals))
     for _, _, _, _, _, related in STEPS:
         for rid in related:
             concepts.append(f"  - {{id: {rid}, kind: {_kind(rid)}, name: \"{PHRASES[rid]}\"}}")

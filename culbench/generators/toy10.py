@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from culbench.generators import prompt_csv, write_task_files
+from culbench.generators import probe_csv, prompt_csv, rows_of, write_task_files
 from culbench.toyworld import data as twd
 from culbench.toyworld import render as tw
 
@@ -238,26 +238,16 @@ def files() -> dict[str, str]:
     for concept in roles():
         out[f"prompts/{concept}.csv"] = prompt_csv(prompt_rows(concept, anchors.get(concept), rng))
     for concept in FORGET:  # after every prompt file: the rng stream above is unchanged
-        rows = [row for row in prompt_rows_of(out[f"prompts/{concept}.csv"]) if row[0] == "eval"]
-        out[f"probes/{concept}.csv"] = probe_csv(concept, [prompt for _, prompt, _ in rows])
+        rows = [row for row in rows_of(out[f"prompts/{concept}.csv"]) if row[0] == "eval"]
+        out[f"probes/{concept}.csv"] = probe_csv(probe_rows(concept, [prompt for _, prompt, _ in rows]))
     return out
 
 
-def prompt_rows_of(text: str) -> list[tuple[str, str, str]]:
-    import csv
-    import io
-
-    return [(r["split"], r["prompt"], r["mapped"]) for r in csv.DictReader(io.StringIO(text))]
-
-
-def probe_csv(concept: str, eval_prompts: list[str]) -> str:
-    """``probes/<concept>.csv`` (``source,word,prompt``): every evaluation prompt of a forget
-    concept reworded without its name: by each of its synonyms (objects, colours, patterns) or,
-    for a character, described by its parts. ``source`` is the evaluation prompt's index, so a
-    reworded prompt pairs with the image the run judged under the concept's own name."""
-    import csv
-    import io
-
+def probe_rows(concept: str, eval_prompts: list[str]) -> list[tuple[int, str, str]]:
+    """``probes/<concept>.csv`` rows: every evaluation prompt of a forget concept reworded without
+    its name: by each of its synonyms (objects, colours, patterns) or, for a character, described
+    by its parts. ``source`` is the evaluation prompt's index, so a reworded prompt pairs with the
+    image the run judged under the concept's own name."""
     from culbench.request import substitute
     from culbench.toyworld.captions import part_prompt
     from culbench.toyworld.lexicon import SYNONYMS
@@ -268,11 +258,7 @@ def probe_csv(concept: str, eval_prompts: list[str]) -> str:
             rows.append((index, "parts", part_prompt(twd.scene_from_prompt(prompt), index % 2)))
         else:
             rows += [(index, word, substitute(prompt, concept, word)) for word in SYNONYMS[concept]]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["source", "word", "prompt"])
-    writer.writerows(rows)
-    return buffer.getvalue()
+    return rows
 
 
 def write(root: Path) -> None:

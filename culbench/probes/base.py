@@ -20,6 +20,8 @@ class ProbeTarget:
         step: the checkpoint (0: the base model).
         device: torch device.
         seed: the probe's seed (fresh samples: never the run's evaluation seeds).
+        judge_options: options the run's judge was built with beyond the sequence's (``culbench
+            run --judge-option``; a run records only the judge's fingerprint, which must match).
     """
 
     run_dir: Path
@@ -28,6 +30,7 @@ class ProbeTarget:
     step: int
     device: str = "cpu"
     seed: int = 0
+    judge_options: dict[str, Any] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -71,9 +74,14 @@ class ProbeTarget:
         if "judge" not in self._cache:
             from culbench.catalog import JUDGES
 
+            from culbench.errors import RunError
+
             name = self.identity["evaluators"][0]["name"]
-            options = self.seq.spec.judge.options if name == self.seq.spec.judge.name else {}
-            judge = JUDGES.get(name)(device=self.device, **options)
+            options = dict(self.seq.spec.judge.options) if name == self.seq.spec.judge.name else {}
+            judge = JUDGES.get(name)(device=self.device, **{**options, **self.judge_options})
+            if judge.fingerprint() != self.identity["evaluators"][0]:
+                raise RunError(f"{self.run_dir}: its judge '{name}' was built with other options or weights",
+                               "pass the run's --judge-option values to culbench probe")
             judge.bind(self.seq.concepts, self.seq.roles)
             self._cache["judge"] = judge
         return self._cache["judge"]

@@ -33,7 +33,8 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def load_target(run_dir: Path, step: int | None, device: str = "cpu") -> Any:
+def load_target(run_dir: Path, step: int | None, device: str = "cpu",
+                judge_options: dict[str, Any] | None = None) -> Any:
     """The ``ProbeTarget`` of ``step`` (default: the last) of the run in ``run_dir``; refuses a
     run whose sequence files changed since, and a step the run has not committed."""
     from culbench.probes.base import ProbeTarget
@@ -56,7 +57,7 @@ def load_target(run_dir: Path, step: int | None, device: str = "cpu") -> Any:
         raise RunError(f"{run_dir}: step {step} is not committed",
                        f"finish the run first (`culbench run` resumes it), or pick one of "
                        f"{rf.committed_steps(run_dir) or 'none'}")
-    return ProbeTarget(run_dir, manifest, seq, step, device=device)
+    return ProbeTarget(run_dir, manifest, seq, step, device=device, judge_options=dict(judge_options or {}))
 
 
 def fingerprint(probe: Any, target: Any) -> dict[str, Any]:
@@ -79,14 +80,14 @@ def build_probe(name: str, overrides: Sequence[str] = ()) -> Any:
 
 
 def run_probes(run_dir: Path, names: Sequence[str], steps: Sequence[int | None] = (None,), *,
-               overrides: Sequence[str] = (), device: str = "cpu",
+               overrides: Sequence[str] = (), device: str = "cpu", judge_options: dict[str, Any] | None = None,
                progress: Callable[[int, str], Callable[..., None]] = _silent,
                log: Callable[[str], None] = lambda m: None) -> list[dict[str, Any]]:
     """Each probe in ``names`` on each step of ``steps`` (``None``: the last); returns the records."""
     probes = [build_probe(name, overrides) for name in names]  # every name and key checked first
     records = []
     for step in steps:
-        target = load_target(run_dir, step, device)
+        target = load_target(run_dir, step, device, judge_options)
         for probe in probes:
             wanted = fingerprint(probe, target)
             found = rf.read_probe(target.run_dir, probe.name, target.step)
