@@ -196,3 +196,7 @@ PROBES.register_lazy(
     "paraphrase", "culbench.probes.paraphrase:ParaphraseProbe",
     summary="presence of each forgotten concept under its synonyms and paraphrases (the sequence's probes/ prompts)",
 )
+PROBES.register_lazy(
+    "relearn", "culbench.probes.relearn:RelearnProbe",
+    summary="relearning attack: fine-tune on a few renders of each forgotten concept, record its restoration curve",
+)
