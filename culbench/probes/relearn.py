@@ -66,7 +66,7 @@ class RelearnProbe(Probe):
     class Config:
         images: int = 32          # renders of the concept (the attacker's data set)
         steps: int = 12           # optimiser steps of the attack
-        lr: float = 5e-4          # AdamW learning rate (constant)
+        lr: float = 2e-4          # AdamW learning rate (constant; the rate DFR unlearns with on ToyWorld)
         batch_size: int = 8       # renders per optimiser step (drawn with replacement)
         checkpoints: int = 3      # curve points after step 0, evenly spaced (steps/checkpoints apart)
         judged: int = 8           # images judged per curve point (evaluation prompts in order)
@@ -83,7 +83,7 @@ class RelearnProbe(Probe):
                                   f"{self.checkpoints} (curve points must be evenly spaced)",
                                   f"--set relearn.steps={self.checkpoints * max(1, self.steps // self.checkpoints)}")
             if not self.lr > 0:
-                raise ConfigError(f"relearn.lr={self.lr} must be positive", "--set relearn.lr=5e-4")
+                raise ConfigError(f"relearn.lr={self.lr} must be positive", "--set relearn.lr=2e-4")
 
     def data_fingerprint(self, target: ProbeTarget) -> dict[str, Any]:
         from culbench.toyworld.render import RENDER_VERSION
