@@ -95,7 +95,7 @@ def test_relative_to_oracle_compares_speed_and_area_per_concept() -> None:
     assert out["summary"]["steps_ratio"] == 0.7
     drawn = _record({"red": [0.5, 1.0, 1.0, 1.0], "star": [0.0] * 4})  # the oracle draws red unattacked
     assert relative_to_oracle(method, drawn)["concepts"]["red"]["steps_ratio"] is None
-    with pytest.raises(CulbenchError, match="differ in probe version, config or step"):
+    with pytest.raises(CulbenchError, match="differ in probe version, config, judge or step"):
         relative_to_oracle(method, _record({"red": [0.0] * 4, "star": [0.0] * 4}, lr=1e-3))
     with pytest.raises(CulbenchError, match="the oracle's record lacks star"):
         relative_to_oracle(method, _record({"red": [0.0] * 4}))
@@ -126,3 +126,6 @@ def test_find_oracle_record_matches_sequence_order_step_and_config(tmp_path: Pat
     _fake_run(oracles / "y", "retrain", seq.orders[0], 2, wanted)
     assert find_oracle_record(run_dir, 10, [oracles]) == wanted
     assert find_oracle_record(run_dir, 5, [oracles]) is None
+    damaged = rf.probe_path(oracles / "y" / "toy10@2" / "retrain" / "standard" / "seed2", "relearn", 10)
+    damaged.write_text("{half")
+    assert find_oracle_record(run_dir, 10, [oracles]) is None and damaged.is_file()  # read only

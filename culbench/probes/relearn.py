@@ -268,9 +268,8 @@ def relative_to_oracle(record: dict[str, Any], oracle: dict[str, Any]) -> dict[s
         if rec.get("fingerprint", {}).get("probe") != "relearn":
             raise RunError(f"relative_to_oracle: the {name} is not a relearn record",
                            "pass the records of probes/relearn/KK.json")
-    mine, theirs = record["fingerprint"], oracle["fingerprint"]
-    if (mine["version"], mine["config"]) != (theirs["version"], theirs["config"]) or record["step"] != oracle["step"]:
-        raise RunError("relative_to_oracle: the two relearn records differ in probe version, config or step",
+    if _setting(record) != _setting(oracle) or record["step"] != oracle["step"]:
+        raise RunError("relative_to_oracle: the two relearn records differ in probe version, config, judge or step",
                        "probe both runs at the same step with the same --set relearn.* values")
     concepts, ours = {}, record["result"]["concepts"]
     missing = sorted(set(ours) - set(oracle["result"]["concepts"]))
@@ -297,7 +296,7 @@ def find_oracle_record(run_dir: Path, step: int, roots: Sequence[Path]) -> dict[
     from culbench import runfolder as rf
 
     me = rf.read_manifest(Path(run_dir))["identity"]
-    own = rf.read_probe(Path(run_dir), RelearnProbe.name, step)
+    own = _peek(Path(run_dir), step)
     found = []
     for root in roots:
         for manifest in sorted(Path(root).rglob(rf.MANIFEST)):
@@ -308,7 +307,7 @@ def find_oracle_record(run_dir: Path, step: int, roots: Sequence[Path]) -> dict[
                 continue
             if other["sequence"]["id"] != me["sequence"]["id"]:
                 continue
-            record = rf.read_probe(manifest.parent, RelearnProbe.name, step)
+            record = _peek(manifest.parent, step)
             if record is None or (own is not None and _setting(record) != _setting(own)):
                 continue
             same = (other["profile"]["name"] == me["profile"]["name"], other.get("seed") == me.get("seed"))
@@ -330,6 +329,21 @@ def _oracle_identity(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+def _peek(run_dir: Path, step: int) -> dict[str, Any] | None:
+    """The run's relearn record on ``step``, or ``None``; read only (an unreadable record is left
+    where it is, for its own run to recompute)."""
+    import json
+
+    from culbench.runfolder import probe_path
+
+    try:
+        record = json.loads(probe_path(run_dir, RelearnProbe.name, step).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and {"fingerprint", "result"} <= set(record) else None
+
+
 def _setting(record: dict[str, Any]) -> tuple[Any, ...]:
+    """What two relearn records must share to be compared: probe version, config and judge."""
     fingerprint = record["fingerprint"]
-    return fingerprint["version"], fingerprint["config"], fingerprint["judge"]
+    return fingerprint["version"], fingerprint["config"], fingerprint.get("judge")
