@@ -129,3 +129,13 @@ def test_find_oracle_record_matches_sequence_order_step_and_config(tmp_path: Pat
     damaged = rf.probe_path(oracles / "y" / "toy10@2" / "retrain" / "standard" / "seed2", "relearn", 10)
     damaged.write_text("{half")
     assert find_oracle_record(run_dir, 10, [oracles]) is None and damaged.is_file()  # read only
+
+
+def test_relearn_refuses_a_backend_without_a_renderer(tmp_path: Path) -> None:
+    from culbench.probes import ProbeTarget
+    from culbench.probes.relearn import RelearnProbe
+
+    target = ProbeTarget(tmp_path, {}, resolve_sequence("dfr10-sd15"), 1)
+    with pytest.raises(CulbenchError, match="runs on 'sd'.*fix: probe a ToyWorld run") as err:
+        RelearnProbe().run(target, lambda n, d: lambda k=1: None)
+    assert "\n" not in str(err.value)
