@@ -200,3 +200,7 @@ PROBES.register_lazy(
     "agreement", "culbench.probes.agreement:JudgeAgreementProbe",
     summary="the run's judge against a second judge (tiny-CLIP zero-shot) on a sample of the images: Cohen's kappa",
 )
+PROBES.register_lazy(
+    "relearn", "culbench.probes.relearn:RelearnProbe",
+    summary="relearning attack: fine-tune on a few renders of each forgotten concept, record its restoration curve",
+)

@@ -8,6 +8,10 @@ what is done and a changed probe or checkpoint is computed again:
 * ``paraphrase``: presence of each forgotten concept under other words for it (synonyms,
   characters described by their parts), from the sequence's ``probes/`` prompts, which no method
   is ever given.
+* ``relearn``: how fast each forgotten concept comes back when the checkpoint is fine-tuned on a
+  few renders of it (a restoration curve), to compare with the retrain oracle under the same attack.
+* ``agreement``: the run's judge against a second judge on a sample of the checkpoint's images
+  (Cohen's κ), for the report.
 """
 
 from culbench.probes.base import Probe, ProbeTarget, seeds_for
