@@ -196,3 +196,8 @@ PROBES.register_lazy(
     "paraphrase", "culbench.probes.paraphrase:ParaphraseProbe",
     summary="presence of each forgotten concept under its synonyms and paraphrases (the sequence's probes/ prompts)",
 )
+PROBES.register_lazy(
+    "attack", "culbench.probes.attack:SoftPromptAttack",
+    summary="presence of each forgotten concept after a white-box soft prompt attack on its name "
+            "(textual inversion on ToyWorld renders)",
+)

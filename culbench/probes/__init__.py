@@ -8,6 +8,8 @@ what is done and a changed probe or checkpoint is computed again:
 * ``paraphrase``: presence of each forgotten concept under other words for it (synonyms,
   characters described by their parts), from the sequence's ``probes/`` prompts, which no method
   is ever given.
+* ``attack``: presence of each forgotten concept after a white-box soft prompt attack (soft
+  tokens in the name's place, trained on ToyWorld renders of the concept, judged on fresh samples).
 """
 
 from culbench.probes.base import Probe, ProbeTarget, seeds_for
