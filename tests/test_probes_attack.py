@@ -53,7 +53,8 @@ def test_attack_records_every_probed_concept_deterministically_and_resumes(base_
 
 def test_the_attack_finds_a_concept_its_start_word_does_not_show(base_run: Path, tmp_path: Path) -> None:
     """Step 1 of ``original`` is the base model and probes its first concept (yellow, anchor brown):
-    the untrained soft token (the anchor's embedding) does not draw yellow; the default budget does."""
+    the untrained soft token (the anchor's embedding) does not draw yellow; the default budget
+    does, and so does the untrained token started at the name (the prompt itself)."""
     run_dir = Path(shutil.copytree(base_run, tmp_path / "run"))
     [start] = run_probes(run_dir, ["attack"], [1], overrides=["attack.prompts=8", "attack.steps=0"])
     [attacked] = run_probes(run_dir, ["attack"], [1], overrides=["attack.prompts=8"])
@@ -61,6 +62,9 @@ def test_the_attack_finds_a_concept_its_start_word_does_not_show(base_run: Path,
     assert start["result"]["concepts"]["yellow"]["presence"] <= 0.25
     assert start["result"]["concepts"]["yellow"]["nearest"] == ["brown"]
     assert attacked["result"]["summary"]["presence"] >= 0.75
+    [named] = run_probes(run_dir, ["attack"], [1], overrides=["attack.prompts=8", "attack.steps=0", "attack.init=name"])
+    assert named["result"]["concepts"]["yellow"]["nearest"] == ["yellow"]  # init=name: the prompt itself
+    assert named["result"]["summary"]["presence"] >= 0.75
 
 
 def test_soft_positions_replace_the_name_and_reproduce_the_prompt(model) -> None:  # noqa: ANN001

@@ -20,9 +20,10 @@ probe seed and the concept id, so the same checkpoint and config give the same r
 
 Deviations:
 
-* Soft tokens start at the word embedding of the concept's anchor (``init=anchor``; or any
-  single vocabulary word), never at the concept's own name, so that the step-0 sanity check
-  (every concept found on the base model) tests the optimisation rather than the prompt.
+* Soft tokens start at the word embedding of the concept's anchor (``init=anchor``), not at
+  the concept's own name, so that the step-0 sanity check (every concept found on the base
+  model) tests the optimisation rather than the prompt; ``init=name`` starts from the name
+  (the attack then begins where the run's own evaluation is), ``init=WORD`` from any word.
 * Pham et al. learn one token from a handful of real images of the concept; here the images
   are renders of the very scenes the prompts ask for (ToyWorld renders any scene), which makes
   the attack stronger per step and lets the budget be small.
@@ -178,7 +179,7 @@ class SoftPromptAttack(Probe):
         lr: float = 0.1             # Adam learning rate on the soft token embeddings
         t_min: int = 500            # training timesteps are drawn from [t_min, T): the noisy half
         renders: int = 4            # jittered renders per evaluation prompt (the training images)
-        init: str = "anchor"        # start: the concept's anchor word, or any vocabulary word
+        init: str = "anchor"        # start: the concept's anchor word, "name" (its own), or a vocabulary word
         prompts: int | None = None  # judged prompts per concept (None: the profile's prompts per concept)
         seeds: int = 1              # fresh seeds per judged prompt
 
@@ -189,7 +190,7 @@ class SoftPromptAttack(Probe):
             if self.steps < 0 or self.lr <= 0 or self.t_min < 0 or (self.prompts is not None and self.prompts < 1):
                 raise ValueError("attack.steps and attack.t_min must be >= 0, attack.lr > 0 and attack.prompts >= 1")
             if not self.init.strip():
-                raise ValueError("attack.init must be 'anchor' or a vocabulary word")
+                raise ValueError("attack.init must be 'anchor', 'name' or a vocabulary word")
 
     def data_fingerprint(self, target: ProbeTarget) -> dict[str, Any]:
         from culbench.toyworld.render import RENDER_VERSION
@@ -215,6 +216,8 @@ class SoftPromptAttack(Probe):
             "own_presence": round(sum(own) / len(own), 4) if own else None}}
 
     def _init_word(self, target: ProbeTarget, cid: str) -> str:
+        if self.config.init == "name":
+            return target.seq.concepts[cid].name
         if self.config.init != "anchor":
             return self.config.init
         anchor = target.seq.concepts[cid].anchor
