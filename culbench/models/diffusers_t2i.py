@@ -177,7 +177,7 @@ class DiffusersT2I:
                  None if embeddings is None else embeddings[i : i + self.batch_size])
                 for i in range(0, len(prompts), self.batch_size)]
 
-        def run(model: DiffusersT2I, job: tuple[list[str], list[int], torch.Tensor | None]) -> torch.Tensor:
+        def run(model: DiffusersT2I, job: tuple[list[str], list[int], Any]) -> torch.Tensor:
             x = model._denoise(job[0], job[1], steps, guidance, cond=job[2])
             x = x.to(self.device) if output == "latent" else model.decode(x)
             if progress is not None:

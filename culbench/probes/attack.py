@@ -8,15 +8,17 @@ that are optimised (textual inversion: everything else frozen) so that the check
 with them, denoises images of the concept. The training images are ToyWorld renders of the
 scenes those prompts describe (``renders`` jittered renders per prompt, encoded with the
 model's VAE), each captioned by its reworded prompt; the loss is the diffusion loss
-(``model.target`` vs ``model.predict``, t uniform over the training schedule). Success is then
+(``model.target`` vs ``model.predict``, t uniform over ``[t_min, T)``). Success is then
 judged like the run's evaluation: fresh samples (``seeds_for``: never the run's evaluation
 seeds) of the reworded prompts with the learned tokens, judged by the run's judge for the
 concept; ``presence`` is the attack's success rate.
 
-Budget (the defaults; every key is ``--set attack.KEY=VALUE``): ``tokens`` soft tokens,
-``steps`` Adam steps of ``batch`` renders each at learning rate ``lr``, ``renders`` renders per
-prompt, and ``prompts`` × ``seeds`` judged images per concept. Everything is seeded from the
-probe seed and the concept id, so the same checkpoint and config give the same result.
+Budget (``Config``; every key is ``--set attack.KEY=VALUE``): ``tokens`` soft tokens,
+``steps`` Adam steps of ``batch`` renders each at learning rate ``lr`` and timesteps from
+``[t_min, T)`` (the noisy part of the schedule, where the prompt decides what is drawn),
+``renders`` renders per prompt, and ``prompts`` × ``seeds`` judged images per concept (the
+training set is all of the concept's evaluation prompts). Everything is seeded from the probe
+seed and the concept id, so the same checkpoint and config give the same result.
 
 Deviations:
 
@@ -69,13 +71,13 @@ def soft_prompts(tokenizer: Any, prompts: Sequence[str], name: str, tokens: int)
     for original, text in zip(prompts, reworded, strict=True):
         if text == original:
             raise RunError(f"attack: evaluation prompt {original!r} does not name {name!r}",
-                           "the attack rewords prompts that name the concept; fix the sequence's prompts")
+                           "fix the sequence's prompts: the attack rewords the concept's name")
         if unk is None or unk in tokenizer(original).input_ids:
             raise RunError(f"attack: the tokenizer cannot mark soft tokens in {original!r}",
-                           "the attack needs a word-level tokenizer (ToyWorld) whose vocabulary covers the prompts")
+                           "use a word-level tokenizer (ToyWorld's) covering the prompts")
         if len(tokenizer(text).input_ids) > length:
-            raise RunError(f"attack: {tokens} soft tokens make {original!r} longer than {length} tokens",
-                           "use fewer soft tokens (--set attack.tokens=1)")
+            raise RunError(f"attack: {tokens} soft tokens make {original!r} longer than "
+                           f"{length} tokens", "use fewer soft tokens (--set attack.tokens=1)")
     ids = tokenizer(reworded, padding="max_length", max_length=length, truncation=True,
                     return_tensors="pt").input_ids
     soft = ids == unk
@@ -103,7 +105,7 @@ def encode_soft(model: Any, prompts: SoftPrompts, rows: torch.Tensor | slice,
 
 
 def word_vector(model: Any, word: str) -> torch.Tensor:
-    """The mean input embedding ``(D,)`` of ``word``'s tokens; refuses a word the vocabulary lacks."""
+    """The mean input embedding ``(D,)`` of ``word``'s tokens (refuses an unknown word)."""
     tok = model.tokenizer
     ids = [i for i in tok(word, add_special_tokens=False).input_ids]
     if not ids or tok.unk_token_id in ids:
@@ -179,16 +181,18 @@ class SoftPromptAttack(Probe):
         lr: float = 0.1             # Adam learning rate on the soft token embeddings
         t_min: int = 500            # training timesteps are drawn from [t_min, T): the noisy half
         renders: int = 4            # jittered renders per evaluation prompt (the training images)
-        init: str = "anchor"        # start: the concept's anchor word, "name" (its own), or a vocabulary word
-        prompts: int | None = None  # judged prompts per concept (None: the profile's prompts per concept)
+        init: str = "anchor"        # start: the anchor's word, "name" (the concept's) or a word
+        prompts: int | None = None  # judged prompts per concept (None: the profile's)
         seeds: int = 1              # fresh seeds per judged prompt
 
         def __post_init__(self) -> None:
             for key in ("tokens", "batch", "renders", "seeds"):
                 if getattr(self, key) < 1:
                     raise ValueError(f"attack.{key} must be at least 1, not {getattr(self, key)}")
-            if self.steps < 0 or self.lr <= 0 or self.t_min < 0 or (self.prompts is not None and self.prompts < 1):
-                raise ValueError("attack.steps and attack.t_min must be >= 0, attack.lr > 0 and attack.prompts >= 1")
+            few_prompts = self.prompts is not None and self.prompts < 1
+            if min(self.steps, self.t_min) < 0 or self.lr <= 0 or few_prompts:
+                raise ValueError("attack.steps and attack.t_min must be >= 0, attack.lr > 0 "
+                                 "and attack.prompts >= 1")
             if not self.init.strip():
                 raise ValueError("attack.init must be 'anchor', 'name' or a vocabulary word")
 
@@ -197,15 +201,19 @@ class SoftPromptAttack(Probe):
 
         return {"render_version": RENDER_VERSION}
 
-    def run(self, target: ProbeTarget, progress: Callable[[int, str], Callable[..., None]]) -> dict[str, Any]:
+    def run(self, target: ProbeTarget,
+            progress: Callable[[int, str], Callable[..., None]]) -> dict[str, Any]:
         backend = target.identity["model"]["backend"]
         if backend != "toyworld":
-            raise RunError(f"attack: the attack trains on renders of the concept, which only ToyWorld runs have "
-                           f"(this run's backend is {backend})", "probe a ToyWorld run (SD support is later work)")
+            raise RunError(f"attack: the attack trains on renders of the concept, which only "
+                           f"ToyWorld runs have (this run's backend is {backend})",
+                           "probe a ToyWorld run (SD support is later work)")
         model = target.model()
-        if self.config.t_min >= model.num_train_timesteps:
-            raise RunError(f"attack.t_min={self.config.t_min} leaves no timestep of the model's "
-                           f"{model.num_train_timesteps}", f"set attack.t_min below {model.num_train_timesteps}")
+        last = model.num_train_timesteps
+        if self.config.t_min >= last:
+            raise RunError(f"attack.t_min={self.config.t_min} leaves none of the model's "
+                           f"{last} timesteps",
+                           f"set attack.t_min below {last}")
         limit = self.config.prompts or target.profile.get("prompts_per_concept") \
             or target.seq.spec.eval.prompts_per_concept
         concepts = {cid: self._attack(target, model, cid, limit, progress) for cid in target.probed}
@@ -243,23 +251,25 @@ class SoftPromptAttack(Probe):
         hits = present_with(target, model, [prompts.prompts[i] for i in judged], cond,
                             seeds_for(target.seed, len(judged)), cid, tick)
         return concept_result(judged, hits, target, cid) | {
-            "loss": None if loss is None else round(loss, 5), "nearest": nearest_words(model, vectors)}
+            "loss": None if loss is None else round(loss, 5),
+            "nearest": nearest_words(model, vectors)}
 
 
 def present_with(target: ProbeTarget, model: Any, prompts: Sequence[str], cond: torch.Tensor,
                  seeds: Sequence[int], concept: str, tick: Callable[..., None]) -> list[bool]:
-    """Whether the sample conditioned on each row of ``cond`` shows ``concept``, by the run's judge."""
+    """Whether the sample conditioned on each row of ``cond`` shows ``concept`` (run's judge)."""
     batch, out = int(target.profile.get("batch_size") or 64), []
     for start in range(0, len(prompts), batch):
         chunk = list(prompts[start : start + batch])
-        images = model.sample(chunk, list(seeds[start : start + batch]), embeddings=cond[start : start + batch],
-                              **target.sampler)
+        images = model.sample(chunk, list(seeds[start : start + batch]),
+                              embeddings=cond[start : start + batch], **target.sampler)
         out += list(target.judge()(images, [target.seq.concepts[concept]] * len(chunk)).present)
         tick(len(chunk))
     return out
 
 
-def concept_result(judged: Sequence[int], hits: Sequence[bool], target: ProbeTarget, cid: str) -> dict[str, Any]:
+def concept_result(judged: Sequence[int], hits: Sequence[bool], target: ProbeTarget,
+                   cid: str) -> dict[str, Any]:
     """Presence after the attack, per prompt, and the run's own presence of ``cid`` at this step."""
     from culbench.runfolder import read_step
 
