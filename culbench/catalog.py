@@ -204,3 +204,8 @@ PROBES.register_lazy(
     "relearn", "culbench.probes.relearn:RelearnProbe",
     summary="relearning attack: fine-tune on a few renders of each forgotten concept, record its restoration curve",
 )
+PROBES.register_lazy(
+    "attack", "culbench.probes.attack:SoftPromptAttack",
+    summary="presence of each forgotten concept after a white-box soft prompt attack on its name "
+            "(textual inversion on ToyWorld renders)",
+)

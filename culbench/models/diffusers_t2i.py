@@ -158,19 +158,27 @@ class DiffusersT2I:
         guidance: float | None = None,
         output: str = "image",
         progress: Callable[[int], None] | None = None,
+        embeddings: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """DDIM (η = 0) samples, one per (prompt, seed); see :class:`culbench.api.T2IModel`."""
+        """DDIM (η = 0) samples, one per (prompt, seed); see :class:`culbench.api.T2IModel`.
+
+        ``embeddings`` ``(B, L, D)``, if given, condition sample ``i`` instead of the text
+        embedding of ``prompts[i]`` (soft prompts: ``culbench.probes.attack``); the unconditional
+        branch of guidance still encodes ``""``."""
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        if embeddings is not None and len(embeddings) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(embeddings)} embeddings")
         if output not in ("image", "latent"):
             raise ValueError(f"output must be 'image' or 'latent', not {output!r}")
         steps = steps or self.sample_steps
         guidance = self.guidance if guidance is None else guidance
-        jobs = [(list(prompts[i : i + self.batch_size]), list(seeds[i : i + self.batch_size]))
+        jobs = [(list(prompts[i : i + self.batch_size]), list(seeds[i : i + self.batch_size]),
+                 None if embeddings is None else embeddings[i : i + self.batch_size])
                 for i in range(0, len(prompts), self.batch_size)]
 
-        def run(model: DiffusersT2I, job: tuple[list[str], list[int]]) -> torch.Tensor:
-            x = model._denoise(job[0], job[1], steps, guidance)
+        def run(model: DiffusersT2I, job: tuple[list[str], list[int], Any]) -> torch.Tensor:
+            x = model._denoise(job[0], job[1], steps, guidance, cond=job[2])
             x = x.to(self.device) if output == "latent" else model.decode(x)
             if progress is not None:
                 progress(len(job[0]))
@@ -190,10 +198,10 @@ class DiffusersT2I:
         return x, self._sampler(steps).timesteps[stop].expand(len(prompts))
 
     def _denoise(self, prompts: list[str], seeds: list[int], steps: int, guidance: float,
-                 stop: int | None = None) -> torch.Tensor:
+                 stop: int | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
         sampler = self._sampler(steps)
         x = initial_noise(seeds, self.latent_shape).to(self.device) * sampler.init_noise_sigma
-        cond = self.encode(prompts)
+        cond = self.encode(prompts) if cond is None else cond.to(self.device)
         uncond = self.encode([""] * len(prompts)) if guidance != 1.0 else None
         for t in sampler.timesteps[:stop]:
             if uncond is None:

@@ -12,6 +12,8 @@ what is done and a changed probe or checkpoint is computed again:
   few renders of it (a restoration curve), to compare with the retrain oracle under the same attack.
 * ``agreement``: the run's judge against a second judge on a sample of the checkpoint's images
   (Cohen's κ), for the report.
+* ``attack``: presence of each forgotten concept after a white-box soft prompt attack (soft
+  tokens in the name's place, trained on ToyWorld renders of the concept, judged on fresh samples).
 """
 
 from culbench.probes.base import Probe, ProbeTarget, seeds_for
