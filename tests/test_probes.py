@@ -102,3 +102,24 @@ def test_judge_agreement_probe_feeds_the_report(base_run: Path, tmp_path: Path) 
     assert result["summary"]["n"] == len(resolve_sequence("toy10").roles) == len(result["pairs"])
     lines = agreement_lines(load_rows([run_dir]))
     assert lines[0].startswith("### Judge agreement") and lines[-2].startswith("| original | 1 |")
+
+
+def test_probes_that_cannot_run_on_the_backend_are_skipped_unless_named(base_run: Path, tmp_path: Path) -> None:
+    from culbench.catalog import PROBES
+    from culbench.probes import Probe
+
+    class _SdOnly(Probe):
+        name, backends = "sd-only-test", ("sd",)
+
+        def run(self, target, progress):  # noqa: ANN001, ANN201
+            raise AssertionError("must not run on a ToyWorld run")
+
+    PROBES.register("sd-only-test")(_SdOnly)
+    try:
+        logged: list[str] = []
+        assert run_probes(base_run, ["sd-only-test"], [0], applicable_only=True, log=logged.append) == []
+        assert "skipped" in logged[0]
+        with pytest.raises(AssertionError, match="must not run"):
+            run_probes(base_run, ["sd-only-test"], [0])
+    finally:
+        PROBES._entries.pop("sd-only-test", None)

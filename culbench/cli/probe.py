@@ -56,8 +56,8 @@ def probe(
     import torch
 
     from culbench.catalog import PROBES
-    from culbench.cli.run import _model_options
     from culbench.cli.progress import open_progress
+    from culbench.cli.run import _model_options
     from culbench.probes import build_probe, run_probes
 
     names = list(probe_ or PROBES.names())
@@ -68,7 +68,7 @@ def probe(
         err_console.print(f"{run_dir}", highlight=False)
         with open_progress(err_console) as (progress, log):
             records = run_probes(run_dir, names, list(step or [None]), overrides=set_ or (), device=device,
-                                 judge_options=_model_options(None, judge_option),
+                                 judge_options=_model_options(None, judge_option), applicable_only=not probe_,
                                  progress=progress, log=lambda m, log=log: log(f"  {m}"))
         for record in records:
             name = record["fingerprint"]["probe"]

@@ -21,6 +21,7 @@ class JudgeAgreementProbe(Probe):
 
     name = "agreement"
     version = 1
+    backends = ("toyworld",)  # its second judge is ToyWorld's tiny CLIP
 
     @dataclass(frozen=True)
     class Config:

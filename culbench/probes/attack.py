@@ -171,6 +171,7 @@ class SoftPromptAttack(Probe):
     """Presence of each forgotten concept after a white-box soft prompt attack on its name."""
 
     name = "attack"
+    backends = ("toyworld",)
     version = 1
 
     @dataclass(frozen=True)

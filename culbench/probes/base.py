@@ -73,7 +73,6 @@ class ProbeTarget:
         """The run's own judge, bound to the sequence's concepts."""
         if "judge" not in self._cache:
             from culbench.catalog import JUDGES
-
             from culbench.errors import RunError
 
             name = self.identity["evaluators"][0]["name"]
@@ -105,7 +104,8 @@ class ProbeTarget:
 class Probe:
     """A robustness probe: ``run(target, progress)`` returns its JSON result for one checkpoint.
 
-    Subclasses set ``name``, ``version`` (bump it when results change), a frozen ``Config``
+    Subclasses set ``name``, ``version`` (bump it when results change), ``backends`` (those it
+    runs on, when not every one), a frozen ``Config``
     dataclass, and may fingerprint the data they read (``data_fingerprint``). A result holds
     ``concepts`` (per forgotten concept: its numbers, and ``prompt_hits`` / ``prompt_images``
     per prompt, the clusters of the board's intervals) and ``summary`` (means over concepts).
@@ -113,6 +113,7 @@ class Probe:
 
     name: ClassVar[str] = ""
     version: ClassVar[int] = 1
+    backends: ClassVar[tuple[str, ...]] = ()  # model backends it runs on (empty: any)
 
     @dataclass(frozen=True)
     class Config:

@@ -60,6 +60,7 @@ class RelearnProbe(Probe):
     """Fine-tune each forgotten concept back on a few renders of it; record the restoration curve."""
 
     name = "relearn"
+    backends = ("toyworld",)
     version = 1
 
     @dataclass(frozen=True)

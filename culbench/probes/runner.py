@@ -82,13 +82,19 @@ def build_probe(name: str, overrides: Sequence[str] = ()) -> Any:
 def run_probes(run_dir: Path, names: Sequence[str], steps: Sequence[int | None] = (None,), *,
                overrides: Sequence[str] = (), device: str = "cpu", judge_options: dict[str, Any] | None = None,
                progress: Callable[[int, str], Callable[..., None]] = _silent,
-               log: Callable[[str], None] = lambda m: None) -> list[dict[str, Any]]:
-    """Each probe in ``names`` on each step of ``steps`` (``None``: the last); returns the records."""
+               log: Callable[[str], None] = lambda m: None, applicable_only: bool = False) -> list[dict[str, Any]]:
+    """Each probe in ``names`` on each step of ``steps`` (``None``: the last); returns the records.
+    ``applicable_only``: skip, with a log line, probes that do not run on the run's model backend
+    (named ones that cannot run fail with their own one-line error)."""
     probes = [build_probe(name, overrides) for name in names]  # every name and key checked first
     records = []
     for step in steps:
         target = load_target(run_dir, step, device, judge_options)
+        backend = target.identity["model"]["backend"]
         for probe in probes:
+            if applicable_only and probe.backends and backend not in probe.backends:
+                log(f"{probe.name}: skipped (runs on {', '.join(probe.backends)}; this run is on {backend})")
+                continue
             wanted = fingerprint(probe, target)
             found = rf.read_probe(target.run_dir, probe.name, target.step)
             if found is not None and found["fingerprint"] == wanted:
