@@ -81,13 +81,25 @@ def read_record(path: Path) -> dict[str, Any]:
 
 
 def note_budget(index: Path, sequence: str, method: str, budget: int, record_path: Path) -> Path:
-    """Add ``method``'s tuning budget to ``index/<sequence>.json``, the file the leaderboard reads
-    each row's budget from (``culbench.leaderboard.formats.tuning_budget``)."""
+    """Add ``method``'s tuning budget and pick to ``index/<sequence>.json``, the file the
+    leaderboard reads each row's budget from (``culbench.leaderboard.formats.tuning_budget``), and
+    keep a copy of its record beside it (``index/<sequence>/<method>.json``, run paths relative to
+    the tuning results root) so that what was tried is published with the board."""
     from culbench.runfolder.atomic import write_json
 
-    path = Path(index) / f"{sequence}.json"
+    index = Path(index)
+    record = read_record(record_path)
+    root = Path(record_path).parent.parent.parent  # <out>/<sequence>/<method>/tune.json
+    for candidate in record.get("candidates", []):
+        run = Path(candidate["run"])
+        candidate["run"] = str(run.relative_to(root)) if run.is_relative_to(root) else str(run)
+    copy = index / sequence / f"{method}.json"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    write_json(copy, record)
+    path = index / f"{sequence}.json"
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"methods": {}}
-    data.setdefault("methods", {})[method] = {"budget": budget, "record": str(record_path)}
-    path.parent.mkdir(parents=True, exist_ok=True)
+    chosen = record["candidates"][record["chosen"]]["overrides"] if "chosen" in record else []
+    data.setdefault("methods", {})[method] = {"budget": budget, "chosen": chosen,
+                                              "record": f"{sequence}/{method}.json"}
     write_json(path, data)
     return path

@@ -49,7 +49,11 @@ def test_tune_runs_every_candidate_on_the_validation_split_and_records_the_pick(
     scores = [c["headline_h"] for c in record["candidates"]]
     assert record["chosen"] == tuning.pick(scores)
     index = json.loads((tmp_path / "index" / "mock@1.json").read_text())
-    assert index["methods"]["tunegrid"]["budget"] == 3
+    entry = index["methods"]["tunegrid"]
+    assert entry["budget"] == 3 and entry["chosen"] == record["candidates"][record["chosen"]]["overrides"]
+    published = json.loads((tmp_path / "index" / entry["record"]).read_text())
+    assert [c["run"] for c in published["candidates"]] == [  # relative to the tuning results root
+        str(Path(c["run"]).relative_to(tmp_path)) for c in record["candidates"]]
 
 
 def test_every_ranked_built_in_declares_a_grid_that_fills_the_budget() -> None:
