@@ -139,3 +139,19 @@ def test_relearn_refuses_a_backend_without_a_renderer(tmp_path: Path) -> None:
     with pytest.raises(CulbenchError, match="runs on 'sd'.*fix: probe a ToyWorld run") as err:
         RelearnProbe().run(target, lambda n, d: lambda k=1: None)
     assert "\n" not in str(err.value)
+
+
+def test_the_board_reads_relearn_area_and_its_gap_to_the_oracle_under_one_results_root(tmp_path: Path) -> None:
+    from culbench.leaderboard.probes import probe_scalar
+
+    seq = resolve_sequence("toy10")
+    runs = [_fake_run(tmp_path, "dfr", seq.orders[s], s, _record({"red": [0.0, 0.5, 1.0, 1.0], "star": [0.0] * 4}))
+            for s in (0, 1)]
+    mean, low, high = probe_scalar(runs, [10, 10], "relearn", "auc", replicates=200)
+    auc_red = _record({"red": [0.0, 0.5, 1.0, 1.0]})["result"]["concepts"]["red"]["auc"]
+    assert mean == pytest.approx(auc_red / 2) and low <= mean <= high
+    assert probe_scalar(runs, [10, 10], "relearn", "auc_gap") == (None, None, None)  # no oracle yet
+    for s in (0, 1):
+        _fake_run(tmp_path, "retrain", seq.orders[s], s, _record({"red": [0.0] * 4, "star": [0.0] * 4}))
+    gap = probe_scalar(runs, [10, 10], "relearn", "auc_gap", replicates=200)
+    assert gap[0] == pytest.approx(auc_red / 2)  # star: as slow as the oracle; red: faster by its area

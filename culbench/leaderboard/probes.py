@@ -14,6 +14,9 @@ from culbench.runfolder.probes import read_probe
 
 # column key -> the probe whose records it reads (their per-prompt hits of the probed concepts)
 PRESENCE_PROBES: dict[str, str] = {"probe_paraphrase": "paraphrase", "probe_attack": "attack"}
+# column key -> (probe, per-concept field): numbers without per-prompt hits (a restoration curve's area)
+SCALAR_PROBES: dict[str, tuple[str, str]] = {"probe_relearn_auc": ("relearn", "auc"),
+                                             "probe_relearn_gap": ("relearn", "auc_gap")}
 REPLICATES = 1000
 
 
@@ -46,6 +49,44 @@ def probe_presence(run_dirs: Sequence[Path], steps: Sequence[int], probe: str,
     point = float(np.mean([mean_presence(r, run.presence())["presence"] for r, run in enumerate(runs)]))
     low, high = bootstrap(runs, mean_presence, replicates)["presence"][0]
     return point, low, high
+
+
+def concept_values(run_dir: Path, probe: str, step: int, field: str) -> dict[str, float] | None:
+    """Per probed concept, ``field`` of ``probe``'s record on ``step``; ``auc_gap`` is the relearn
+    area minus the retrain oracle's for the same order (``probes.relearn.relative_to_oracle``;
+    the oracle is looked for under the run's results root)."""
+    record = read_probe(run_dir, probe, step, set_aside=False)
+    if record is None:
+        return None
+    concepts = record["result"].get("concepts", {})
+    if field == "auc_gap":
+        from culbench.probes.relearn import find_oracle_record, relative_to_oracle
+
+        oracle = find_oracle_record(run_dir, step, [Path(run_dir).parents[3]])
+        if oracle is None:
+            return None
+        concepts = relative_to_oracle(record, oracle)["concepts"]
+    values = {c: v.get(field) for c, v in concepts.items()}
+    return None if not values or any(v is None for v in values.values()) else values  # type: ignore[return-value]
+
+
+def probe_scalar(run_dirs: Sequence[Path], steps: Sequence[int], probe: str, field: str,
+                 replicates: int = REPLICATES, seed: int = 0) -> tuple[float | None, float | None, float | None]:
+    """``(mean, low, high)`` over runs of the mean over probed concepts of a per-concept number,
+    with a two-level cluster bootstrap (runs, then concepts within a run: the concept is the
+    cluster where the number has no per-prompt hits); all ``None`` unless every run has it."""
+    found = [concept_values(d, probe, k, field) for d, k in zip(run_dirs, steps, strict=True)]
+    if not found or any(f is None for f in found):
+        return None, None, None
+    runs = [np.array([f[c] for c in sorted(f)], dtype=float) for f in found]  # type: ignore[index]
+    point = float(np.mean([r.mean() for r in runs]))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(replicates):
+        picked = rng.integers(0, len(runs), len(runs))
+        draws.append(np.mean([runs[i][rng.integers(0, len(runs[i]), len(runs[i]))].mean() for i in picked]))
+    low, high = np.quantile(draws, [0.025, 0.975])
+    return point, float(low), float(high)
 
 
 def agreement_lines(rows: Sequence[object]) -> list[str]:

@@ -137,12 +137,17 @@ class Row:
     def probe_value(self, key: str) -> tuple[float | None, float | None, float | None]:
         """A robustness column (``culbench.leaderboard.probes``) from the probe records of this
         row's runs on their final step; all ``None`` when a run has none."""
-        from culbench.leaderboard.probes import PRESENCE_PROBES, probe_presence
+        from culbench.leaderboard.probes import PRESENCE_PROBES, SCALAR_PROBES, probe_presence, probe_scalar
 
-        if key not in PRESENCE_PROBES or len(self.sources) != len(self.summaries):
+        if len(self.sources) != len(self.summaries):
             return None, None, None
         steps = [len(s["forget_order"]) for s in self.summaries]
-        return probe_presence([Path(src).parent for src in self.sources], steps, PRESENCE_PROBES[key])
+        runs = [Path(src).parent for src in self.sources]
+        if key in PRESENCE_PROBES:
+            return probe_presence(runs, steps, PRESENCE_PROBES[key])
+        if key in SCALAR_PROBES:
+            return probe_scalar(runs, steps, *SCALAR_PROBES[key])
+        return None, None, None
 
     def curve(self, key: str) -> np.ndarray:
         """Per-step values of a metric, one row per seed (NaN where missing)."""
