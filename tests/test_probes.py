@@ -123,3 +123,25 @@ def test_probes_that_cannot_run_on_the_backend_are_skipped_unless_named(base_run
             run_probes(base_run, ["sd-only-test"], [0])
     finally:
         PROBES._entries.pop("sd-only-test", None)
+
+
+def test_report_tables_and_restoration_curves_read_the_final_step_records(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from culbench.leaderboard.plots import restoration
+    from culbench.leaderboard.probes import concept_lines, restoration_curves
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run_dir, hit in zip(runs, (0, 2), strict=True):
+        _record(run_dir, "attack", 2, {"red": [hit, 0], "star": [0, 0]})
+        relearn = {c: {"steps": [0, 4], "presence": [0.0, p], "auc": p / 2} for c, p in (("red", 1.0), ("star", 0.5))}
+        rf.write_probe(run_dir, "relearn", 2, {"fingerprint": {}, "step": 2, "seconds": 0.0,
+                                               "result": {"concepts": relearn, "summary": {}}})
+    row = SimpleNamespace(label="m", sources=[str(r / "summary.json") for r in runs],
+                          summaries=[{"forget_order": ["red", "star"]}] * 2, sequence="s@1")
+    steps, curves = restoration_curves(row)
+    assert steps.tolist() == [0.0, 4.0] and curves.tolist() == [[0.0, 0.75], [0.0, 0.75]]
+    lines = concept_lines([row])
+    assert "| red | — | — | 0.25 | 0.50 |" in lines and "| star | — | — | 0.00 | 0.25 |" in lines
+    assert restoration([row], tmp_path / "r.png").is_file()
+    assert restoration([SimpleNamespace(label="x", sources=[], summaries=[], sequence="s@1")], tmp_path / "n.png") is None

@@ -36,7 +36,7 @@ def report(
 
     from culbench.evaluation.metric_info import METRICS
     from culbench.leaderboard import fmt, load_rows
-    from culbench.leaderboard.probes import agreement_lines
+    from culbench.leaderboard.probes import agreement_lines, concept_lines
 
     rows = load_rows(runs)
     out = out or Path("report")
@@ -63,13 +63,14 @@ def report(
             lines.append("| " + " | ".join(cells) + " |")
         console.print(table)
         lines.append("")
-        lines += agreement_lines(members)
+        lines += agreement_lines(members) + concept_lines(members)
         if plots:
             from culbench.leaderboard import plots as figures
 
             stem = f"{sequence}-{profile}".replace("@", "v")
             written = [figures.curves(members, out / f"{stem}-curves.png"),
                        figures.tradeoff(members, out / f"{stem}-tradeoff.png")]
+            written += [p for p in [figures.restoration(members, out / f"{stem}-restoration.png")] if p]
             written += [figures.heatmap(r, out / f"{stem}-{re.sub('[^A-Za-z0-9_.+~-]+', '_', r.label)}-presence.png") for r in members]
             lines += [f"![{p.stem}]({p.name})" for p in written] + [""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")

@@ -100,6 +100,34 @@ def tradeoff(rows: Sequence[Row], path: Path) -> Path:
     return _save(fig, plt, path)
 
 
+def restoration(rows: Sequence[Row], path: Path) -> Path | None:
+    """The relearning probe's restoration curves: presence of the forgotten concepts against
+    fine-tuning steps, one line per row (mean over its runs and concepts, band = min–max over
+    runs); ``None`` (no file) when no row has relearn records."""
+    from culbench.leaderboard.probes import restoration_curves
+
+    found = [(row, restoration_curves(row)) for row in rows]
+    found = [(row, c) for row, c in found if c is not None]
+    if not found:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    for row, (steps, per_run) in found:
+        mean = per_run.mean(axis=0)
+        line, = ax.plot(steps, mean, marker="o", markersize=3, label=f"{row.label} (n={len(per_run)})")
+        if len(per_run) > 1:
+            ax.fill_between(steps, per_run.min(axis=0), per_run.max(axis=0), color=line.get_color(),
+                            alpha=0.15, linewidth=0)
+    ax.set_xlabel("relearning fine-tune steps")
+    ax.set_ylabel("presence of the forgotten concepts")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"restoration under relearning · {rows[0].sequence}", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
 def _save(fig, plt, path: Path) -> Path:  # noqa: ANN001
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

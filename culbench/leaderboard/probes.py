@@ -89,6 +89,57 @@ def probe_scalar(run_dirs: Sequence[Path], steps: Sequence[int], probe: str, fie
     return point, float(low), float(high)
 
 
+def _final_records(row: object, probe: str) -> list[dict | None]:
+    return [read_probe(Path(src).parent, probe, len(summary["forget_order"]), set_aside=False)
+            for src, summary in zip(row.sources, row.summaries, strict=True)]  # type: ignore[attr-defined]
+
+
+def restoration_curves(row: object) -> tuple[np.ndarray, np.ndarray] | None:
+    """The relearn probe's curve points and, per run of the row, its mean presence over the probed
+    concepts at each point; ``None`` unless every run has a record with the same points."""
+    records = _final_records(row, "relearn")
+    if not records or any(r is None for r in records):
+        return None
+    curves, points = [], None
+    for record in records:
+        concepts = list(record["result"]["concepts"].values())  # type: ignore[index]
+        steps = concepts[0]["steps"]
+        if points is not None and steps != points:
+            return None
+        points = steps
+        curves.append(np.mean([c["presence"] for c in concepts], axis=0))
+    return np.array(points, dtype=float), np.array(curves, dtype=float)
+
+
+def concept_lines(rows: Sequence[object]) -> list[str]:
+    """A markdown table per row with probe records: per forgotten concept (mean over the row's
+    runs, final step), its presence under its own name, under paraphrase, after the soft prompt
+    attack, and its relearning area."""
+    lines: list[str] = []
+    for row in rows:
+        found = {p: _final_records(row, p) for p in ("paraphrase", "attack", "relearn")}
+        found = {p: r for p, r in found.items() if r and all(x is not None for x in r)}
+        if not found:
+            continue
+        concepts = sorted({c for records in found.values() for r in records for c in r["result"]["concepts"]})
+        head = ["concept", "own name", "paraphrase", "attack", "relearn AUC"]
+        lines += [f"#### {row.label}: forgotten concepts under the probes (final step, mean over "  # type: ignore[attr-defined]
+                  f"{len(row.summaries)} run(s))", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # type: ignore[attr-defined]
+        for cid in concepts:
+            own = found.get("paraphrase") or found.get("attack")  # both record the run's own-name presence
+            cells = [_mean(own, cid, "own_presence"), _mean(found.get("paraphrase"), cid, "presence"),
+                     _mean(found.get("attack"), cid, "presence"), _mean(found.get("relearn"), cid, "auc")]
+            lines.append(f"| {cid} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _mean(records: list | None, cid: str, field: str) -> str:
+    values = [r["result"]["concepts"].get(cid, {}).get(field) for r in records or []]
+    values = [v for v in values if v is not None]
+    return f"{np.mean(values):.2f}" if values else "—"
+
+
 def agreement_lines(rows: Sequence[object]) -> list[str]:
     """A markdown table of judge agreement per row: the ``agreement`` probe's image pairs of the
     row's runs (final step) pooled, Cohen's κ over all of them and per concept kind; no lines when
