@@ -92,9 +92,10 @@ def _plots_html(table: Table, stem: Path) -> list[str]:
     from culbench.leaderboard import plots as figures
 
     n = stem.name
-    parts = [f"<img alt='{png.stem}' src='{_png_data(png)}'>"
-             for png in (figures.curves(table.rows, stem.with_name(f"{n}-curves.png")),
-                         figures.tradeoff(table.rows, stem.with_name(f"{n}-tradeoff.png")))]
+    pngs = (figures.curves(table.rows, stem.with_name(f"{n}-curves.png")),
+            figures.tradeoff(table.rows, stem.with_name(f"{n}-tradeoff.png")),
+            figures.restoration(table.rows, stem.with_name(f"{n}-restoration.png")))  # None: no relearn records
+    parts = [f"<img alt='{png.stem}' src='{_png_data(png)}'>" for png in pngs if png is not None]
     # the step × concept presence matrix of each finished, non-reference row (its first seed), folded away
     parts.append("<details><summary>Presence heat-maps (step × concept, first seed of each "
                  "row)</summary>")
