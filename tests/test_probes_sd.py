@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import torch
-
 from conftest import HELPERS
+
 from culbench import runfolder as rf
 from culbench.errors import CulbenchError
 from culbench.probes import load_target, run_probes, seeds_for
@@ -27,14 +27,19 @@ TINY = ["attack.steps=2", "attack.batch=2", "attack.generated=3", "attack.gen_st
 
 
 @pytest.fixture(scope="module")
-def sd_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_sd(tmp_path_factory.mktemp("tiny-sd") / "sd")
+
+
+@pytest.fixture(scope="module")
+def sd_run(tiny_sd: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """A dfr10-sd15 smoke run of ``original`` on the tiny SD, judged by a tiny CLIP; its judge options."""
     from culbench.runner import run
 
     root = tmp_path_factory.mktemp("sd-probes")
     config, weights = write_tiny_clip(root / "clip")
     judge = {"model": "tiny-clip-test", "model_config": str(config), "pretrained": str(weights)}
-    run_dir = run("original", sequence="dfr10-sd15", model_options={"model": str(write_tiny_sd(root / "sd"))},
+    run_dir = run("original", sequence="dfr10-sd15", model_options={"model": str(tiny_sd)},
                   judge_options=judge, profile="smoke", out=root / "out", threads=1)
     return run_dir, judge
 
@@ -112,3 +117,19 @@ def test_soft_tokens_on_the_clip_tokenizer_replace_the_name_and_refuse_a_cut_off
     with pytest.raises(CulbenchError, match="'Van Gogh style' falls past the model's 32 text tokens") as err:
         soft_prompts(model.tokenizer, [late], "Van Gogh style", 1)
     assert "\n" not in str(err.value) and "fix:" in str(err.value)
+
+
+def test_soft_tokens_train_and_sample_with_a_half_precision_text_encoder(tiny_sd: Path) -> None:
+    """SD on CUDA keeps the text encoder in float16 and the UNet in float32 (``dtype=auto``)."""
+    from culbench.models.sd import build_sd_model
+    from culbench.probes.attack import encode_soft, invert, soft_prompts, word_vector
+
+    model = build_sd_model(model=str(tiny_sd), dtype="float16", sample_steps=2)
+    assert next(model.text_encoder.parameters()).dtype == torch.float16
+    soft = soft_prompts(model.tokenizer, ["a photo of Pikachu in a park", "Pikachu on a beach"], "Pikachu", 1)
+    latents = model.sample(soft.prompts, [1, 2], guidance=7.5, output="latent")
+    vectors, loss = invert(model, soft, latents, word_vector(model, "a cartoon")[None], steps=2, batch=2,
+                           lr=0.1, t_min=500, seed=0)
+    cond = encode_soft(model, soft, torch.tensor([0, 1]), vectors)
+    assert cond.dtype == torch.float32 and loss is not None and loss > 0
+    assert model.sample(soft.prompts, [5, 6], guidance=7.5, embeddings=cond).shape == (2, 3, 16, 16)
