@@ -3,7 +3,6 @@ renders, judged on fresh samples; records resumable and deterministic; one-line 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 from culbench import runfolder as rf
 from culbench.errors import CulbenchError
 from culbench.probes import load_target, run_probes
-from culbench.probes.attack import SoftPromptAttack, encode_soft, soft_prompts, word_vector
+from culbench.probes.attack import encode_soft, soft_prompts, word_vector
 from culbench.runner import run
 from culbench.tasks import resolve_sequence
 
@@ -106,9 +105,3 @@ def test_attack_inputs_that_cannot_work_fail_with_one_line(base_run: Path, model
     with pytest.raises(CulbenchError, match="longer than 16 tokens"):
         soft_prompts(model.tokenizer, ["a picture of a red star on a dark background, left"], "red",
                      8)
-    target = load_target(base_run, 0)
-    identity = {**target.identity, "model": {**target.identity["model"], "backend": "sd"}}
-    sd = dataclasses.replace(target, manifest={**target.manifest, "identity": identity})
-    with pytest.raises(CulbenchError, match="only ToyWorld runs have") as err:
-        SoftPromptAttack().run(sd, lambda n, d: lambda k=1: None)
-    assert "\n" not in str(err.value) and "fix:" in str(err.value)

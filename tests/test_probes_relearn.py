@@ -131,16 +131,6 @@ def test_find_oracle_record_matches_sequence_order_step_and_config(tmp_path: Pat
     assert find_oracle_record(run_dir, 10, [oracles]) is None and damaged.is_file()  # read only
 
 
-def test_relearn_refuses_a_backend_without_a_renderer(tmp_path: Path) -> None:
-    from culbench.probes import ProbeTarget
-    from culbench.probes.relearn import RelearnProbe
-
-    target = ProbeTarget(tmp_path, {}, resolve_sequence("dfr10-sd15"), 1)
-    with pytest.raises(CulbenchError, match="runs on 'sd'.*fix: probe a ToyWorld run") as err:
-        RelearnProbe().run(target, lambda n, d: lambda k=1: None)
-    assert "\n" not in str(err.value)
-
-
 def test_the_board_reads_relearn_area_and_its_gap_to_the_oracle_under_one_results_root(tmp_path: Path) -> None:
     from culbench.leaderboard.probes import probe_scalar
 

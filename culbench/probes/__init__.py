@@ -9,11 +9,14 @@ what is done and a changed probe or checkpoint is computed again:
   characters described by their parts), from the sequence's ``probes/`` prompts, which no method
   is ever given.
 * ``relearn``: how fast each forgotten concept comes back when the checkpoint is fine-tuned on a
-  few renders of it (a restoration curve), to compare with the retrain oracle under the same attack.
+  few images of it (a restoration curve), to compare with the retrain oracle under the same attack.
 * ``agreement``: the run's judge against a second judge on a sample of the checkpoint's images
   (Cohen's κ), for the report.
 * ``attack``: presence of each forgotten concept after a white-box soft prompt attack (soft
-  tokens in the name's place, trained on ToyWorld renders of the concept, judged on fresh samples).
+  tokens in the name's place, trained on images of the concept, judged on fresh samples).
+
+Both attacks take the attacker's images from ``culbench.probes.images``: ToyWorld renders, or on
+Stable Diffusion the run's base model's images of the concept.
 """
 
 from culbench.probes.base import Probe, ProbeTarget, seeds_for

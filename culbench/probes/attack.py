@@ -5,19 +5,23 @@ White-box concept inversion in the manner of Pham et al., "Circumventing Concept
 Methods for Text-to-Image Generative Models" (ICLR 2024): per forgotten concept, the concept's
 name in its evaluation prompts is replaced by ``tokens`` soft tokens, input word embeddings
 that are optimised (textual inversion: everything else frozen) so that the checkpoint, prompted
-with them, denoises images of the concept. The training images are ToyWorld renders of the
-scenes those prompts describe (``renders`` jittered renders per prompt, encoded with the
-model's VAE), each captioned by its reworded prompt; the loss is the diffusion loss
-(``model.target`` vs ``model.predict``, t uniform over ``[t_min, T)``). Success is then
-judged like the run's evaluation: fresh samples (``seeds_for``: never the run's evaluation
+with them, denoises images of the concept. The training images (``culbench.probes.images``) are,
+on ToyWorld, renders of the scenes those prompts describe (``renders`` jittered renders per
+prompt, encoded with the model's VAE) and, on Stable Diffusion, ``generated`` images the run's
+base model (step 0) draws from those prompts (``gen_steps`` DDIM steps, the run's guidance,
+image ``j`` from prompt ``j mod P``); each is captioned by its reworded prompt; the loss is the
+diffusion loss (``model.target`` vs ``model.predict``, t uniform over ``[t_min, T)``). Success is
+then judged like the run's evaluation: fresh samples (``seeds_for``: never the run's evaluation
 seeds) of the reworded prompts with the learned tokens, judged by the run's judge for the
 concept; ``presence`` is the attack's success rate.
 
 Budget (``Config``; every key is ``--set attack.KEY=VALUE``): ``tokens`` soft tokens,
-``steps`` Adam steps of ``batch`` renders each at learning rate ``lr`` and timesteps from
-``[t_min, T)`` (the noisy part of the schedule, where the prompt decides what is drawn),
-``renders`` renders per prompt, and ``prompts`` × ``seeds`` judged images per concept (the
-training set is all of the concept's evaluation prompts). Everything is seeded from the probe
+``steps`` Adam steps of ``batch`` training images each at learning rate ``lr`` and timesteps
+from ``[t_min, T)`` (the noisy part of the schedule, where the prompt decides what is drawn),
+``renders`` renders per prompt (ToyWorld) or ``generated`` images of ``gen_steps`` sampler steps
+(SD: the expensive part, so fewer than the 4 × 20 a ToyWorld concept gets), and ``prompts`` ×
+``seeds`` judged images per concept (the training set is all of the concept's evaluation
+prompts). Everything is seeded from the probe
 seed and the concept id, so the same checkpoint and config give the same result.
 
 Deviations:
@@ -26,18 +30,23 @@ Deviations:
   the concept's own name, so that the step-0 sanity check (every concept found on the base
   model) tests the optimisation rather than the prompt; ``init=name`` starts from the name
   (the attack then begins where the run's own evaluation is), ``init=WORD`` from any word.
-* Pham et al. learn one token from a handful of real images of the concept; here the images
-  are renders of the very scenes the prompts ask for (ToyWorld renders any scene), which makes
-  the attack stronger per step and lets the budget be small.
+* Pham et al. learn one token from a handful of real images of the concept; on ToyWorld the
+  images are renders of the very scenes the prompts ask for (ToyWorld renders any scene), which
+  makes the attack stronger per step and lets the budget be small. On Stable Diffusion they are
+  the base model's own images of those prompts (the attacker's images of the concept, as in SD
+  concept-inversion and relearning attacks), with seeds that are neither evaluation nor
+  judging seeds; the data fingerprint names the source (``images``) and, on SD, the base
+  model's weights hash.
 * No discrete search: UnlearnDiffAtk (Zhang et al., arXiv 2310.11868) optimises prepended
   vocabulary tokens against the unlearned model; the nearest vocabulary word to each learned
   token is recorded (``nearest``) but not sampled.
-* ToyWorld runs only: the training images are renders, which other backends (Stable
-  Diffusion) lack.
+* Soft tokens sit where the name's tokens were: one soft token replaces a multi-token name
+  (CLIP BPE splits "Pikachu"), and ``init=name`` starts from the mean of those tokens.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,10 +56,17 @@ import torch
 
 from culbench.errors import RunError
 from culbench.probes.base import Probe, ProbeTarget, seeds_for
+from culbench.probes.images import (
+    BASE_MODEL,
+    concept_latents,
+    image_source,
+    render_latents,
+    source_fingerprint,
+)
 from culbench.request import substitute
 
-#: stands for one soft token in a reworded prompt: a word no ToyWorld vocabulary holds, so the
-#: word-level tokenizer gives it its unknown-word token
+#: stands for one soft token in a reworded prompt: a word no prompt holds, added to a copy of the
+#: model's tokenizer as one token (``soft_prompts``)
 PLACEHOLDER = "softtokenslot"
 
 
@@ -64,23 +80,34 @@ class SoftPrompts:
 
 
 def soft_prompts(tokenizer: Any, prompts: Sequence[str], name: str, tokens: int) -> SoftPrompts:
-    """``prompts`` with every whole-word ``name`` replaced by ``tokens`` soft token positions."""
-    unk = tokenizer.unk_token_id
+    """``prompts`` with every whole-word ``name`` replaced by ``tokens`` soft token positions.
+
+    Any tokenizer (ToyWorld's word-level one, SD's CLIP BPE): the placeholder word is added to a
+    copy of it as a token of its own, so each soft position is one token; soft positions hold the
+    unknown-word token (id 0 where there is none). A prompt that the tokenizer truncates anyway
+    (a long prompt on a short-context model) may stay truncated as long as no soft position is cut
+    off; soft tokens must not make a prompt longer than the context.
+    """
+    marking = copy.deepcopy(tokenizer)
+    marking.add_tokens([PLACEHOLDER])
+    marker = marking.convert_tokens_to_ids(PLACEHOLDER)
     reworded = [substitute(p, name, " ".join([PLACEHOLDER] * tokens)) for p in prompts]
     length = tokenizer.model_max_length
     for original, text in zip(prompts, reworded, strict=True):
         if text == original:
             raise RunError(f"attack: evaluation prompt {original!r} does not name {name!r}",
                            "fix the sequence's prompts: the attack rewords the concept's name")
-        if unk is None or unk in tokenizer(original).input_ids:
-            raise RunError(f"attack: the tokenizer cannot mark soft tokens in {original!r}",
-                           "use a word-level tokenizer (ToyWorld's) covering the prompts")
-        if len(tokenizer(text).input_ids) > length:
+        if len(marking(text).input_ids) > max(length, len(tokenizer(original).input_ids)):
             raise RunError(f"attack: {tokens} soft tokens make {original!r} longer than "
                            f"{length} tokens", "use fewer soft tokens (--set attack.tokens=1)")
-    ids = tokenizer(reworded, padding="max_length", max_length=length, truncation=True,
-                    return_tensors="pt").input_ids
-    soft = ids == unk
+    ids = marking(reworded, padding="max_length", max_length=length, truncation=True,
+                  return_tensors="pt").input_ids
+    soft = ids == marker
+    for original, text, row in zip(prompts, reworded, soft, strict=True):
+        if int(row.sum()) < marking(text).input_ids.count(marker):
+            raise RunError(f"attack: {name!r} falls past the model's {length} text tokens in "
+                           f"{original!r}", "shorten the prompt or use fewer soft tokens")
+    ids[soft] = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else 0
     slots = torch.full_like(ids, -1)
     slots[soft] = (soft.long().cumsum(1)[soft] - 1) % tokens  # each occurrence: slots 0..k-1
     return SoftPrompts(reworded, ids, slots)
@@ -99,7 +126,7 @@ def encode_soft(model: Any, prompts: SoftPrompts, rows: torch.Tensor | slice,
 
     handle = layer.register_forward_hook(put)
     try:
-        return model.text_encoder(prompts.ids[rows].to(model.device))[0]
+        return model.text_encoder(prompts.ids[rows].to(model.device))[0].float()  # SD: fp16 encoder
     finally:
         handle.remove()
 
@@ -121,18 +148,6 @@ def nearest_words(model: Any, vectors: torch.Tensor) -> list[str]:
     sims = torch.nn.functional.normalize(vectors.detach().float().to(table.device), dim=-1) @ \
         torch.nn.functional.normalize(table, dim=-1).T
     return model.tokenizer.convert_ids_to_tokens(sims.argmax(-1).tolist())
-
-
-@torch.no_grad()
-def render_latents(model: Any, prompts: Sequence[str], copies: int, seed: int) -> torch.Tensor:
-    """VAE latents ``(copies·P, C, h, w)`` of jittered renders of the scenes ``prompts`` describe;
-    row ``j`` shows prompt ``j mod P``."""
-    from culbench.toyworld.data import render_prompts
-    from culbench.toyworld.model import to_pixels
-
-    images = render_prompts(list(prompts) * copies, seed=seed).to(model.device)
-    latents = model.vae.encode(to_pixels(images)).latent_dist.mean
-    return latents * model.vae.config.scaling_factor
 
 
 def concept_seed(base: int, concept: str) -> int:
@@ -171,23 +186,25 @@ class SoftPromptAttack(Probe):
     """Presence of each forgotten concept after a white-box soft prompt attack on its name."""
 
     name = "attack"
-    backends = ("toyworld",)
+    backends = ("toyworld", "sd")
     version = 1
 
     @dataclass(frozen=True)
     class Config:
         tokens: int = 1             # soft tokens that replace the concept's name
         steps: int = 20             # Adam steps per concept
-        batch: int = 8              # rendered training images per step
+        batch: int = 8              # training images per step
         lr: float = 0.1             # Adam learning rate on the soft token embeddings
         t_min: int = 500            # training timesteps are drawn from [t_min, T): the noisy half
-        renders: int = 4            # jittered renders per evaluation prompt (the training images)
+        renders: int = 4            # ToyWorld: jittered renders per evaluation prompt (training images)
+        generated: int = 16         # SD: images the base model draws of the concept (training images)
+        gen_steps: int = 25         # SD: DDIM steps for each of those images
         init: str = "anchor"        # start: the anchor's word, "name" (the concept's) or a word
         prompts: int | None = None  # judged prompts per concept (None: the profile's)
         seeds: int = 1              # fresh seeds per judged prompt
 
         def __post_init__(self) -> None:
-            for key in ("tokens", "batch", "renders", "seeds"):
+            for key in ("tokens", "batch", "renders", "generated", "gen_steps", "seeds"):
                 if getattr(self, key) < 1:
                     raise ValueError(f"attack.{key} must be at least 1, not {getattr(self, key)}")
             few_prompts = self.prompts is not None and self.prompts < 1
@@ -198,17 +215,10 @@ class SoftPromptAttack(Probe):
                 raise ValueError("attack.init must be 'anchor', 'name' or a vocabulary word")
 
     def data_fingerprint(self, target: ProbeTarget) -> dict[str, Any]:
-        from culbench.toyworld.render import RENDER_VERSION
-
-        return {"render_version": RENDER_VERSION}
+        return source_fingerprint(target)
 
     def run(self, target: ProbeTarget,
             progress: Callable[[int, str], Callable[..., None]]) -> dict[str, Any]:
-        backend = target.identity["model"]["backend"]
-        if backend != "toyworld":
-            raise RunError(f"attack: the attack trains on renders of the concept, which only "
-                           f"ToyWorld runs have (this run's backend is {backend})",
-                           "probe a ToyWorld run (SD support is later work)")
         model = target.model()
         last = model.num_train_timesteps
         if self.config.t_min >= last:
@@ -242,8 +252,15 @@ class SoftPromptAttack(Probe):
         prompts = soft_prompts(model.tokenizer, train, concept.name, cfg.tokens)
         seed = concept_seed(target.seed, cid)
         judged = list(range(min(limit, len(train)))) * cfg.seeds  # prompt index per judged image
-        tick = progress(cfg.steps + len(judged), f"attack: {cid} (step {target.step})")
-        latents = render_latents(model, train, cfg.renders, seed % 2**31)
+        drawn = cfg.generated if image_source(target) == BASE_MODEL else 0
+        tick = progress(drawn + cfg.steps + len(judged), f"attack: {cid} (step {target.step})")
+
+        def rendered() -> tuple[torch.Tensor, list[str]]:
+            return render_latents(model, train, cfg.renders, seed % 2**31), train * cfg.renders
+
+        # latent row j shows train[j mod P] (renders and generated images alike)
+        latents, _ = concept_latents(target, model, cid, count=cfg.generated, seed=seed,
+                                     steps=cfg.gen_steps, render=rendered, tick=tick)
         init = word_vector(model, self._init_word(target, cid)).expand(cfg.tokens, -1)
         vectors, loss = invert(model, prompts, latents, init, steps=cfg.steps, batch=cfg.batch,
                                lr=cfg.lr, t_min=cfg.t_min, seed=seed, tick=tick)
