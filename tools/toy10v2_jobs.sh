@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# toy10@2's long background jobs, each at 1 thread (two of them fill the 2-core machine); every one
+# resumes where it stopped when rerun (finished runs are skipped, interrupted ones resume, the
+# prior resumes from its last 500-step snapshot). How and why: docs/tuning.md, docs/oracle_runs.md.
+#   setsid nohup tools/toy10v2_jobs.sh tune  > /tmp/tune.log 2>&1 < /dev/null &   # equal tuning
+#   setsid nohup tools/toy10v2_jobs.sh prior > /tmp/prior.log 2>&1 < /dev/null &  # the oracle's prior
+# tune [METHODS]: `culbench tune` for each (default: every ranked built-in), noting each record and
+#   pick in leaderboard/tuning/ (commit them). TUNE_OUT: the tuning runs' results root.
+# prior: step 10 of the add-back oracle's seed 0, which trains the prior every oracle step starts
+#   from (ORACLE_OUT/.cache/shared/retrain/). ORACLE_OUT: the oracle's results root.
+set -u
+cd "$(git rev-parse --show-toplevel)"
+culbench=${CULBENCH:-.venv/bin/culbench}
+export OMP_NUM_THREADS=1
+FORGET=zorb,star,red,striped,moon,blue,quillo,heart,yellow,checkered  # toy10@2's ten requests
+case "${1:-}" in
+    tune)
+        for method in ${2:-uce sa esd dfr ca salun finetune}; do
+            "$culbench" tune --method "$method" --sequence toy10@2 --out "${TUNE_OUT:-tuning}" --threads 1 \
+                --index leaderboard/tuning || exit 1
+        done ;;
+    prior)
+        "$culbench" run --method retrain --sequence toy10@2 --seed 0 --step 10 --threads 1 \
+            --set "retrain.prior_without=$FORGET" --out "${ORACLE_OUT:-oracle}" ;;
+    *)
+        echo "usage: tools/toy10v2_jobs.sh tune [METHODS] | prior" >&2; exit 2 ;;
+esac
