@@ -34,6 +34,16 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def toy10_smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete toy10@2 smoke run of ``original`` (seed 1: order 1), shared by the probe tests;
+    a test that writes into a run copies it first."""
+    from culbench.runner import run
+
+    out = tmp_path_factory.mktemp("toy10-smoke")
+    return run("original", sequence="toy10", profile="smoke", out=out, threads=1, seed=1)
+
+
+@pytest.fixture(scope="session")
 def dfr_mock_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete `dfr` smoke run on the mock sequence: the model really changes."""
     from culbench.runner import run

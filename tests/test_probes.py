@@ -13,15 +13,13 @@ from conftest import run_cli
 from culbench import runfolder as rf
 from culbench.errors import CulbenchError
 from culbench.probes import run_probes
-from culbench.runner import run
 from culbench.tasks import resolve_sequence
 
 
 @pytest.fixture(scope="module")
-def base_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete toy10@2 smoke run of ``original`` (seed 1: order 1)."""
-    out = tmp_path_factory.mktemp("probes")
-    return run("original", sequence="toy10", profile="smoke", out=out, threads=1, seed=1)
+def base_run(toy10_smoke_run: Path) -> Path:
+    """The shared toy10@2 smoke run of ``original`` (seed 1: order 1; conftest)."""
+    return toy10_smoke_run
 
 
 def test_paraphrase_probe_records_each_forgotten_concept_and_resumes(base_run: Path, tmp_path: Path) -> None:

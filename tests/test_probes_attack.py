@@ -14,17 +14,15 @@ from culbench import runfolder as rf
 from culbench.errors import CulbenchError
 from culbench.probes import load_target, run_probes
 from culbench.probes.attack import encode_soft, soft_prompts, word_vector
-from culbench.runner import run
 from culbench.tasks import resolve_sequence
 
 TINY = ["attack.steps=2", "attack.batch=4", "attack.renders=1", "attack.prompts=2"]
 
 
 @pytest.fixture(scope="module")
-def base_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A toy10@2 smoke run of ``original`` (seed 1: order 1; every step is the base model)."""
-    out = tmp_path_factory.mktemp("attack")
-    return run("original", sequence="toy10", profile="smoke", out=out, threads=1, seed=1)
+def base_run(toy10_smoke_run: Path) -> Path:
+    """The shared toy10@2 smoke run of ``original`` (seed 1: order 1; conftest)."""
+    return toy10_smoke_run
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from culbench import runfolder as rf
 from culbench.errors import CulbenchError
 from culbench.probes import run_probes
 from culbench.probes.relearn import attack_set, find_oracle_record, relative_to_oracle, steps_to
-from culbench.runner import run
 from culbench.tasks import resolve_sequence
 
 TINY = ["relearn.images=4", "relearn.steps=2", "relearn.checkpoints=2", "relearn.judged=2",
@@ -21,10 +20,9 @@ TINY = ["relearn.images=4", "relearn.steps=2", "relearn.checkpoints=2", "relearn
 
 
 @pytest.fixture(scope="module")
-def base_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete toy10@2 smoke run of ``original`` (seed 1: order 1)."""
-    out = tmp_path_factory.mktemp("relearn")
-    return run("original", sequence="toy10", profile="smoke", out=out, threads=1, seed=1)
+def base_run(toy10_smoke_run: Path) -> Path:
+    """The shared toy10@2 smoke run of ``original`` (seed 1: order 1; conftest)."""
+    return toy10_smoke_run
 
 
 def test_relearn_records_a_curve_per_concept_resumes_and_repeats(base_run: Path, tmp_path: Path) -> None:
