@@ -67,3 +67,23 @@ def test_export_without_runs_is_a_one_line_error(tmp_path: Path) -> None:
 
     with pytest.raises(RunError, match="no run folders"):
         export([tmp_path], tmp_path / "out")
+
+
+def test_task_prompts_export_loads_with_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    from culbench.leaderboard.export import export_prompts
+    from culbench.tasks import resolve_sequence
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    sequence = resolve_sequence("mock")
+    path = export_prompts(sequence, tmp_path)
+    rows = list(datasets.load_dataset("parquet", data_files={"prompts": str(path)},
+                                      cache_dir=str(tmp_path / ".hf-cache"))["prompts"])
+    for concept, prompts in sequence.prompts.items():
+        mine = [r for r in rows if r["concept"] == concept]
+        assert [r["prompt"] for r in mine if r["split"] == "eval"] == list(prompts.eval)
+        assert [(r["prompt"], r["mapped"]) for r in mine if r["split"] == "train"] == \
+            [(p.prompt, p.mapped) for p in prompts.train]
+        assert {r["role"] for r in mine} == {sequence.roles.get(concept, "")}
+    assert {r["sequence"] for r in rows} == {sequence.id}

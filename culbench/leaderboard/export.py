@@ -11,7 +11,8 @@
 - ``README.md`` — a dataset card whose ``configs`` let
   ``datasets.load_dataset(out, "presence")`` (or ``"runs"``) read the files.
 
-Nothing is recomputed: the numbers are the run folders' own.
+Nothing is recomputed: the numbers are the run folders' own. ``export_prompts`` writes a task
+sequence's prompts the same way (``culbench tasks export``).
 """
 
 from __future__ import annotations
@@ -174,3 +175,26 @@ or `datasets.load_dataset(<this folder>, "runs")`.
 The numbers are the run folders' own (`matrix.csv`, `summary.json`); see culbench's
 docs/evaluation.md for each metric's definition.
 """
+
+
+def export_prompts(sequence: Any, out: Path) -> Path:
+    """Write ``<name>@<version>.prompts.parquet`` under ``out``: one row per prompt of every
+    concept of ``sequence`` (a ``TaskSequence``), columns ``sequence, split, concept, role,
+    prompt, mapped`` (role: the concept's evaluated role, ``""`` for one only used as an anchor;
+    mapped: ``""`` where the CSV has none, always for eval prompts)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = []
+    for concept, prompts in sequence.prompts.items():
+        role = sequence.roles.get(concept, "")
+        for split in ("train", "val"):
+            rows.extend({"split": split, "concept": concept, "role": role, "prompt": pair.prompt,
+                         "mapped": pair.mapped} for pair in getattr(prompts, split))
+        rows.extend({"split": "eval", "concept": concept, "role": role, "prompt": prompt, "mapped": ""}
+                    for prompt in prompts.eval)
+    table = pa.Table.from_pylist([{"sequence": sequence.id, **r} for r in rows])
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{sequence.id}.prompts.parquet"
+    pq.write_table(table, path)
+    return path
