@@ -19,6 +19,8 @@ EXAMPLES = """Examples:
   culbench leaderboard build results/ --format latex
 
   culbench leaderboard build results/ --allow-partial           # include unfinished runs, marked
+
+  culbench leaderboard export results/ --out export/             # parquet dataset (presence, runs)
 """
 
 app = typer.Typer(help="Comparative leaderboard tables from result files.", no_args_is_help=True)
@@ -77,4 +79,22 @@ def publish(
         console.print("leaderboard files are up to date", highlight=False)
         return
     for path in write_all(root, html=html):
+        console.print(f"wrote {path}", highlight=False)
+
+
+@app.command("export", epilog=EXAMPLES)
+def export(
+    roots: Annotated[list[Path] | None, typer.Argument(help="Results roots or run directories (default: leaderboard/results).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder to write presence.parquet, runs.parquet and README.md into.")] = Path("export"),
+) -> None:
+    """Write the results as a Hugging Face–style parquet dataset: presence.parquet (run × step ×
+    concept), runs.parquet (one row per run, final-step metrics) and a dataset card."""
+    from culbench.errors import CulbenchError
+    from culbench.leaderboard.export import export as write_dataset
+
+    sources = list(roots or [p for p in DEFAULT_SOURCES[:1] if p.exists()])
+    if not sources:
+        raise CulbenchError("no result folders given and no leaderboard/results here",
+                            "pass results roots, e.g. `culbench leaderboard export results/ --out export/`")
+    for path in write_dataset(sources, out):
         console.print(f"wrote {path}", highlight=False)

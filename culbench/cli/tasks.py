@@ -16,6 +16,8 @@ EXAMPLES = """Examples:
   culbench tasks validate tasks/toy10/sequence.yaml
 
   culbench tasks validate tasks/toy10 --leaks    # every prompt that names a concept forgotten by then
+
+  culbench tasks export toy10@2 --out export/    # prompts as parquet (split,concept,role,prompt,mapped)
 """
 
 app = typer.Typer(help="Work with task files (sequences, concepts, prompts).", no_args_is_help=True)
@@ -52,3 +54,16 @@ def validate(
                           highlight=False, soft_wrap=True)
         for leak in found if leaks else []:
             console.print(f"    {leak.line()}", highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command("export", epilog=EXAMPLES)
+def export(
+    sequence: Annotated[str, typer.Argument(help="Sequence name, name@version or sequence.yaml path.")],
+    out: Annotated[Path, typer.Option(help="Folder to write <name>@<version>.prompts.parquet into.")] = Path("export"),
+) -> None:
+    """Write a sequence's prompts as one parquet file (sequence, split, concept, role, prompt,
+    mapped), loadable with datasets.load_dataset("parquet", data_files=...)."""
+    from culbench.leaderboard.export import export_prompts
+    from culbench.tasks import resolve_sequence
+
+    console.print(f"wrote {export_prompts(resolve_sequence(sequence), out)}", highlight=False)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class MetricInfo:
     """One reported metric: summary ``key``, column ``label``, whether higher is better, the
-    decimals shown (rates and AUCs: 3; FID, CLIP and seconds at the precision they carry) and
+    decimals shown (rates and AUCs: 3; KID: 4; FID, CLIP and seconds at the precision they carry) and
     whether it is the rank key (the headline).
 
     >>> info = MetricInfo("collateral_damage", "Collateral", higher_is_better=False)
@@ -62,6 +62,8 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("auc_gap_retrain", "AUC gap retrain", higher_is_better=False),
     MetricInfo("fid_retained_vs_base", "FID vs base", higher_is_better=False, digits=1),
     MetricInfo("fid_retained_vs_real", "FID vs real", higher_is_better=False, digits=1),
+    MetricInfo("kid_retained_vs_base", "KID vs base", higher_is_better=False, digits=4),
+    MetricInfo("kid_retained_vs_real", "KID vs real", higher_is_better=False, digits=4),
     MetricInfo("clip_retained", "CLIP ret", higher_is_better=True, digits=1),
     MetricInfo("unlearn_seconds_median", "s/request", higher_is_better=False, digits=1),
     MetricInfo("peak_rss_mb", "Peak RSS MB", higher_is_better=False, digits=0),

@@ -1,4 +1,4 @@
-"""Image quality per step: FID in an evaluator's feature space, CLIP score, reference images.
+"""Image quality per step: FID and KID in an evaluator's feature space, CLIP score, reference images.
 
 The evaluation images of every step are observed while they are judged (no second sampling
 pass). What is stored, per step:
@@ -7,8 +7,8 @@ pass). What is stored, per step:
   the order of ``samples.jsonl``), when the judge has ``features()``;
 - a ``clip`` field on each ``samples.jsonl`` line, when the sequence names a CLIP scorer.
 
-FID is then a pure function of stored features (``frechet``), so it can be recomputed and
-bootstrapped offline. The real-image reference (e.g. ToyWorld renders of the very scenes the
+FID and KID are then pure functions of stored features (``frechet``, ``kid``), so they can be
+recomputed and bootstrapped offline. The real-image reference (e.g. ToyWorld renders of the very scenes the
 evaluation prompts describe) is computed once per sequence × evaluator and cached under the
 results root, never per method.
 """
@@ -107,6 +107,47 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
     True
     """
     return frechet_gaussians(Gaussian.fit(a), Gaussian.fit(b))
+
+
+def kid(a: np.ndarray, b: np.ndarray, *, paired: bool = True, subsets: int = 100, seed: int = 0) -> float:
+    """Kernel Inception Distance between two feature sets (rows = images), in the features given:
+    an unbiased estimate of MMD²(a, b) under torchmetrics' polynomial kernel
+    k(x, y) = (xᵀy / d + 1)³ (d = feature size; Bińkowski et al. 2018).
+
+    ``paired`` (row i of ``a`` and of ``b`` come from the same prompt and seed, as a step's
+    images and step 0's or the reference's are): MMD²_u = Σ_{i≠j} [k(aᵢ,aⱼ) + k(bᵢ,bⱼ) −
+    k(aᵢ,bⱼ) − k(aⱼ,bᵢ)] / (m(m−1)) over the whole sets, which leaves out the matched pairs
+    k(aᵢ,bᵢ): they are not independent draws, and with them a set against itself scores
+    −2/m·(mean k(x,x) − mean k(x,y)) instead of 0. Otherwise torchmetrics'
+    ``KernelInceptionDistance`` itself (identity feature extractor, ``subset_size`` = the
+    smaller set; one subset = both whole sets when their sizes agree, else ``subsets`` subsets
+    drawn with torch seeded by ``seed``). Unbiased, so it can be slightly negative.
+
+    >>> x = np.random.default_rng(0).normal(size=(30, 8))
+    >>> kid(x, x)
+    0.0
+    >>> kid(x, x + 1.0) > 0.5   # a mean shift of 1 in 8 dimensions
+    True
+    """
+    import torch
+    from torchmetrics.image.kid import KernelInceptionDistance, poly_kernel
+
+    a_t, b_t = torch.as_tensor(np.asarray(a, np.float64)), torch.as_tensor(np.asarray(b, np.float64))
+    if paired:
+        m = len(a_t)
+        if m != len(b_t) or m < 2:
+            raise ValueError(f"paired KID needs two sets of the same size ≥ 2, got {m} and {len(b_t)}")
+        off = [poly_kernel(x, y) for x, y in ((a_t, a_t), (b_t, b_t), (a_t, b_t))]
+        sums = [k.sum() - k.diagonal().sum() for k in off]
+        return float((sums[0] + sums[1] - 2 * sums[2]) / (m * (m - 1)))
+    metric = KernelInceptionDistance(feature=torch.nn.Identity(), subset_size=min(len(a_t), len(b_t)),
+                                     subsets=1 if len(a_t) == len(b_t) else subsets)
+    metric.update(b_t, real=True)
+    metric.update(a_t, real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, _ = metric.compute()
+    return float(mean)
 
 
 def reference_features(

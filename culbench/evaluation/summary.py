@@ -2,7 +2,7 @@
 
 Inputs per committed step: ``step.json`` (cells, parameter drift), ``samples.jsonl`` (one
 judged image per line, with its CLIP score when the sequence has a scorer) and
-``features.npy`` (judge features, same row order); at the run root ``reference.npy`` (judge
+``features.npy`` (judge features, same row order; FID and KID); at the run root ``reference.npy`` (judge
 features of the real reference images, same row order). Nothing is re-sampled, so anyone can
 recompute the summary — and re-threshold the judge — from a copied run directory.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from culbench.errors import RunError
 from culbench.evaluation import stream
-from culbench.evaluation.quality import Gaussian, frechet_gaussians, load_npy
+from culbench.evaluation.quality import Gaussian, frechet_gaussians, kid, load_npy
 from culbench.runfolder.atomic import read_json
 from culbench.runfolder.layout import REFERENCE, SAMPLES, SCHEMA_VERSION, STEP_RECORD, step_dir
 from culbench.runfolder.records import committed_steps, load_matrix
@@ -86,7 +86,8 @@ def summarise(run_dir: Path, steps: Sequence[int], concepts: Sequence[str], role
 def _quality(run_dir: Path, dirs: Sequence[Path], per_step: Sequence[Sequence[Mapping[str, Any]]],
              roles: Mapping[str, str], forget_order: Sequence[str], fid_replicates: int,
              seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """FID vs base/real on retained concepts' images, CLIP scores, with bootstrap intervals."""
+    """FID (with bootstrap intervals) and KID vs base/real on retained concepts' images, CLIP
+    scores with bootstrap intervals."""
     quality: dict[str, Any] = {}
     intervals: dict[str, Any] = {}
     records = per_step[0]
@@ -99,13 +100,15 @@ def _quality(run_dir: Path, dirs: Sequence[Path], per_step: Sequence[Sequence[Ma
         draws = [rng.integers(0, len(feats[0]), len(feats[0])) for _ in range(fid_replicates)]
         fits = [Gaussian.fit(f) for f in feats]
         boot_fits = [[Gaussian.fit(f[i]) for f in feats] for i in draws]  # per draw, per step
-        references = {"base": (fits[0], [step_fits[0] for step_fits in boot_fits])}  # step 0's own fits
+        references = {"base": (feats[0], fits[0], [step_fits[0] for step_fits in boot_fits])}  # step 0's own
         if (run_dir / REFERENCE).is_file():
             real = load_npy(run_dir / REFERENCE)[retained]
-            references["real"] = (Gaussian.fit(real), [Gaussian.fit(real[i]) for i in draws])
-        for name, (ref_fit, ref_boot) in references.items():
+            references["real"] = (real, Gaussian.fit(real), [Gaussian.fit(real[i]) for i in draws])
+        for name, (ref, ref_fit, ref_boot) in references.items():
             point = np.array([frechet_gaussians(f, ref_fit) for f in fits])
             quality[f"fid_retained_vs_{name}"] = [round(float(v), 6) for v in point]
+            if len(ref) > 1:  # unbiased KID needs two images per set
+                quality[f"kid_retained_vs_{name}"] = [round(kid(f, ref), 8) for f in feats]
             if draws:
                 # FID of a resample is biased upwards (duplicated rows shrink the covariance), so
                 # the percentile interval is shifted back by the bootstrap bias (median − estimate).

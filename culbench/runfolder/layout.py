@@ -95,7 +95,8 @@ SUMMARY_FIELDS: dict[str, str] = {
                   "concept's prompts resampled with all their images, the same draw at every "
                   "step; culbench.evaluation.stream.bootstrap), aligned with metrics",
     "quality": "dict: per step 0..T — fid_retained_vs_base / _vs_real (FID in the judge's "
-               "feature space on retained concepts' images), clip_retained / clip_forgotten "
+               "feature space on retained concepts' images), kid_retained_vs_base / _vs_real (KID, the unbiased "
+               "paired MMD² estimate, same images and features; absent in summaries written before it), clip_retained / clip_forgotten "
                "(mean CLIP score), drift_from_base / drift_from_previous (L2 of UNet weights)",
     "quality_ci": "dict[name, list[[low, high]]]: bootstrap intervals of quality values",
     "compute": "dict: unlearn seconds per request (and median), eval median, peak memory (MB)",
