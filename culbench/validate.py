@@ -63,6 +63,17 @@ def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[
     return problems
 
 
+# quality numbers added to summary.json after runs were made: a summary without them is still valid
+NEWER_QUALITY = ("kid_retained_vs_base", "kid_retained_vs_real")
+
+
+def _without_newer_fields(fresh: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """``fresh`` less the quality numbers the stored summary predates (``NEWER_QUALITY``)."""
+    quality = {k: v for k, v in fresh.get("quality", {}).items()
+               if k not in NEWER_QUALITY or k in stored.get("quality", {})}
+    return {**fresh, "quality": quality}
+
+
 def _check_summary(run_dir: Path, manifest: dict[str, Any], steps: list[int]) -> list[str]:
     """``summary.json`` against the summary its step files give."""
     try:
@@ -70,7 +81,7 @@ def _check_summary(run_dir: Path, manifest: dict[str, Any], steps: list[int]) ->
         fresh = json.loads(json.dumps(build_summary(run_dir, manifest, stored.get("forget_order", []))))
     except RunError as exc:
         return [exc.message]
-    if stored == fresh:
+    if stored == fresh or stored == _without_newer_fields(fresh, stored):
         return []
     if "prompt_hits" not in stored:  # written before summaries recorded per-prompt hits
         return ["summary.json predates per-prompt hit counts: delete it and rerun the same `culbench run` "

@@ -62,3 +62,22 @@ def test_summary_kid_recomputes_from_stored_features(dfr_mock_run: Path) -> None
     if (dfr_mock_run / "reference.npy").is_file():
         real = np.load(dfr_mock_run / "reference.npy").astype(np.float64)[retained]
         assert quality["kid_retained_vs_real"][-1] == pytest.approx(_paired_mmd(feats[-1], real), abs=1e-7)
+
+
+def test_a_summary_written_before_kid_still_validates(smoke_run: Path, tmp_path: Path) -> None:
+    """Runs made before KID existed keep validating; a changed number in them still fails."""
+    import shutil
+
+    from culbench.validate import validate_run
+
+    run_dir = Path(shutil.copytree(smoke_run, tmp_path / "run"))
+    path = run_dir / "summary.json"
+    summary = json.loads(path.read_text())
+    assert "kid_retained_vs_base" in summary["quality"]
+    for key in ("kid_retained_vs_base", "kid_retained_vs_real"):
+        summary["quality"].pop(key, None)
+    path.write_text(json.dumps(summary))
+    assert validate_run(run_dir) == []
+    summary["quality"]["fid_retained_vs_base"][-1] += 1.0
+    path.write_text(json.dumps(summary))
+    assert validate_run(run_dir) == ["summary.json differs from what the step files give"]
