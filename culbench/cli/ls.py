@@ -10,7 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from culbench.cli.console import console, duration
+from culbench.cli.console import console, duration, styled
 
 EXAMPLES = """Examples:
 
@@ -43,7 +43,7 @@ def _registry_rows(registry) -> list[tuple[str, str, str]]:
 def methods(
     name: Annotated[str | None, typer.Argument(help="Show this method in full.")] = None,
 ) -> None:
-    """Built-in and plugin (entry point ``culbench.methods``) methods; with NAME, one in full."""
+    """Built-in and plugin methods (entry point group culbench.methods); with NAME, one in full."""
     from culbench.catalog import METHODS
 
     if name is None:
@@ -60,7 +60,7 @@ def _method_detail(name: str, registry) -> None:
     cls = registry.get(name)  # unknown names raise with a did-you-mean list
     entry = registry.entry(name)
     where = inspect.getsourcefile(cls) or entry.target
-    console.print(f"[bold]{name}[/bold]  ({entry.source}, {where})", highlight=False)
+    console.print(styled((name, "bold"), f"  ({entry.source}, {where})"), highlight=False)
     console.print(f"trains: {', '.join(cls.trains)}    backends: "
                   f"{', '.join(cls.backends or ('any',))}", highlight=False)
     table = Table(title=f"config (--set {name}.FIELD=VALUE)", show_lines=False)

@@ -1,0 +1,86 @@
+"""A command line people read (issue #37): the version, fix hints printed as written, help without
+Python types, profiles and plugins described, smoke numbers labelled, one default for every entry."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from culbench.catalog import METHODS
+from culbench.cli import main
+from culbench.errors import CulbenchError
+
+BRACKETS = "pip install 'culbench[vlm]' or pip install -e '.[vlm]'"
+
+
+def _main(args: list[str]) -> int:
+    """Run the CLI in this process; its exit status."""
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_version_prints_the_culbench_version() -> None:
+    import culbench
+
+    done = run_cli("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"culbench {culbench.__version__}"
+
+
+def test_an_error_prints_its_fix_with_square_brackets(monkeypatch, capsys, tmp_path: Path) -> None:  # noqa: ANN001
+    from culbench.runfolder import progress
+
+    def fail(root: Path) -> list:
+        raise CulbenchError("the VLM judge needs transformers", BRACKETS)
+
+    monkeypatch.setattr(progress, "run_progress", fail)
+    assert _main(["ls", "runs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: the VLM judge needs transformers; fix: {BRACKETS}" in err
+
+
+def test_doctor_prints_a_fix_with_square_brackets(monkeypatch, capsys) -> None:  # noqa: ANN001
+    from culbench.cli import doctor
+
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setattr(doctor, "findings", lambda: [doctor.Finding("VLM judge", False, f"fix: {BRACKETS}", False)])
+    assert _main(["doctor"]) == 0
+    assert BRACKETS in capsys.readouterr().out
+
+
+def _commands() -> list[list[str]]:
+    import typer
+
+    from culbench.cli import app
+
+    def walk(command, path: list[str]):  # noqa: ANN001, ANN202
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+def test_help_shows_no_python_types_or_rest_markup(monkeypatch, capsys) -> None:  # noqa: ANN001
+    monkeypatch.setenv("COLUMNS", "200")
+    commands = _commands()
+    assert ["run"] in commands and ["ls", "runs"] in commands and len(commands) > 20
+    for path in commands:
+        assert _main([*path, "--help"]) == 0, path
+        text = capsys.readouterr().out
+        assert "Usage: culbench" in text, path
+        for bad in ("<str>", "<int>", "<float>", "<bool>", "<path>", "list[", "``", ":class:", ":meth:", ":func:"):
+            assert bad not in text, (path, bad)
+    _main(["run", "--help"])
+    run_help = capsys.readouterr().out
+    assert "--seed" in run_help and "INTEGER" in run_help and "PATH" in run_help
+    _main(["ls", "runs", "--help"])
+    assert "[ROOT]" in capsys.readouterr().out  # arguments are named as the docstrings name them
