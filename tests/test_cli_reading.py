@@ -84,3 +84,53 @@ def test_help_shows_no_python_types_or_rest_markup(monkeypatch, capsys) -> None:
     assert "--seed" in run_help and "INTEGER" in run_help and "PATH" in run_help
     _main(["ls", "runs", "--help"])
     assert "[ROOT]" in capsys.readouterr().out  # arguments are named as the docstrings name them
+
+
+def test_ls_profiles_shows_what_each_profile_evaluates() -> None:
+    from culbench.profiles import PROFILES
+
+    done = run_cli("ls", "profiles")
+    assert done.returncode == 0, done.stderr
+    lines = {line.strip("│ ").split("│")[0].strip(): line for line in done.stdout.splitlines()}
+    for label, field, none in (("prompts per concept", "prompts_per_concept", "all"),
+                               ("seeds per prompt", "seeds_per_prompt", "all"),
+                               ("sampler steps", "sample_steps", "sequence's"),
+                               ("max iterations / request", "max_iterations", "no cap")):
+        cells = [c.strip() for c in lines[label].strip("│ \n").split("│")[1:]]
+        assert cells == [none if getattr(p, field) is None else str(getattr(p, field)) for p in PROFILES.values()]
+    assert "smoke: seconds per run" in done.stdout
+
+
+@pytest.fixture
+def plugin_method(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """A lazily registered plugin method whose module would fail if it were imported."""
+    (tmp_path / "summary_plugin_mod.py").write_text(
+        '"""Module docstring."""\nraise ImportError("importing me needs torch")\n\n\n'
+        'class Eraser:\n    """Erases concepts by magic, one request at a time.\n\n    More text.\n    """\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    METHODS.register_lazy("summary-test-only", "summary_plugin_mod:Eraser", source="plugin magic==0.1")
+    yield "summary-test-only"
+    METHODS.unregister("summary-test-only")
+
+
+def test_ls_methods_shows_a_plugins_docstring_without_importing_it(plugin_method: str, monkeypatch,  # noqa: ANN001
+                                                                   capsys) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    assert _main(["ls", "methods"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if plugin_method in line)
+    assert "plugin magic==0.1" in row and "Erases concepts by magic, one request at a time." in row
+    assert "summary_plugin_mod" not in sys.modules
+
+
+def test_source_summary_reads_a_submodule_without_running_its_package(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from culbench.catalog import source_summary
+
+    package = tmp_path / "summary_pkg_test"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise RuntimeError('never run')\n")
+    (package / "methods.py").write_text('"""The module."""\n\nclass A:\n    """Class A does a thing."""\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert source_summary("summary_pkg_test.methods:A") == "Class A does a thing."
+    assert source_summary("summary_pkg_test.methods:Missing") == "The module."
+    assert source_summary("no_such_module_anywhere:A") == ""
+    assert "summary_pkg_test" not in sys.modules
