@@ -134,3 +134,19 @@ def test_source_summary_reads_a_submodule_without_running_its_package(tmp_path: 
     assert source_summary("summary_pkg_test.methods:Missing") == "The module."
     assert source_summary("no_such_module_anywhere:A") == ""
     assert "summary_pkg_test" not in sys.modules
+
+
+def test_run_sweep_and_the_python_api_share_their_defaults() -> None:
+    from culbench.cli import run as run_cli_module
+    from culbench.cli import sweep as sweep_cli_module
+    from culbench.runner import run
+    from culbench.spec import RunSpec
+
+    spec = RunSpec("dfr")
+    for command in (run_cli_module.run, sweep_cli_module.sweep):
+        params = inspect.signature(command).parameters
+        assert params["profile"].default == spec.profile == "standard", command
+        assert params["out"].default == spec.out == Path("results"), command
+    assert "standard" in inspect.getdoc(run)
+    printed = run_cli("sweep", "--methods", "dfr", "--seeds", "0", "--print-commands")
+    assert "--profile standard --out results " in printed.stdout

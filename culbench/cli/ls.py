@@ -11,6 +11,7 @@ from rich import box
 from rich.table import Table
 
 from culbench.cli.console import console, duration, styled
+from culbench.spec import DEFAULT_OUT
 
 EXAMPLES = """Examples:
 
@@ -148,7 +149,7 @@ def _when(stamp: str, today: str) -> str:
 
 @app.command("runs", epilog=EXAMPLES)
 def runs(
-    root: Annotated[Path, typer.Argument(help="A results directory (what --out was).")] = Path("results"),
+    root: Annotated[Path, typer.Argument(help="A results directory (what --out was).")] = DEFAULT_OUT,
 ) -> None:
     """Runs under ROOT: status, steps committed, compute spent and an estimate of the time left."""
     from culbench.errors import ConfigError

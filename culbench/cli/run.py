@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from culbench.cli.console import console, err_console
+from culbench.spec import DEFAULT_OUT, DEFAULT_PROFILE
 
 EXAMPLES = """Examples:
 
@@ -30,8 +31,8 @@ def run(
     method: Annotated[str, typer.Option("--method", "-m", help="Registered method (culbench ls methods).")],
     sequence: Annotated[str, typer.Option(help="Sequence name, name@version or path to sequence.yaml (default: toy10).")] = "",
     seed: Annotated[int, typer.Option(help="Run seed (method randomness).")] = 0,
-    profile: Annotated[str, typer.Option(help="smoke | standard | full.")] = "standard",
-    out: Annotated[Path, typer.Option(help="Results root directory.")] = Path("results"),
+    profile: Annotated[str, typer.Option(help="smoke | standard | standard-6x6 | full (culbench ls profiles).")] = DEFAULT_PROFILE,
+    out: Annotated[Path, typer.Option(help="Results root directory (culbench sweep's too).")] = DEFAULT_OUT,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override METHOD.FIELD=VALUE (repeatable).")] = None,
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from culbench.cli.console import console, err_console
+from culbench.spec import DEFAULT_OUT, DEFAULT_PROFILE
 
 EXAMPLES = """Examples:
 
@@ -20,7 +21,9 @@ EXAMPLES = """Examples:
 
   culbench sweep --methods leaderboard --seeds 0,1,2 --print-commands > runs.txt    # fan out elsewhere:
   parallel -j 4 < runs.txt                                                  #   GNU parallel, or a SLURM array
-  culbench leaderboard build leaderboard/results                            #   then rebuild the tables
+  culbench leaderboard build results/                                       #   then build the tables
+
+  culbench sweep --methods leaderboard --seeds 0,1,2 --out leaderboard/results   # the published board's runs
 
   culbench sweep --methods dfr --seeds 0 --split val --out tuning \\         # choose hyper-parameters
       --grid dfr.lr=5e-5,1e-4,2e-4 --grid dfr.iterations=40,80              #   on the validation prompts
@@ -58,8 +61,8 @@ def sweep(
     methods: Annotated[str, typer.Option(help="Comma-separated methods; 'leaderboard' (the published board's built-ins: all but retrain) or 'all' (every registered method, retrain's ~1 h per request included).")],
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
     sequence: Annotated[str, typer.Option(help="Sequence (default: toy10).")] = "",
-    profile: Annotated[str, typer.Option(help="smoke | standard | full.")] = "standard",
-    out: Annotated[Path, typer.Option(help="Results root (the leaderboard reads leaderboard/results).")] = Path("leaderboard/results"),
+    profile: Annotated[str, typer.Option(help="smoke | standard | standard-6x6 | full (culbench ls profiles).")] = DEFAULT_PROFILE,
+    out: Annotated[Path, typer.Option(help="Results root, as culbench run's; the published board's runs go to --out leaderboard/results.")] = DEFAULT_OUT,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override METHOD.FIELD=VALUE for every run of METHOD (repeatable).")] = None,
     grid: Annotated[list[str] | None, typer.Option(help="METHOD.FIELD=V1,V2,...: one run per value, crossed with the other --grid options (repeatable).")] = None,
