@@ -136,6 +136,26 @@ def test_source_summary_reads_a_submodule_without_running_its_package(tmp_path: 
     assert "summary_pkg_test" not in sys.modules
 
 
+def test_smoke_results_say_they_are_plumbing(smoke_run: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from culbench.cli.run import _print_result
+    from culbench.cli.sweep import settings_table
+    from culbench.leaderboard import build, render
+    from culbench.profiles import SMOKE_NOTE, caveat
+
+    assert caveat("smoke") == SMOKE_NOTE and caveat("standard") == ""
+    _print_result(smoke_run)
+    assert SMOKE_NOTE in capsys.readouterr().out
+    assert settings_table({("original", ()): [smoke_run]})[-1] == SMOKE_NOTE
+    tables = build([smoke_run])
+    assert all(SMOKE_NOTE in t.title for t in tables)
+    assert SMOKE_NOTE in render(tables, "md")
+    assert all(t["note"] == SMOKE_NOTE for t in json.loads(render(tables, "json")))
+    done = run_cli("report", str(smoke_run), "--out", str(tmp_path / "report"), "--no-plots")
+    assert done.returncode == 0, done.stderr
+    assert SMOKE_NOTE in done.stdout
+    assert f"## mock@1 · profile smoke · {SMOKE_NOTE}" in (tmp_path / "report" / "report.md").read_text()
+
+
 def test_run_sweep_and_the_python_api_share_their_defaults() -> None:
     from culbench.cli import run as run_cli_module
     from culbench.cli import sweep as sweep_cli_module

@@ -97,7 +97,10 @@ def _print_result(run_dir: Path) -> None:
     console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
     if not summary.exists():
         return
-    metrics = json.loads(summary.read_text())["metrics"]
+    from culbench.profiles import caveat
+
+    record = json.loads(summary.read_text())
+    metrics = record["metrics"]
 
     def last(name: str) -> str:
         values = [v for v in metrics.get(name, []) if v is not None]
@@ -112,3 +115,5 @@ def _print_result(run_dir: Path) -> None:
         f"{last('retention_related')}  general retention {last('retention_general')}  {''.join(held)}"
         f"{headline}(base-normalised)", highlight=False, soft_wrap=True,
     )
+    if caveat(record.get("profile", "")):
+        console.print(caveat(record["profile"]), style="yellow", highlight=False, soft_wrap=True)

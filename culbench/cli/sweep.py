@@ -131,12 +131,16 @@ TABLE_KEYS = (("headline_h", "H"), ("ua_cumulative", "UA cum"), ("retention_rela
 
 
 def settings_table(dirs: dict[tuple[str, tuple[str, ...]], list[Path]]) -> list[str]:
-    """Markdown rows: one per (method, overrides), final-step means over seeds, best H marked."""
+    """Markdown rows: one per (method, overrides), final-step means over seeds, best H marked; then
+    the smoke profile's note when a run is a smoke run."""
     from culbench.leaderboard import final_value
+    from culbench.profiles import caveat
 
     rows: list[tuple[str, str, list[float | None]]] = []
+    notes: set[str] = set()
     for (method, overrides), run_dirs in dirs.items():
         summaries = [json.loads((d / "summary.json").read_text(encoding="utf-8")) for d in run_dirs]
+        notes |= {caveat(s.get("profile", "")) for s in summaries} - {""}
         values: list[float | None] = []
         for key, _ in TABLE_KEYS:
             points = [final_value(s, key)[0] for s in summaries]
@@ -150,4 +154,4 @@ def settings_table(dirs: dict[tuple[str, tuple[str, ...]], list[Path]]) -> list[
         if values[0] is not None and values[0] == best[method]:
             cells[0] = f"**{cells[0]}**"
         lines.append(f"| {method} | {settings} | {len(run_dirs)} | " + " | ".join(cells) + " |")
-    return lines
+    return lines + ["", *sorted(notes)] if notes else lines
