@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+
 from culbench.catalog import METHODS
 from culbench.cli import main
 from culbench.errors import CulbenchError
@@ -33,6 +33,13 @@ def test_version_prints_the_culbench_version() -> None:
     done = run_cli("--version")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"culbench {culbench.__version__}"
+
+
+@pytest.mark.parametrize("args", [[], ["ls"]])
+def test_a_bare_command_prints_its_help_and_no_empty_error(args: list[str]) -> None:
+    done = run_cli(*args)
+    assert "Usage: culbench" in done.stdout
+    assert "error" not in done.stderr, done.stderr
 
 
 def test_an_error_prints_its_fix_with_square_brackets(monkeypatch, capsys, tmp_path: Path) -> None:  # noqa: ANN001

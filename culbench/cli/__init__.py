@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     except _EXIT as exc:
         sys.exit(exc.exit_code)
     except _USAGE as exc:
+        if not exc.format_message().strip():  # `culbench` or `culbench ls` alone: the help is printed
+            sys.exit(exc.exit_code)
         ctx = getattr(exc, "ctx", None)  # the (sub)command that failed, e.g. `culbench run`
         command = ctx.command_path if ctx is not None else "culbench"
         err_console.print(styled(("error:", "bold red"), f" {exc.format_message()}; fix: see "
