@@ -111,6 +111,40 @@ def _discover_methods(registry: Registry[Any]) -> None:
                 )
 
 
+def source_summary(target: str) -> str:
+    """First line of the docstring of ``module:Class`` (else of its module), read from the source
+    file without importing it (a plugin may import torch); ``""`` when the file is not found."""
+    import importlib.machinery
+    import importlib.util
+
+    module, _, attr = target.partition(":")
+    parts = module.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0])  # a top-level name: found, not imported
+        for part in parts[1:]:  # submodules: searched in the parent's folder, no __init__ run
+            spec = importlib.machinery.PathFinder.find_spec(part, spec.submodule_search_locations or [])
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    except (AttributeError, ImportError, OSError, SyntaxError, TypeError, ValueError):
+        return ""
+    node: ast.AST | None = tree
+    for name in attr.split(".") if attr else []:
+        body = getattr(node, "body", [])
+        node = next((n for n in body if isinstance(n, ast.ClassDef) and n.name == name), None)
+    doc = (ast.get_docstring(node) if node is not None else None) or ast.get_docstring(tree) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def summary_of(entry: Any) -> str:
+    """What ``culbench ls`` shows for a registry entry: its summary, else (plugins register none)
+    its docstring's first line, from the loaded object or read from its source file."""
+    if entry.summary:
+        return entry.summary
+    if entry.obj is not None:
+        doc = (getattr(entry.obj, "__doc__", None) or "").strip()
+        return doc.splitlines()[0] if doc else ""
+    return source_summary(entry.target)
+
+
 SEQUENCE_VERSIONS: dict[str, dict[int, Path]] = {}  # name -> version -> sequence.yaml (archived ones too)
 
 

@@ -54,6 +54,16 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+SMOKE_NOTE = "smoke profile: plumbing numbers, not measurements"
+
+
+def caveat(profile: str) -> str:
+    """The note every printed result of ``profile`` carries: smoke runs (2 prompts, 2 sampler
+    steps, 2 training iterations) check that the plumbing works and measure nothing; ``""`` for
+    the other profiles."""
+    return SMOKE_NOTE if profile == "smoke" else ""
+
+
 def get_profile(name: str) -> Profile:
     """The profile called ``name``; unknown names raise with the list."""
     if name not in PROFILES:

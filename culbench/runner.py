@@ -29,9 +29,9 @@ from culbench.config import config_to_dict
 from culbench.errors import CulbenchError, RunError
 from culbench.evaluation.checkpoint import CheckpointEvaluator
 from culbench.evaluation.summary import build_summary
-from culbench.spec import DEFAULT_SEQUENCE, Resolved, RunSpec
+from culbench.spec import DEFAULT_OUT, DEFAULT_PROFILE, DEFAULT_SEQUENCE, Resolved, RunSpec
 
-__all__ = ["DEFAULT_SEQUENCE", "Hooks", "RunSpec", "merge_run", "run", "run_spec"]
+__all__ = ["DEFAULT_OUT", "DEFAULT_PROFILE", "DEFAULT_SEQUENCE", "Hooks", "RunSpec", "merge_run", "run", "run_spec"]
 
 ProgressFactory = Callable[[int, str], Callable[..., None]]
 
@@ -59,7 +59,8 @@ class Hooks:
 def run(method: str, *, progress: ProgressFactory | None = None, log: Callable[[str], None] | None = None,
         warn: Callable[[str], None] | None = None, argv: Sequence[str] | None = None, **options: Any) -> Path:
     """Run ``method`` through a sequence and return the run folder: ``RunSpec(method, **options)``
-    (``overrides`` and ``steps`` may be any sequence) with the given hooks (see :class:`Hooks`)."""
+    (``overrides`` and ``steps`` may be any sequence) with the given hooks (see :class:`Hooks`).
+    The defaults are ``culbench run``'s: profile ``standard``, results under ``results/``."""
     known = [f.name for f in dataclasses.fields(RunSpec)]
     for key in options:
         if key not in known:

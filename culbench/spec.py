@@ -16,6 +16,8 @@ from typing import Any
 from culbench.errors import CulbenchError
 
 DEFAULT_SEQUENCE = "toy10"  # the embedded ToyWorld benchmark
+DEFAULT_PROFILE = "standard"  # the leaderboard setting: `culbench run`, `sweep`, `tune` and run()
+DEFAULT_OUT = Path("results")  # results root of `culbench run` and `sweep`, and of run()
 MODES = ("sequential", "independent", "simultaneous")
 SPLITS = ("eval", "val")
 
@@ -34,8 +36,8 @@ class RunSpec:
         method: registered method name.
         sequence: sequence name, ``name@version`` or path to a ``sequence.yaml``.
         seed: run seed (the method's randomness; evaluation noise is fixed by the sequence).
-        profile: ``smoke``, ``standard`` or ``full``.
-        out: results root; the run lives in ``out/<sequence@v>/<label>/<profile>/seed<seed>``.
+        profile: ``smoke``, ``standard`` (the default, as on the command line) or ``full``.
+        out: results root (default ``results``, as on the command line); the run lives in ``out/<sequence@v>/<label>/<profile>/seed<seed>``.
         overrides: ``("dfr.lr=1e-5", ...)`` checked against the method's Config.
         device: torch device; threads: torch CPU threads (``None``: all cores).
         mode: ``sequential`` (the benchmark), ``independent`` (each request from the base model,
@@ -52,8 +54,8 @@ class RunSpec:
     method: str
     sequence: str = DEFAULT_SEQUENCE
     seed: int = 0
-    profile: str = "smoke"
-    out: Path = Path("results")
+    profile: str = DEFAULT_PROFILE
+    out: Path = DEFAULT_OUT
     overrides: tuple[str, ...] = ()
     device: str = "cpu"
     threads: int | None = None

@@ -114,6 +114,7 @@ def test_ls_runs_shows_progress_and_time_left(smoke_run: Path, tmp_path: Path) -
     assert "mock@1/original/smoke/seed1: step 2 in progress, snapshot saved 0 min ago" in done.stdout
     assert rows["mock@1/broken/smoke/seed0"][1] == "unreadable"
     assert "mock@1/broken/smoke/seed0: " in done.stdout and "is corrupt" in done.stdout
+    assert "spent in all: 1h" in done.stdout  # the recorded compute of every run, summed
     line = _one_line_error(run_cli("ls", "runs", str(tmp_path / "empty")))
     assert "is not a directory" in line and "culbench ls runs results" in line
 

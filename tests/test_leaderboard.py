@@ -15,7 +15,7 @@ from culbench.leaderboard import build, render
 
 def test_formats_and_rows(smoke_run: Path, dfr_mock_run: Path) -> None:
     tables = build([smoke_run, dfr_mock_run])
-    assert [t.title for t in tables] == ["mock@1 · profile smoke"]
+    assert [t.title for t in tables] == ["mock@1 · profile smoke · smoke profile: plumbing numbers, not measurements"]
     assert {r.label for r in tables[0].rows} == {"dfr[iterations=4 lr=0.01]", "original"}
     md = render(tables, "md")
     assert md.count("| self-reported") == 2 and "tie-aware" in md

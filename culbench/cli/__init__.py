@@ -6,6 +6,7 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
+from typing import Annotated
 
 import click
 import typer
@@ -24,7 +25,8 @@ from culbench.cli import tune as tune_cli
 from culbench.cli import tasks as tasks_cli
 from culbench.cli import toyworld as toyworld_cli
 from culbench.cli import validate as validate_cli
-from culbench.cli.console import err_console
+from culbench.cli.console import console, err_console, styled
+from culbench.cli.helptext import plain_metavars
 from culbench.errors import CulbenchError
 
 try:  # typer >= 0.24 vendors its own click: catch both families of usage errors
@@ -43,6 +45,25 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    """Print the culbench version and stop (the eager ``--version`` option)."""
+    if value:
+        from culbench import __version__
+
+        console.print(f"culbench {__version__}", highlight=False, markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the culbench version and exit.")] = False,
+) -> None:
+    """Benchmark continual concept unlearning in text-to-image diffusion models."""
+
+
 app.command("run", epilog=run_cli.EXAMPLES)(run_cli.run)
 app.command("validate", epilog=validate_cli.EXAMPLES)(validate_cli.validate)
 app.command("migrate", epilog=validate_cli.MIGRATE_EXAMPLES)(validate_cli.migrate)
@@ -64,27 +85,30 @@ app.add_typer(judges_cli.app, name="judges")
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``culbench`` console script."""
     try:
-        app(args=argv, prog_name="culbench", standalone_mode=False)
+        command = plain_metavars(typer.main.get_command(app))  # help without Python types
+        command(args=argv, prog_name="culbench", standalone_mode=False)
     except CulbenchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.one_line()}", soft_wrap=True, markup=True,
+        err_console.print(styled(("error:", "bold red"), f" {exc.one_line()}"), soft_wrap=True,
                           highlight=False)
         sys.exit(exc.exit_code)
     except _EXIT as exc:
         sys.exit(exc.exit_code)
     except _USAGE as exc:
+        if not exc.format_message().strip():  # `culbench` or `culbench ls` alone: the help is printed
+            sys.exit(exc.exit_code)
         ctx = getattr(exc, "ctx", None)  # the (sub)command that failed, e.g. `culbench run`
         command = ctx.command_path if ctx is not None else "culbench"
-        err_console.print(f"[bold red]error:[/] {exc.format_message()}; fix: see `{command} --help`",
-                          soft_wrap=True, highlight=False)
+        err_console.print(styled(("error:", "bold red"), f" {exc.format_message()}; fix: see "
+                                 f"`{command} --help`"), soft_wrap=True, highlight=False)
         sys.exit(2)
     except _ABORT:
-        err_console.print("[yellow]interrupted[/]: committed steps are kept; rerun the same "
-                          "command to resume", soft_wrap=True)
+        err_console.print(styled(("interrupted", "yellow"), ": committed steps are kept; rerun the "
+                                 "same command to resume"), soft_wrap=True)
         sys.exit(130)
     except Exception as exc:  # a culbench bug: keep the traceback, print one line
         log = Path(tempfile.gettempdir()) / "culbench-crash.log"
         log.write_text(traceback.format_exc())
-        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}; fix: "
-                          f"please report it with the traceback saved in {log}",
-                          soft_wrap=True, highlight=False, markup=True)
+        err_console.print(styled(("internal error:", "bold red"), f" {type(exc).__name__}: {exc}; fix: "
+                                 f"please report it with the traceback saved in {log}"),
+                          soft_wrap=True, highlight=False)
         sys.exit(1)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from culbench.cli.console import console
+from culbench.cli.console import console, styled
 
 EXAMPLES = """Examples:
 
@@ -34,7 +34,7 @@ def check_method(
     for column in ("check", "result", "detail"):
         table.add_column(column)
     for c in checks:
-        table.add_row(c.name, "[green]pass[/]" if c.ok else "[red]FAIL[/]", c.detail)
+        table.add_row(c.name, styled(("pass", "green")) if c.ok else styled(("FAIL", "red")), c.detail)
     console.print(table)
     failed = [c.name for c in checks if not c.ok]
     if failed:

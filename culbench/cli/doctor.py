@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from culbench.cli.console import console
+from culbench.cli.console import console, styled
 
 EXAMPLES = """Examples:
 
@@ -136,7 +136,6 @@ def findings() -> list[Finding]:
 def doctor() -> None:
     """Check the install: torch and devices, shipped weights (sha256), methods and plugins, task
     files, evaluators and optional extras. Exits 1 if a required check fails."""
-    from rich.markup import escape
     from rich.table import Table
 
     from culbench.errors import CulbenchError
@@ -146,8 +145,8 @@ def doctor() -> None:
         table.add_column(column, overflow="fold")
     results = findings()
     for f in results:
-        mark = "[green]ok[/]" if f.ok else ("[red]FAIL[/]" if f.required else "[yellow]optional[/]")
-        table.add_row(escape(f.check), mark, escape(f.detail))
+        mark = ("ok", "green") if f.ok else (("FAIL", "red") if f.required else ("optional", "yellow"))
+        table.add_row(f.check, styled(mark), f.detail)  # the consoles read no markup: '.[vlm]' stays
     console.print(table)
     failed = [f.check for f in results if f.required and not f.ok]
     if failed:

@@ -10,7 +10,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from culbench.cli.console import console, duration
+from culbench.cli.console import console, duration, styled
+from culbench.spec import DEFAULT_OUT
 
 EXAMPLES = """Examples:
 
@@ -36,14 +37,17 @@ def _table(title: str, rows: list[tuple[str, str, str]]) -> None:
 
 
 def _registry_rows(registry) -> list[tuple[str, str, str]]:
-    return [(e.name, e.source, e.summary) for e in registry.entries()]
+    """(name, source, summary) per entry; a plugin's summary is its docstring's first line."""
+    from culbench.catalog import summary_of
+
+    return [(e.name, e.source, summary_of(e)) for e in registry.entries()]
 
 
 @app.command("methods", epilog=EXAMPLES)
 def methods(
     name: Annotated[str | None, typer.Argument(help="Show this method in full.")] = None,
 ) -> None:
-    """Built-in and plugin (entry point ``culbench.methods``) methods; with NAME, one in full."""
+    """Built-in and plugin methods (entry point group culbench.methods); with NAME, one in full."""
     from culbench.catalog import METHODS
 
     if name is None:
@@ -60,7 +64,7 @@ def _method_detail(name: str, registry) -> None:
     cls = registry.get(name)  # unknown names raise with a did-you-mean list
     entry = registry.entry(name)
     where = inspect.getsourcefile(cls) or entry.target
-    console.print(f"[bold]{name}[/bold]  ({entry.source}, {where})", highlight=False)
+    console.print(styled((name, "bold"), f"  ({entry.source}, {where})"), highlight=False)
     console.print(f"trains: {', '.join(cls.trains)}    backends: "
                   f"{', '.join(cls.backends or ('any',))}", highlight=False)
     table = Table(title=f"config (--set {name}.FIELD=VALUE)", show_lines=False)
@@ -84,12 +88,31 @@ def sequences(
     _table("sequences", rows)
 
 
+PROFILE_ROWS = (  # (label, Profile field, what None means)
+    ("prompts per concept", "prompts_per_concept", "all"), ("seeds per prompt", "seeds_per_prompt", "all"),
+    ("sampler steps", "sample_steps", "sequence's"), ("max iterations / request", "max_iterations", "no cap"),
+    ("max samples / request", "max_samples", "no cap"), ("images per batch", "batch_size", ""),
+    ("bootstrap replicates", "bootstrap", ""), ("FID bootstrap replicates", "fid_bootstrap", ""))
+
+
 @app.command("profiles", epilog=EXAMPLES)
 def profiles() -> None:
-    """Evaluation/compute profiles."""
+    """Evaluation and compute profiles: prompts per concept, seeds per prompt, sampler steps and
+    the caps on a method's training per request."""
     from culbench.profiles import PROFILES
 
-    _table("profiles", [(p.name, "builtin", p.description) for p in PROFILES.values()])
+    table = Table(title="profiles (culbench run --profile NAME)", show_lines=False)
+    table.add_column("")
+    for name in PROFILES:
+        table.add_column(name, justify="right")
+    for label, field, none in PROFILE_ROWS:
+        values = [getattr(prof, field) for prof in PROFILES.values()]
+        table.add_row(label, *(none if v is None else str(v) for v in values))
+    console.print(table)
+    for prof in PROFILES.values():
+        console.print(f"{prof.name}: {prof.description}", highlight=False, soft_wrap=True)
+    console.print("all: every eval prompt or seed of the sequence; sequence's: its sampler's steps",
+                  style="dim", highlight=False)
 
 
 @app.command("models", epilog=EXAMPLES)
@@ -126,7 +149,7 @@ def _when(stamp: str, today: str) -> str:
 
 @app.command("runs", epilog=EXAMPLES)
 def runs(
-    root: Annotated[Path, typer.Argument(help="A results directory (what --out was).")] = Path("results"),
+    root: Annotated[Path, typer.Argument(help="A results directory (what --out was).")] = DEFAULT_OUT,
 ) -> None:
     """Runs under ROOT: status, steps committed, compute spent and an estimate of the time left."""
     from culbench.errors import ConfigError
@@ -150,5 +173,8 @@ def runs(
     for row in rows:
         if row.get("note"):
             console.print(f"{row['run']}: {row['note']}", highlight=False)
-    console.print("left: the committed requests' mean time × requests to go; "
-                  "updated: UTC (time if today)", style="dim")
+    spent = sum(row.get("seconds") or 0.0 for row in rows)
+    console.print(f"spent in all: {duration(spent)} of recorded compute", highlight=False)
+    console.print("spent: the unlearning and evaluation seconds recorded per step in the manifest "
+                  "(compute); left: the committed requests' mean time × requests to go; "
+                  "updated: UTC (time if today)", style="dim", highlight=False)

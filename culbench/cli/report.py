@@ -37,6 +37,7 @@ def report(
     from culbench.evaluation.metric_info import METRICS
     from culbench.leaderboard import fmt, load_rows
     from culbench.leaderboard.probes import agreement_lines, concept_lines
+    from culbench.profiles import caveat
 
     rows = load_rows(runs)
     out = out or Path("report")
@@ -50,12 +51,13 @@ def report(
     for (sequence, profile), members in groups.items():
         present = [m for m in METRICS if any(r.value(m.key)[0] is not None for r in members)]
         header = ["method", "seeds"] + [m.heading for m in present]
-        table = Table(title=f"{sequence} · profile {profile} (all columns: {out / 'report.md'})")
+        heading = " · ".join(filter(None, [f"{sequence} · profile {profile}", caveat(profile)]))
+        table = Table(title=f"{heading} (all columns: {out / 'report.md'})")
         shown = [i for i, m in enumerate(present) if m.key in CONSOLE_KEYS]
         for name in header[:2] + [header[2 + i] for i in shown]:
             table.add_column(name, justify="left" if name in ("method", "seeds") else "right",
                              overflow="fold")  # never cut a label: two configs may share a prefix
-        lines += [f"## {sequence} · profile {profile}", "", "| " + " | ".join(header) + " |",
+        lines += [f"## {heading}", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]
         for row in members:
             cells = [row.label, ",".join(map(str, row.seeds))] + [fmt(*row.value(m.key), key=m.key) for m in present]

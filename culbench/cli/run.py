@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from culbench.cli.console import console, err_console
+from culbench.spec import DEFAULT_OUT, DEFAULT_PROFILE
 
 EXAMPLES = """Examples:
 
@@ -30,8 +31,8 @@ def run(
     method: Annotated[str, typer.Option("--method", "-m", help="Registered method (culbench ls methods).")],
     sequence: Annotated[str, typer.Option(help="Sequence name, name@version or path to sequence.yaml (default: toy10).")] = "",
     seed: Annotated[int, typer.Option(help="Run seed (method randomness).")] = 0,
-    profile: Annotated[str, typer.Option(help="smoke | standard | full.")] = "standard",
-    out: Annotated[Path, typer.Option(help="Results root directory.")] = Path("results"),
+    profile: Annotated[str, typer.Option(help="smoke | standard | standard-6x6 | full (culbench ls profiles).")] = DEFAULT_PROFILE,
+    out: Annotated[Path, typer.Option(help="Results root directory (culbench sweep's too).")] = DEFAULT_OUT,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override METHOD.FIELD=VALUE (repeatable).")] = None,
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
@@ -96,7 +97,10 @@ def _print_result(run_dir: Path) -> None:
     console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
     if not summary.exists():
         return
-    metrics = json.loads(summary.read_text())["metrics"]
+    from culbench.profiles import caveat
+
+    record = json.loads(summary.read_text())
+    metrics = record["metrics"]
 
     def last(name: str) -> str:
         values = [v for v in metrics.get(name, []) if v is not None]
@@ -111,3 +115,5 @@ def _print_result(run_dir: Path) -> None:
         f"{last('retention_related')}  general retention {last('retention_general')}  {''.join(held)}"
         f"{headline}(base-normalised)", highlight=False, soft_wrap=True,
     )
+    if caveat(record.get("profile", "")):
+        console.print(caveat(record["profile"]), style="yellow", highlight=False, soft_wrap=True)

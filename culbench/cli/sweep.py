@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from culbench.cli.console import console, err_console
+from culbench.spec import DEFAULT_OUT, DEFAULT_PROFILE
 
 EXAMPLES = """Examples:
 
@@ -20,7 +21,9 @@ EXAMPLES = """Examples:
 
   culbench sweep --methods leaderboard --seeds 0,1,2 --print-commands > runs.txt    # fan out elsewhere:
   parallel -j 4 < runs.txt                                                  #   GNU parallel, or a SLURM array
-  culbench leaderboard build leaderboard/results                            #   then rebuild the tables
+  culbench leaderboard build results/                                       #   then build the tables
+
+  culbench sweep --methods leaderboard --seeds 0,1,2 --out leaderboard/results   # the published board's runs
 
   culbench sweep --methods dfr --seeds 0 --split val --out tuning \\         # choose hyper-parameters
       --grid dfr.lr=5e-5,1e-4,2e-4 --grid dfr.iterations=40,80              #   on the validation prompts
@@ -58,8 +61,8 @@ def sweep(
     methods: Annotated[str, typer.Option(help="Comma-separated methods; 'leaderboard' (the published board's built-ins: all but retrain) or 'all' (every registered method, retrain's ~1 h per request included).")],
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
     sequence: Annotated[str, typer.Option(help="Sequence (default: toy10).")] = "",
-    profile: Annotated[str, typer.Option(help="smoke | standard | full.")] = "standard",
-    out: Annotated[Path, typer.Option(help="Results root (the leaderboard reads leaderboard/results).")] = Path("leaderboard/results"),
+    profile: Annotated[str, typer.Option(help="smoke | standard | standard-6x6 | full (culbench ls profiles).")] = DEFAULT_PROFILE,
+    out: Annotated[Path, typer.Option(help="Results root, as culbench run's; the published board's runs go to --out leaderboard/results.")] = DEFAULT_OUT,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override METHOD.FIELD=VALUE for every run of METHOD (repeatable).")] = None,
     grid: Annotated[list[str] | None, typer.Option(help="METHOD.FIELD=V1,V2,...: one run per value, crossed with the other --grid options (repeatable).")] = None,
@@ -128,12 +131,16 @@ TABLE_KEYS = (("headline_h", "H"), ("ua_cumulative", "UA cum"), ("retention_rela
 
 
 def settings_table(dirs: dict[tuple[str, tuple[str, ...]], list[Path]]) -> list[str]:
-    """Markdown rows: one per (method, overrides), final-step means over seeds, best H marked."""
+    """Markdown rows: one per (method, overrides), final-step means over seeds, best H marked; then
+    the smoke profile's note when a run is a smoke run."""
     from culbench.leaderboard import final_value
+    from culbench.profiles import caveat
 
     rows: list[tuple[str, str, list[float | None]]] = []
+    notes: set[str] = set()
     for (method, overrides), run_dirs in dirs.items():
         summaries = [json.loads((d / "summary.json").read_text(encoding="utf-8")) for d in run_dirs]
+        notes |= {caveat(s.get("profile", "")) for s in summaries} - {""}
         values: list[float | None] = []
         for key, _ in TABLE_KEYS:
             points = [final_value(s, key)[0] for s in summaries]
@@ -147,4 +154,4 @@ def settings_table(dirs: dict[tuple[str, tuple[str, ...]], list[Path]]) -> list[
         if values[0] is not None and values[0] == best[method]:
             cells[0] = f"**{cells[0]}**"
         lines.append(f"| {method} | {settings} | {len(run_dirs)} | " + " | ".join(cells) + " |")
-    return lines
+    return lines + ["", *sorted(notes)] if notes else lines

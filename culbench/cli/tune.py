@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from culbench.cli.console import console, err_console
+from culbench.spec import DEFAULT_PROFILE
 
 EXAMPLES = """Examples:
 
@@ -21,7 +22,7 @@ EXAMPLES = """Examples:
 def tune(
     method: Annotated[str, typer.Option(help="The method to tune (its class declares tune_grid).")],
     sequence: Annotated[str, typer.Option(help="Sequence (default: toy10).")] = "",
-    profile: Annotated[str, typer.Option(help="smoke | standard | full.")] = "standard",
+    profile: Annotated[str, typer.Option(help="smoke | standard | standard-6x6 | full (culbench ls profiles).")] = DEFAULT_PROFILE,
     out: Annotated[Path, typer.Option(help="Results root for the tuning runs and tune.json.")] = Path("tuning"),
     budget: Annotated[int, typer.Option(help="Configurations to try (the board's rows all use the default, 8).")] = 0,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",

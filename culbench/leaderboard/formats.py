@@ -155,7 +155,10 @@ def _latex(tables: Sequence[Table]) -> str:
 
 
 def _table_json(t: Table) -> dict[str, Any]:
-    return {"sequence": t.sequence, "profile": t.profile, "rank_by": RANK_KEY,
+    from culbench.profiles import caveat
+
+    note = {"note": caveat(t.profile)} if caveat(t.profile) else {}  # smoke tables: plumbing numbers
+    return {"sequence": t.sequence, "profile": t.profile, "rank_by": RANK_KEY, **note,
             "rows": [{"rank": t.ranks[i], "reference": is_reference(r) and not r.partial,
                       "too_few_seeds": too_few_seeds(r), "legacy_intervals": r.legacy_intervals,
                       "partial": list(r.partial) if r.partial else None, "method": r.method, "settings": r.settings, "label": r.label,

@@ -39,9 +39,13 @@ class Table:
 
     @property
     def title(self) -> str:
-        """``toy10@2 · profile standard``; an archived version says what supersedes it."""
+        """``toy10@2 · profile standard``; an archived version says what supersedes it, a smoke
+        table that its numbers are plumbing (``culbench.profiles.caveat``)."""
+        from culbench.profiles import caveat
+
         newer = superseded_by(self.sequence)
-        return f"{self.sequence} · profile {self.profile}" + (f" · superseded by {newer} (archive)" if newer else "")
+        notes = [f"superseded by {newer} (archive)" if newer else "", caveat(self.profile)]
+        return " · ".join([f"{self.sequence} · profile {self.profile}", *filter(None, notes)])
 
 
 def superseded_by(sequence_id: str) -> str | None:
