@@ -25,12 +25,14 @@ def test_every_shipped_sequence_loads(path: Path) -> None:
 
 
 def test_every_task_file_is_used_by_a_sequence() -> None:
-    """No orphan YAML/CSV under tasks/: everything there is loaded by some sequence."""
+    """No orphan YAML/CSV under tasks/: everything there is loaded by some sequence (the
+    paraphrase probe's probes/<forget concept>.csv included)."""
     used = set()
     for path in ALL_SEQUENCES:
         seq = load_sequence(path)
         used |= {path.resolve(), (path.parent / seq.spec.concepts).resolve()}
         used |= {(path.parent / seq.spec.prompts / f"{c}.csv").resolve() for c in seq.roles}
+        used |= {(path.parent / "probes" / f"{c}.csv").resolve() for c in seq.steps}
     for root in (builtin_dir("tasks"), MOCK):
         for file in root.rglob("*"):
             if file.suffix in (".yaml", ".csv"):
