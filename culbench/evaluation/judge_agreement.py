@@ -57,6 +57,18 @@ def step_model(run_dir: Path, step: int, manifest: dict[str, Any], seq: Any, dev
     return model
 
 
+def run_judge(identity: dict[str, Any], seq: Any, device: str, extra: dict[str, Any] | None = None) -> Any:
+    """The run's own judge (its identity's first evaluator), built with the sequence's judge
+    options plus ``extra`` (the run's ``--judge-option`` values) and bound to the sequence."""
+    from culbench.catalog import JUDGES
+
+    name = identity["evaluators"][0]["name"]
+    options = dict(seq.spec.judge.options) if name == seq.spec.judge.name else {}
+    judge = JUDGES.get(name)(device=device, **{**options, **(extra or {})})
+    judge.bind(seq.concepts, seq.roles)
+    return judge
+
+
 def judge_pairs(run_dir: Path, *, step: int | None = None, per_concept: int = 12,
                 second: str = SECOND_JUDGE, second_options: dict[str, Any] | None = None,
                 device: str = "cpu") -> dict[str, Any]:
@@ -78,11 +90,9 @@ def judge_pairs(run_dir: Path, *, step: int | None = None, per_concept: int = 12
     profile = identity["profile"]
     items = sample_items(run_dir, step, seq, profile, per_concept)
     main_name = identity["evaluators"][0]["name"]
-    options = seq.spec.judge.options if main_name == seq.spec.judge.name else {}
-    judges = [JUDGES.get(main_name)(device=device, **options),
-              JUDGES.get(second)(device=device, **(second_options or {}))]
-    for judge in judges:
-        judge.bind(seq.concepts, seq.roles)
+    second_judge = JUDGES.get(second)(device=device, **(second_options or {}))
+    second_judge.bind(seq.concepts, seq.roles)
+    judges = [run_judge(identity, seq, device), second_judge]
     model = step_model(run_dir, step, manifest, seq, device)
     sampler = {"steps": profile.get("sample_steps") or seq.spec.eval.sampler.steps,
                "guidance": seq.spec.eval.sampler.guidance}

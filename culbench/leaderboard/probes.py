@@ -149,12 +149,8 @@ def agreement_lines(rows: Sequence[object]) -> list[str]:
     kinds = ("colour", "pattern", "object", "character")
     lines = []
     for row in rows:
-        pairs, runs = [], 0
-        for source, summary in zip(row.sources, row.summaries, strict=True):  # type: ignore[attr-defined]
-            record = read_probe(Path(source).parent, "agreement", len(summary["forget_order"]), set_aside=False)
-            if record is not None:
-                pairs += record["result"]["pairs"]
-                runs += 1
+        records = [r for r in _final_records(row, "agreement") if r is not None]
+        pairs, runs = [p for r in records for p in r["result"]["pairs"]], len(records)
         if not pairs:
             continue
         found = {r["kind"]: r for r in agreement_rows(pairs)}

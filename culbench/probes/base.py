@@ -72,16 +72,14 @@ class ProbeTarget:
     def judge(self) -> Any:
         """The run's own judge, bound to the sequence's concepts."""
         if "judge" not in self._cache:
-            from culbench.catalog import JUDGES
             from culbench.errors import RunError
+            from culbench.evaluation.judge_agreement import run_judge
 
-            name = self.identity["evaluators"][0]["name"]
-            options = dict(self.seq.spec.judge.options) if name == self.seq.spec.judge.name else {}
-            judge = JUDGES.get(name)(device=self.device, **{**options, **self.judge_options})
-            if judge.fingerprint() != self.identity["evaluators"][0]:
-                raise RunError(f"{self.run_dir}: its judge '{name}' was built with other options or weights",
-                               "pass the run's --judge-option values to culbench probe")
-            judge.bind(self.seq.concepts, self.seq.roles)
+            judge = run_judge(self.identity, self.seq, self.device, self.judge_options)
+            recorded = self.judge_fingerprint()
+            if judge.fingerprint() != recorded:
+                raise RunError(f"{self.run_dir}: its judge '{recorded['name']}' was built with other options "
+                               "or weights", "pass the run's --judge-option values to culbench probe")
             self._cache["judge"] = judge
         return self._cache["judge"]
 

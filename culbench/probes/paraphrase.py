@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +46,13 @@ def read_probe_prompts(path: Path) -> dict[int, dict[str, str]]:
 
 
 def _own_verdicts(target: ProbeTarget) -> dict[tuple[str, str, int], bool]:
-    path = target.run_dir / "steps" / f"{target.step:02d}" / "samples.jsonl"
+    from culbench.evaluation.summary import read_samples
+    from culbench.runfolder import SAMPLES, step_dir
+
+    path = step_dir(target.run_dir, target.step) / SAMPLES
     if not path.is_file():
         return {}
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = read_samples(path)
     return {(r["concept"], r["prompt"], int(r["seed"])): bool(r["present"]) for r in records}
 
 
