@@ -95,7 +95,10 @@ def run_spec(spec: RunSpec, hooks: Hooks | None = None) -> Path:
     for step in todo:
         if not loop.taken_as_committed(step):
             files, compute = loop.unlearn(step)
-            record, eval_files, compute["eval"] = loop.evaluate(step)
+            if resolved.evaluates(step):
+                record, eval_files, compute["eval"] = loop.evaluate(step)
+            else:
+                record, eval_files = loop.record(step, None), {}
             loop.commit(step, record, {**files, **eval_files}, compute)
         advance(1)
     return resolved.run_dir
@@ -129,6 +132,7 @@ class _Loop:
             "seed": spec.seed,
             "mode": spec.mode,
             **({"split": spec.split} if spec.split != "eval" else {}),  # absent = eval
+            **({"evaluate": spec.evaluate} if spec.evaluate != "all" else {}),  # absent = all
             **({"judge": r.judge} if r.judge else {}),  # absent = the sequence's judge
             **({"order": list(r.seq.steps)} if r.seq.spec.orders or r.seq.spec.val_order else {}),
             "model": {"backend": r.seq.spec.model.backend, "options": r.backend_options, "base_sha256": self.base_sha},
@@ -286,12 +290,18 @@ class _Loop:
         weights_sha = self.model.weights_sha256()
         hit, compute = self.evaluator.evaluate(self.model, weights_sha, self.base_sha, self.hooks.progress,
                                                lambda message: self.hooks.log(f"step {step}: {message}"))
+        return self.record(step, hit.cells, weights_sha), hit.files, compute
+
+    def record(self, step: int, cells: dict[str, Any] | None, weights_sha: str | None = None) -> dict[str, Any]:
+        """The step's record: its weights' sha256, parameter drift and evaluation ``cells``
+        (``None``: a step an ``evaluate="ends"`` run computes but does not evaluate)."""
         current = self.model.state_dict()
         record = {"step": step, "concept": self.order[step - 1] if step else None, "status": "complete",
-                  "model_sha256": weights_sha,
-                  "drift": _drift(current, self.base_state, self.previous_state), "cells": hit.cells}
+                  "model_sha256": weights_sha or self.model.weights_sha256(),
+                  "drift": _drift(current, self.base_state, self.previous_state), "cells": cells or {},
+                  **({} if cells is not None else {"evaluated": False})}
         self.previous_state = current  # state_dict() returns a detached copy
-        return record, hit.files, compute
+        return record
 
     def commit(self, step: int, record: dict[str, Any], files: dict[str, bytes], compute: dict[str, Any]) -> None:
         """Note the step's compute, commit its directory atomically, then bring the derived files

@@ -20,6 +20,7 @@ DEFAULT_PROFILE = "standard"  # the leaderboard setting: `culbench run`, `sweep`
 DEFAULT_OUT = Path("results")  # results root of `culbench run` and `sweep`, and of run()
 MODES = ("sequential", "independent", "simultaneous")
 SPLITS = ("eval", "val")
+EVALUATE = ("all", "ends")
 
 
 def check_mode(mode: str) -> None:
@@ -43,6 +44,10 @@ class RunSpec:
         mode: ``sequential`` (the benchmark), ``independent`` (each request from the base model,
             no history) or ``simultaneous`` (step k erases concepts 1..k at once from the base).
         split: ``eval`` (the benchmark) or ``val`` (validation prompts, for tuning; never ranked).
+        evaluate: ``all`` (every step, the benchmark) or ``ends`` (steps 0 and T only, labelled
+            ``~ends``): every step is still computed, but only the base and the final model are
+            evaluated, which is all a final-step number (the tuning rule's H) needs; the final
+            step's evaluation is the same as an ``all`` run's.
         judge: a registered judge instead of the sequence's own (the run is labelled ``~<judge>``).
         model_options, judge_options: extra options for the model backend and the judge.
         fid, fid_options: an FID feature extractor instead of the judge's features.
@@ -61,6 +66,7 @@ class RunSpec:
     threads: int | None = None
     mode: str = "sequential"
     split: str = "eval"
+    evaluate: str = "all"
     judge: str | None = None
     model_options: Mapping[str, Any] = field(default_factory=dict)
     judge_options: Mapping[str, Any] = field(default_factory=dict)
@@ -83,6 +89,8 @@ class RunSpec:
         check_mode(self.mode)
         if self.split not in SPLITS:
             raise CulbenchError(f"unknown split '{self.split}'", f"use one of: {', '.join(SPLITS)}")
+        if self.evaluate not in EVALUATE:
+            raise CulbenchError(f"unknown --evaluate '{self.evaluate}'", f"use one of: {', '.join(EVALUATE)}")
         seq = resolve_sequence(self.sequence).with_split(self.split)
         if self.split == "eval":  # seed s runs order s mod len(orders); val runs the val order
             seq = seq.in_order(seq.order_of_seed(self.seed))
@@ -99,7 +107,7 @@ class RunSpec:
         judge = None if self.judge == seq.spec.judge.name else self.judge  # None: the sequence's own judge
         out = _check_out(Path(self.out))
         run_dir = run_dir_for(out, seq.id, self.method, None if default else cfg_hash, prof.name, self.seed,
-                              self.mode, self.split, judge)
+                              self.mode, self.split, judge, self.evaluate)
         return Resolved(self, seq, prof, method_cls, config, cfg_hash, judge, out, run_dir, droppable(self.method))
 
 
@@ -130,6 +138,10 @@ class Resolved:
     def alone(self) -> bool:
         """Each step computed on its own, from the base model (``--step``)."""
         return self.spec.steps is not None
+
+    def evaluates(self, step: int) -> bool:
+        """Whether ``step`` is evaluated: every step, or under ``evaluate="ends"`` steps 0 and T."""
+        return self.spec.evaluate == "all" or step in (0, len(self.seq.steps))
 
     @property
     def backend_options(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from culbench import runfolder as rf
 from culbench.errors import RunError
-from culbench.evaluation.summary import build_summary
+from culbench.evaluation.summary import build_summary, presence_json
 
 
 def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[str]:
@@ -54,7 +54,7 @@ def validate_run(run_dir: str | Path, *, require_complete: bool = True) -> list[
         elif slim:  # no per-image records to recompute it from: check what the records give
             stored = rf.read_json(summary_path)
             _, _, P, N = rf.load_matrix(run_dir, steps)
-            if stored.get("presence") != [[round(float(v), 6) for v in row] for row in P] \
+            if stored.get("presence") != presence_json(P) \
                     or stored.get("n") != N.tolist():
                 problems.append("summary.json's presence matrix differs from the step files")
         else:

@@ -36,8 +36,11 @@ def test_candidates_start_with_the_defaults_and_fill_the_budget() -> None:
 def test_tune_runs_every_candidate_on_the_validation_split_and_records_the_pick(tmp_path: Path) -> None:
     from culbench.cli.tune import tune
 
+    from culbench.runner import run
+
     METHODS.register("tunegrid")(_Grid)
-    try:
+    try:  # the defaults' validation run was begun evaluating every step: tune finishes that one
+        run("tunegrid", sequence="mock", profile="smoke", out=tmp_path, threads=2, split="val")
         tune(method="tunegrid", sequence="mock", profile="smoke", out=tmp_path, budget=3, threads=2,
              index=tmp_path / "index")
     finally:
@@ -45,7 +48,9 @@ def test_tune_runs_every_candidate_on_the_validation_split_and_records_the_pick(
     record = json.loads((tmp_path / "mock@1" / "tunegrid" / tuning.TUNE_FILE).read_text())
     assert record["budget"] == 3 and record["split"] == "val" and record["rule"] == tuning.RULE
     assert [c["overrides"] for c in record["candidates"]][0] == []
-    assert all("~val" in c["run"] for c in record["candidates"])
+    runs = [c["run"] for c in record["candidates"]]
+    assert all("~val" in r for r in runs)
+    assert "~ends" not in runs[0] and all("~val~ends" in r for r in runs[1:])  # the others evaluate steps 0, T
     scores = [c["headline_h"] for c in record["candidates"]]
     assert record["chosen"] == tuning.pick(scores)
     index = json.loads((tmp_path / "index" / "mock@1.json").read_text())

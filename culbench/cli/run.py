@@ -45,6 +45,7 @@ def run(
     fid_option: Annotated[list[str] | None, typer.Option(help="FID feature option KEY=VALUE (repeatable), e.g. path=/models/inception-2015-12-05.pt.")] = None,
     judge_option: Annotated[list[str] | None, typer.Option(help="Judge option KEY=VALUE (repeatable), e.g. pretrained=/path/clip.pt.")] = None,
     split: Annotated[str, typer.Option(help="eval (the benchmark) | val: evaluate on the validation prompts to choose hyper-parameters (run labelled ~val, never ranked).")] = "eval",
+    evaluate: Annotated[str, typer.Option(help="all (every step, the benchmark) | ends: evaluate only the base and the final model (run labelled ~ends; what a final-step number such as tuning's H needs).")] = "all",
     eval_cache: Annotated[bool, typer.Option(help="Reuse the evaluation of bit-identical weights (step 0 of every run) from OUT/.cache/eval.")] = True,
     step: Annotated[list[int] | None, typer.Option("--step", help="Compute only this step (repeatable; 0 = the base model), from the base model: for methods that train from scratch (retrain), so several processes can fill one run at once.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan (requests, images, time estimate from one timed batch) and exit.")] = False,
@@ -58,7 +59,7 @@ def run(
 
     spec = RunSpec(
         method, sequence=sequence or DEFAULT_SEQUENCE, seed=seed, profile=profile, out=out,
-        overrides=tuple(set_ or ()), device=device, threads=threads, mode=mode, split=split, judge=judge,
+        overrides=tuple(set_ or ()), device=device, threads=threads, mode=mode, split=split, evaluate=evaluate, judge=judge,
         model_options=_model_options(model, model_option), judge_options=_model_options(None, judge_option),
         fid=fid, fid_options=_model_options(None, fid_option), eval_cache=eval_cache,
         steps=tuple(step) if step else None,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from culbench.cli.console import console, err_console
-from culbench.spec import DEFAULT_PROFILE
+from culbench.spec import DEFAULT_PROFILE, RunSpec
 
 EXAMPLES = """Examples:
 
@@ -32,18 +32,20 @@ def tune(
 ) -> None:
     """Try the method's defaults and budget - 1 points of its declared grid on the validation split
     (seed 0; completed runs are skipped, interrupted ones resume), pick by the declared rule, and
-    record what was tried in OUT/<sequence>/<method>/tune.json."""
+    record what was tried in OUT/<sequence>/<method>/tune.json. The rule reads the final step's H,
+    so each run evaluates only steps 0 and T (``--evaluate ends``)."""
     from culbench import tuning
     from culbench.catalog import METHODS
     from culbench.cli.progress import open_progress
     from culbench.cli.sweep import settings_table
     from culbench.leaderboard import final_value
-    from culbench.runner import DEFAULT_SEQUENCE, Hooks, RunSpec, run_spec
+    from culbench.runner import DEFAULT_SEQUENCE, Hooks, run_spec
 
     size = budget or tuning.BUDGET
     tries = tuning.candidates(method, METHODS.get(method), size)
-    specs = [RunSpec(method, sequence=sequence or DEFAULT_SEQUENCE, seed=0, profile=profile, out=out,
-                     overrides=o, device=device, threads=threads, split="val") for o in tries]
+    specs = [_evaluated_where_begun(RunSpec(method, sequence=sequence or DEFAULT_SEQUENCE, seed=0, profile=profile,
+                                            out=out, overrides=o, device=device, threads=threads, split="val",
+                                            evaluate="ends")) for o in tries]
     resolved = [spec.resolve() for spec in specs]  # every option checked before anything runs
     dirs, scores = {}, []
     for i, spec in enumerate(specs, 1):
@@ -67,3 +69,14 @@ def tune(
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(f"chosen: {' '.join(tries[chosen]) or '(defaults)'}  (rule: {tuning.RULE}); wrote {path}",
                   highlight=False, soft_wrap=True)
+
+
+def _evaluated_where_begun(spec: RunSpec) -> RunSpec:
+    """``spec``, or the same run evaluating every step when such a run was begun already (its final
+    step's evaluation is the same as an ``ends`` run's, so finishing it loses nothing)."""
+    import dataclasses
+
+    from culbench.runfolder import MANIFEST
+
+    every = dataclasses.replace(spec, evaluate="all")
+    return every if (every.resolve().run_dir / MANIFEST).exists() else spec

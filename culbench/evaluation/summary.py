@@ -21,7 +21,7 @@ from culbench.evaluation import stream
 from culbench.evaluation.quality import Gaussian, frechet_gaussians, kid, load_npy
 from culbench.runfolder.atomic import read_json
 from culbench.runfolder.layout import REFERENCE, SAMPLES, SCHEMA_VERSION, STEP_RECORD, step_dir
-from culbench.runfolder.records import committed_steps, load_matrix
+from culbench.runfolder.records import committed_steps, evaluated, load_matrix
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
@@ -58,8 +58,24 @@ def prompt_hits_of(summary: Mapping[str, Any]) -> stream.PromptHits | None:
     hits, images = summary.get("prompt_hits"), summary.get("prompt_images")
     if not hits or not images:
         return None
-    return stream.PromptHits([np.array(hits[c], dtype=int) for c in summary["concepts"]],
+    return stream.PromptHits([_hits_array(hits[c], len(images[c])) for c in summary["concepts"]],
                              [np.array(images[c], dtype=int) for c in summary["concepts"]])
+
+
+def _hits_array(rows: Sequence[Sequence[int] | None], prompts: int) -> np.ndarray:
+    """A ``(steps, prompts)`` hit array from ``hits_json`` rows (NaN for a step not evaluated)."""
+    if all(row is not None for row in rows):
+        return np.array(rows, dtype=int)
+    return np.array([[np.nan] * prompts if row is None else row for row in rows], dtype=float)
+
+
+def hits_json(h: np.ndarray) -> list[list[int] | None]:
+    """One concept's per-prompt hits by step for ``summary.json``: None for a step not evaluated.
+
+    >>> hits_json(np.array([[2.0, 1.0], [np.nan, np.nan]]))
+    [[2, 1], None]
+    """
+    return [None if np.isnan(row.astype(float)).any() else [int(x) for x in row] for row in h]
 
 
 def summarise(run_dir: Path, steps: Sequence[int], concepts: Sequence[str], roles: Mapping[str, str],
@@ -67,8 +83,9 @@ def summarise(run_dir: Path, steps: Sequence[int], concepts: Sequence[str], role
     """Presence, per-prompt hits and metrics with 95 % prompt-cluster bootstrap intervals:
     ``{"P", "hits", "metrics", "ci", "quality", "quality_ci"}``."""
     dirs = [step_dir(run_dir, k) for k in steps]
-    per_step = [read_samples(d / SAMPLES) for d in dirs]
-    hits = prompt_hits(per_step, concepts)
+    shown = [i for i, d in enumerate(dirs) if evaluated(read_json(d / STEP_RECORD))]
+    per_step = [read_samples(dirs[i] / SAMPLES) for i in shown]
+    hits = _on_steps(prompt_hits(per_step, concepts), shown, len(dirs))
     P = hits.presence()
 
     def fn(_: int, matrix: np.ndarray) -> dict[str, stream.Value]:
@@ -76,18 +93,47 @@ def summarise(run_dir: Path, steps: Sequence[int], concepts: Sequence[str], role
 
     values = {name: _clean(v) for name, v in fn(0, P).items()}
     ci = stream.bootstrap([hits], fn, replicates, seed) if replicates else {}
-    quality, quality_ci = _quality(run_dir, dirs, per_step, roles, forget_order, fid_replicates, seed)
+    quality, quality_ci = _quality(run_dir, [dirs[i] for i in shown], per_step, roles,
+                                   [forget_order[:k] for k in shown], fid_replicates, seed)
+    quality = {name: _on_steps_list(v, shown, len(dirs)) for name, v in quality.items()}
+    quality_ci = {name: _on_steps_list(v, shown, len(dirs), [None, None]) for name, v in quality_ci.items()}
     drift = [read_json(d / STEP_RECORD).get("drift") for d in dirs]
     for key in ("from_base", "from_previous", "relative_from_base"):
         quality[f"drift_{key}"] = [None if d is None else d.get(key) for d in drift]
     return {"P": P, "hits": hits, "metrics": values, "ci": ci, "quality": quality, "quality_ci": quality_ci}
 
 
+def _on_steps(hits: stream.PromptHits, shown: Sequence[int], n_steps: int) -> stream.PromptHits:
+    """``hits`` of the evaluated steps ``shown`` spread over all ``n_steps`` rows, NaN where a
+    step was not evaluated (its per-step metrics come out None)."""
+    if len(shown) == n_steps:
+        return hits
+    spread = []
+    for h in hits.hits:
+        full = np.full((n_steps, h.shape[1]), np.nan)
+        full[list(shown)] = h
+        spread.append(full)
+    return stream.PromptHits(spread, hits.images)
+
+
+def _on_steps_list(values: Sequence[Any], shown: Sequence[int], n_steps: int, blank: Any = None) -> list[Any]:
+    """A per-evaluated-step list spread over all steps, ``blank`` at the steps not evaluated.
+
+    >>> _on_steps_list([0.5, 0.25], [0, 2], 3)
+    [0.5, None, 0.25]
+    """
+    out = [blank] * n_steps
+    for i, value in zip(shown, values, strict=True):
+        out[i] = value
+    return out
+
+
 def _quality(run_dir: Path, dirs: Sequence[Path], per_step: Sequence[Sequence[Mapping[str, Any]]],
-             roles: Mapping[str, str], forget_order: Sequence[str], fid_replicates: int,
+             roles: Mapping[str, str], forgotten: Sequence[Sequence[str]], fid_replicates: int,
              seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """FID (with bootstrap intervals) and KID vs base/real on retained concepts' images, CLIP
-    scores with bootstrap intervals."""
+    scores with bootstrap intervals, one value per step evaluated (``dirs``; ``forgotten``: the
+    concepts forgotten by each)."""
     quality: dict[str, Any] = {}
     intervals: dict[str, Any] = {}
     records = per_step[0]
@@ -118,7 +164,7 @@ def _quality(run_dir: Path, dirs: Sequence[Path], per_step: Sequence[Sequence[Ma
                 intervals[f"fid_retained_vs_{name}"] = stream.percentile_ci(list(np.clip(shifted, 0, None)))
 
     if all("clip" in r for r in records):
-        forget_of_step = [set(forget_order[:k]) for k in range(len(per_step))]
+        forget_of_step = [set(f) for f in forgotten]
         for name, select in (("retained", lambda r, k: roles[r["concept"]] != "forget"),
                              ("forgotten", lambda r, k: r["concept"] in forget_of_step[k])):
             per = [np.array([r["clip"] for r in recs if select(r, k)]) for k, recs in enumerate(per_step)]
@@ -138,6 +184,15 @@ def _clean(value: stream.Value) -> Any:
     if isinstance(value, np.ndarray):
         return [None if not np.isfinite(v) else round(float(v), 6) for v in value]
     return None if not np.isfinite(value) else round(float(value), 6)
+
+
+def presence_json(P: np.ndarray) -> list[list[float | None]]:
+    """``summary.json``'s presence matrix: rounded, None for a step not evaluated.
+
+    >>> presence_json(np.array([[1.0, 0.1234567], [np.nan, np.nan]]))
+    [[1.0, 0.123457], [None, None]]
+    """
+    return [[round(float(v), 6) if np.isfinite(v) else None for v in row] for row in P]
 
 
 def build_summary(run_dir: Path, manifest: dict[str, Any], forget_order: list[str]) -> dict[str, Any]:
@@ -168,9 +223,9 @@ def build_summary(run_dir: Path, manifest: dict[str, Any], forget_order: list[st
         "concepts": concepts,
         "roles": roles,
         "forget_order": forget_order,
-        "presence": [[round(float(v), 6) for v in row] for row in result["P"]],
+        "presence": presence_json(result["P"]),
         "n": N.tolist(),
-        "prompt_hits": {c: h.tolist() for c, h in zip(concepts, result["hits"].hits, strict=True)},
+        "prompt_hits": {c: hits_json(h) for c, h in zip(concepts, result["hits"].hits, strict=True)},
         "prompt_images": {c: n.tolist() for c, n in zip(concepts, result["hits"].images, strict=True)},
         "metrics": result["metrics"],
         "metrics_ci": result["ci"],

@@ -66,7 +66,7 @@ def heatmap(row: Row, path: Path) -> Path:
     summary = min(row.summaries, key=lambda s: s["seed"])
     concepts, roles = summary["concepts"], summary["roles"]
     order = list(summary["forget_order"]) + [c for c in concepts if c not in summary["forget_order"]]
-    P = np.array(summary["presence"])[:, [concepts.index(c) for c in order]]
+    P = np.array(summary["presence"], dtype=float)[:, [concepts.index(c) for c in order]]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.24 * len(order) + 2), 0.32 * P.shape[0] + 2))
     image = ax.imshow(P, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(order)), [f"{c} ({roles[c][0]})" for c in order], rotation=90, fontsize=7)

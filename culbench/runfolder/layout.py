@@ -126,19 +126,22 @@ def snapshot_path(run_dir: Path, step: int) -> Path:
     return run_dir / SNAPSHOTS / f"{step:02d}.pt"
 
 
-def variant_label(method: str, mode: str = "sequential", split: str = "eval", judge: str | None = None) -> str:
+def variant_label(method: str, mode: str = "sequential", split: str = "eval", judge: str | None = None,
+                  evaluate: str = "all") -> str:
     """``method`` with a ``~suffix`` for each way a run departs from the benchmark setting.
 
-    >>> variant_label("esd"), variant_label("esd", "independent", "val", "vlm-yesno")
-    ('esd', 'esd~independent~val~vlm-yesno')
+    >>> variant_label("esd"), variant_label("esd", "independent", "val", "vlm-yesno", "ends")
+    ('esd', 'esd~independent~val~vlm-yesno~ends')
     """
-    suffixes = (mode if mode != "sequential" else None, split if split != "eval" else None, judge)
+    suffixes = (mode if mode != "sequential" else None, split if split != "eval" else None, judge,
+                evaluate if evaluate != "all" else None)
     return "".join([method, *(f"~{s}" for s in suffixes if s)])
 
 
 def run_dir_for(out: Path, sequence_id: str, method: str, cfg_hash: str | None, profile: str, seed: int,
-                mode: str = "sequential", split: str = "eval", judge: str | None = None) -> Path:
+                mode: str = "sequential", split: str = "eval", judge: str | None = None,
+                evaluate: str = "all") -> Path:
     """``out/<sequence@v>/<label>/<profile>/seed<seed>``; the label carries the first 8 characters
     of ``cfg_hash`` when the config is not the method's defaults (``cfg_hash`` given)."""
-    label = variant_label(method if cfg_hash is None else f"{method}+{cfg_hash[:8]}", mode, split, judge)
+    label = variant_label(method if cfg_hash is None else f"{method}+{cfg_hash[:8]}", mode, split, judge, evaluate)
     return out / sequence_id / label / profile / f"seed{seed}"

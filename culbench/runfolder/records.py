@@ -86,13 +86,21 @@ def samples_jsonl(records: list[dict[str, Any]]) -> bytes:
 
 
 def load_matrix(run_dir: Path, steps: list[int]) -> tuple[list[str], dict[str, str], np.ndarray, np.ndarray]:
-    """Concept order, roles, presence ``P`` and counts ``N`` from committed step files."""
+    """Concept order, roles, presence ``P`` and counts ``N`` from committed step files; a step
+    computed but not evaluated (``evaluated: false``) gives a row of NaN presence and zero counts."""
     records = [read_step(run_dir, k) for k in steps]
-    concepts = list(records[0]["cells"])
-    roles = {c: records[0]["cells"][c]["role"] for c in concepts}
-    P = np.array([[r["cells"][c]["presence"] for c in concepts] for r in records], dtype=float)
-    N = np.array([[r["cells"][c]["n"] for c in concepts] for r in records], dtype=int)
+    first = next((r["cells"] for r in records if r["cells"]), {})
+    concepts = list(first)
+    roles = {c: first[c]["role"] for c in concepts}
+    blank = {"presence": float("nan"), "n": 0}
+    P = np.array([[r["cells"].get(c, blank)["presence"] for c in concepts] for r in records], dtype=float)
+    N = np.array([[r["cells"].get(c, blank)["n"] for c in concepts] for r in records], dtype=int)
     return concepts, roles, P, N
+
+
+def evaluated(record: dict[str, Any]) -> bool:
+    """Whether a step record carries an evaluation (an ``evaluate="ends"`` run skips the middle steps)."""
+    return record.get("evaluated", True)
 
 
 def matrix_csv(run_dir: Path, steps: list[int]) -> str:
