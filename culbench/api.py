@@ -169,6 +169,8 @@ class StepContext:
             ``save(key, payload)``, ``discard(key)``, ``with locked(key):``): something a method
             computes once for every run, such as the retrain oracle's prior model. A key must name
             everything its payload depends on (hash the recipe into it).
+        regularisers: add-ons (``culbench.regularisers``) that :class:`culbench.training.Trainer`
+            applies to the gradients of the parameters it trains (a ``BASE+R`` method sets them).
     """
 
     step: int
@@ -182,6 +184,7 @@ class StepContext:
     load_snapshot: Callable[[], Any] = _no_snapshot
     run_seed: int = 0
     shared: Any = field(default_factory=MemoryStore)
+    regularisers: tuple[Any, ...] = ()
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A ``torch.Generator`` on ``device`` seeded from the step seed (+ ``offset``)."""

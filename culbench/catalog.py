@@ -8,6 +8,8 @@
 * ``JUDGES``: evaluators that decide whether an image shows a concept.
 * ``CLIP_SCORERS`` and ``REFERENCES``: quality evaluators (CLIP score; real images for FID)
   named by a sequence's ``eval.clip`` / ``eval.reference``.
+* ``REGULARISERS``: add-ons a gradient-trained method takes by name, ``esd+l2sp``
+  (``culbench.regularisers``); ``METHODS`` derives such a composed method on first lookup.
 * ``PROBES``: robustness probes run on a run's checkpoints (``culbench probe``).
 * ``SEQUENCES``: every ``sequence.yaml`` under the built-in ``tasks/`` and the mocks.
 """
@@ -35,7 +37,10 @@ def builtin_dir(name: str) -> Path:
 
 
 METHODS: Registry[Any] = Registry("method", entry_point_group="culbench.methods",
-                                  check="culbench.contract:check_method_class")
+                                  check="culbench.contract:check_method_class",
+                                  derive="culbench.regularisers:compose")
+REGULARISERS: Registry[Any] = Registry("regulariser", entry_point_group="culbench.regularisers",
+                                       list_command="culbench ls methods")
 MODELS: Registry[Any] = Registry("model backend", list_command="culbench ls models")
 JUDGES: Registry[Any] = Registry("judge", list_command="culbench ls judges")
 CLIP_SCORERS: Registry[Any] = Registry("CLIP scorer", list_command="culbench ls judges")
@@ -243,3 +248,9 @@ PROBES.register_lazy(
     summary="presence of each forgotten concept after a white-box soft prompt attack on its name "
             "(textual inversion on ToyWorld renders)",
 )
+for _name, _cls, _what in (
+        ("l1sp", "L1SP", "L1-SP: mean |θ − θ₀| penalty on the trained weights (CUIG)"),
+        ("l2sp", "L2SP", "L2-SP: mean (θ − θ₀)² penalty on the trained weights (CUIG)"),
+        ("selft", "SelFT", "SelFT: only the top-k most important trained weights change (CUIG)"),
+        ("gradproj", "GradProj", "cross-attention K/V gradients projected off the kept concepts' embeddings (CUIG)")):
+    REGULARISERS.register_lazy(_name, f"culbench.regularisers:{_cls}", summary=_what)

@@ -18,7 +18,10 @@ _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
 def parse_overrides(items: Iterable[str], method: str) -> dict[str, str]:
-    """``["dfr.lr=1e-5"]`` -> ``{"lr": "1e-5"}`` for method ``dfr``; other prefixes raise."""
+    """``["dfr.lr=1e-5"]`` -> ``{"lr": "1e-5"}`` for method ``dfr``; other prefixes raise. A
+    composed method ``esd+l2sp`` takes ``esd.FIELD`` (or ``esd+l2sp.FIELD``) for its own settings
+    and ``l2sp.FIELD`` for its regulariser's, kept as ``{"l2sp.FIELD": ...}``."""
+    base, *addons = method.split("+")
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -28,10 +31,13 @@ def parse_overrides(items: Iterable[str], method: str) -> dict[str, str]:
                 f"override '{item}' is not of the form METHOD.FIELD=VALUE",
                 f"write e.g. --set {method}.lr=1e-5",
             )
-        if prefix != method:
+        if prefix in addons:
+            out[f"{prefix}.{field}"] = value.strip()
+            continue
+        if prefix not in (method, base):
             raise ConfigError(
                 f"override '{item}' is for method '{prefix}' but this run uses '{method}'",
-                f"write --set {method}.{field}={value}",
+                f"write --set {base}.{field}={value}",
             )
         out[field] = value.strip()
     return out
@@ -93,8 +99,13 @@ def build_config(config_cls: type, method: str, overrides: dict[str, Any]) -> An
     """An instance of ``config_cls`` with ``overrides`` applied and type-checked."""
     hints = typing.get_type_hints(config_cls)
     fields = {f.name for f in dataclasses.fields(config_cls)}
-    values = {}
+    values: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
     for key, raw in overrides.items():
+        if "." in key:  # a composed method's add-on setting: "l2sp.weight"
+            part, _, sub = key.partition(".")
+            nested.setdefault(part, {})[sub] = raw
+            continue
         if key not in fields:
             close = difflib.get_close_matches(key, sorted(fields), n=3)
             hint = f" (did you mean: {', '.join(close)})" if close else ""
@@ -103,6 +114,11 @@ def build_config(config_cls: type, method: str, overrides: dict[str, Any]) -> An
                 f"unknown config key '{method}.{key}'{hint}", f"{method} accepts: {options}"
             )
         values[key] = _convert(raw, hints[key], f"{method}.{key}")
+    for part, subs in nested.items():
+        if part not in fields or not dataclasses.is_dataclass(hints[part]):
+            raise ConfigError(f"'{part}' is not an add-on of method '{method}'",
+                              f"name it in the method, e.g. --method {method}+{part}")
+        values[part] = build_config(hints[part], part, subs)
     try:
         return config_cls(**values)
     except (TypeError, ValueError) as exc:
@@ -129,15 +145,20 @@ def describe_config(config_cls: type) -> list[tuple[str, str, str, str]]:
     import inspect
     import re
 
-    try:
-        source = inspect.getsource(config_cls)
-    except (OSError, TypeError):  # built at run time: no source to read comments from
-        source = ""
-    comments = {m.group(1): m.group(2).strip() for m in
-                re.finditer(r"^\s*(\w+)\s*:[^#\n]*#\s*(.*)$", source, flags=re.MULTILINE)}
+    comments: dict[str, str] = {}
+    for cls in reversed([c for c in config_cls.__mro__ if dataclasses.is_dataclass(c)]):  # a composed
+        try:                                                                           # Config's base too
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):  # built at run time: no source to read comments from
+            source = ""
+        comments.update({m.group(1): m.group(2).strip() for m in
+                         re.finditer(r"^\s*(\w+)\s*:[^#\n]*#\s*(.*)$", source, flags=re.MULTILINE)})
     hints = typing.get_type_hints(config_cls)
     rows = []
     for f in dataclasses.fields(config_cls):
+        if dataclasses.is_dataclass(hints.get(f.name)):  # a composed method's add-on: its own rows
+            rows += [(f"{f.name}.{name}", *rest) for name, *rest in describe_config(hints[f.name])]
+            continue
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
         shown = default if isinstance(default, str) else "none" if default is None else json.dumps(default)

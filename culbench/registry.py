@@ -70,6 +70,9 @@ class Registry(Generic[T]):
         check: optional validator ``check(name, obj)`` called on every lazily resolved object;
             raises on misuse. A ``"module:function"`` string is imported on first use, so the
             module defining the registry need not import the one defining the check.
+        derive: optional ``derive(name) -> obj | None`` (or ``"module:function"``) for names
+            that are not registered but composed of registered ones; what it returns is
+            registered under that name (source ``"derived"``).
 
     Example:
         >>> colours = Registry("colour")
@@ -89,6 +92,7 @@ class Registry(Generic[T]):
         entry_point_group: str | None = None,
         check: Callable[[str, Any], None] | str | None = None,
         list_command: str | None = None,
+        derive: Callable[[str], T | None] | str | None = None,
     ) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
@@ -98,6 +102,7 @@ class Registry(Generic[T]):
         self._plugins_loaded = entry_point_group is None
         self._discoverers: list[Callable[[Registry[T]], None]] = []
         self._discovered = False
+        self._derive = derive
 
     # -- registration ------------------------------------------------------------------
     def register(
@@ -189,6 +194,8 @@ class Registry(Generic[T]):
     def entry(self, name: str) -> Entry[T]:
         """The entry for ``name``, without importing it; unknown names raise."""
         self._ensure()
+        if name not in self._entries and self._derive is not None:
+            self._derived(name)
         if name not in self._entries:
             close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.6)
             hint = f" (did you mean: {', '.join(close)})" if close else ""
@@ -197,6 +204,21 @@ class Registry(Generic[T]):
                 f"run `{self._list_command}` to see the {len(self._entries)} available",
             )
         return self._entries[name]
+
+    def _derived(self, name: str) -> None:
+        """Register the object ``derive(name)`` builds for a name made of registered ones (a
+        composed method, ``esd+l2sp``), if it builds one; it is checked like a loaded entry."""
+        if isinstance(self._derive, str):
+            self._derive = _import_target(self._derive)
+        obj = self._derive(name)  # type: ignore[operator]
+        if obj is None:
+            return
+        if isinstance(self._check, str):
+            self._check = _import_target(self._check)
+        if self._check is not None:
+            self._check(name, obj)
+        doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+        self._entries[name] = Entry(name, _qualified(obj), doc[0] if doc else "", "derived", obj)
 
     def get(self, name: str) -> T:
         """Resolve ``name`` to its object, importing lazy entries on first use."""

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -50,8 +50,10 @@ def step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched: Any,
          params: Sequence[torch.nn.Parameter], grad_clip: float | None,
          mask: Sequence[torch.Tensor] | None = None,
          pull: tuple[Sequence[torch.Tensor], float] | None = None,
-         pull_weights: Sequence[torch.Tensor] | None = None) -> None:
-    """Backward, optional L2 pull, optional gradient mask (SalUn), clip, optimiser and scheduler step.
+         pull_weights: Sequence[torch.Tensor] | None = None,
+         on_grad: Sequence[Callable[[Sequence[torch.nn.Parameter]], None]] = ()) -> None:
+    """Backward, optional L2 pull, optional gradient mask (SalUn), the ``on_grad`` edits
+    (regularisers), clip, optimiser and scheduler step.
 
     ``pull=(anchor, c)`` adds the gradient of ``c · Σ w ⊙ (θ − θ_anchor)²``, i.e.
     ``2c · w ⊙ (θ − θ_anchor)``, to every parameter's gradient (``w`` = ``pull_weights``, e.g. an
@@ -73,6 +75,8 @@ def step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched: Any,
         for p, m in zip(params, mask, strict=True):
             if p.grad is not None:
                 p.grad.mul_(m)
+    for edit in on_grad:
+        edit(params)
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
     opt.step()
@@ -103,6 +107,10 @@ class Trainer:
         self.opt, self.sched = optimiser(self.params, lr=lr, warmup=warmup, weight_decay=weight_decay)
         self.total = ctx.budget.iterations(iterations)
         self._tick = ctx.progress(self.total, description)
+        self._regularisers = ctx.regularisers
+        self._done = 0
+        for reg in self._regularisers:
+            reg.begin(self.student, self.params)
 
     def iterations(self) -> Iterator[int]:
         """``0 .. total-1``, advancing the progress bar after each."""
@@ -111,8 +119,11 @@ class Trainer:
             self._tick(1)
 
     def step(self, loss: torch.Tensor, grad_clip: float | None, **options: Any) -> None:
-        """:func:`step` on the student's parameters (``mask``, ``pull``, ``pull_weights`` pass through)."""
-        step(loss, self.opt, self.sched, self.params, grad_clip, **options)
+        """:func:`step` on the student's parameters (``mask``, ``pull``, ``pull_weights`` pass
+        through), with the step's regularisers (``ctx.regularisers``) editing the gradients."""
+        edits = [lambda params, reg=reg, it=self._done: reg.on_grad(params, it) for reg in self._regularisers]
+        step(loss, self.opt, self.sched, self.params, grad_clip, on_grad=edits, **options)
+        self._done += 1
 
     def finish(self) -> T2IModel:
         """The trained student, frozen (:func:`finish`)."""

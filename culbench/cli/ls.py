@@ -48,10 +48,12 @@ def methods(
     name: Annotated[str | None, typer.Argument(help="Show this method in full.")] = None,
 ) -> None:
     """Built-in and plugin methods (entry point group culbench.methods); with NAME, one in full."""
-    from culbench.catalog import METHODS
+    from culbench.catalog import METHODS, REGULARISERS
 
     if name is None:
         _table("methods", _registry_rows(METHODS))
+        _table("regularisers (add-ons of gradient-trained methods: --method esd+l2sp, --set l2sp.weight=1e4)",
+               _registry_rows(REGULARISERS))
         return
     _method_detail(name, METHODS)
 
