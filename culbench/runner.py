@@ -29,6 +29,7 @@ from culbench.config import config_to_dict
 from culbench.errors import CulbenchError, RunError
 from culbench.evaluation.checkpoint import CheckpointEvaluator
 from culbench.evaluation.summary import build_summary
+from culbench.merging import TaskVectors, how_of
 from culbench.spec import DEFAULT_OUT, DEFAULT_PROFILE, DEFAULT_SEQUENCE, Resolved, RunSpec
 
 __all__ = ["DEFAULT_OUT", "DEFAULT_PROFILE", "DEFAULT_SEQUENCE", "Hooks", "RunSpec", "merge_run", "run", "run_spec"]
@@ -121,6 +122,8 @@ class _Loop:
         self.previous_state: dict[str, Any] | None = None  # the weights the last step left (drift)
         self.state: dict[str, Any] = {}  # the method's ctx.state
         self.input_sha = ""  # the weights the next step starts from (keys its snapshot)
+        how = how_of(self.spec.mode)
+        self.task_vectors = TaskVectors(how) if how else None  # a merged-* run's
 
     def identity(self) -> dict[str, Any]:
         r, spec = self.r, self.spec
@@ -197,6 +200,8 @@ class _Loop:
             with rf.locked(run_dir):
                 rf.write_bytes(run_dir / rf.REFERENCE, reference)
         done = rf.committed_steps(run_dir)
+        if self.task_vectors is not None:
+            self.task_vectors.load(run_dir, done, self.base_state)
         if done:
             self.input_sha = rf.read_step(run_dir, done[-1]).get("model_sha256", "")
         if not done or done[-1] == 0 or self.r.alone:
@@ -257,15 +262,23 @@ class _Loop:
             if step == 1 or self.r.alone:
                 self.method.on_sequence_start(self.model, ctx)
             request = self.r.seq.request(step, simultaneous=spec.mode == "simultaneous")
-            if spec.mode == "independent":
+            if spec.mode == "independent" or self.task_vectors is not None:
                 request = dataclasses.replace(request, previous=())
             self.model = self.method.unlearn(self.model, request, ctx)
         _check_returned(self.model, spec.method)
+        merged = self._merge(step) if self.task_vectors is not None else {}
         if self.r.alone and ctx.state:
             raise RunError(f"method '{spec.method}' keeps state between steps ({', '.join(map(str, ctx.state))}), "
                            "so its steps cannot be computed alone", "run the whole sequence without --step")
         self.state = ctx.state
-        return self._step_files(ctx.state), {"unlearn": _unlearn_compute(meter, snapshots)}
+        return {**self._step_files(ctx.state), **merged}, {"unlearn": _unlearn_compute(meter, snapshots)}
+
+    def _merge(self, step: int) -> dict[str, bytes]:
+        """A ``merged-*`` step: keep what this request alone changed (its task vector file) and
+        replace the model by the merge of requests 1..``step``."""
+        unlearned = self.model.state_dict()
+        self.model.load_state_dict(self.task_vectors.add(step, unlearned, self.base_state))
+        return {rf.TASK_VECTOR: rf.weights_bytes(unlearned, self.base_state)}
 
     def _step_files(self, state: dict[str, Any]) -> dict[str, bytes]:
         import torch

@@ -18,7 +18,8 @@ from culbench.errors import CulbenchError
 DEFAULT_SEQUENCE = "toy10"  # the embedded ToyWorld benchmark
 DEFAULT_PROFILE = "standard"  # the leaderboard setting: `culbench run`, `sweep`, `tune` and run()
 DEFAULT_OUT = Path("results")  # results root of `culbench run` and `sweep`, and of run()
-MODES = ("sequential", "independent", "simultaneous")
+MODES = ("sequential", "independent", "simultaneous",  # merged-*: culbench.merging
+         "merged-uniform", "merged-ta", "merged-ties")
 SPLITS = ("eval", "val")
 EVALUATE = ("all", "ends")
 
@@ -42,7 +43,9 @@ class RunSpec:
         overrides: ``("dfr.lr=1e-5", ...)`` checked against the method's Config.
         device: torch device; threads: torch CPU threads (``None``: all cores).
         mode: ``sequential`` (the benchmark), ``independent`` (each request from the base model,
-            no history) or ``simultaneous`` (step k erases concepts 1..k at once from the base).
+            no history), ``simultaneous`` (step k erases concepts 1..k at once from the base) or
+            ``merged-uniform|ta|ties`` (step k: the merge of requests 1..k each served from the
+            base, :mod:`culbench.merging`).
         split: ``eval`` (the benchmark) or ``val`` (validation prompts, for tuning; never ranked).
         evaluate: ``all`` (every step, the benchmark) or ``ends`` (steps 0 and T only, labelled
             ``~ends``): every step is still computed, but only the base and the final model are

@@ -37,7 +37,7 @@ def run(
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or progress lines (off a terminal, progress is a line a minute: CULBENCH_PROGRESS_EVERY=SECONDS).")] = False,
-    mode: Annotated[str, typer.Option(help="sequential (the benchmark) | independent (each request from the base model) | simultaneous (concepts 1..k at once from the base): reference rows.")] = "sequential",
+    mode: Annotated[str, typer.Option(help="sequential (the benchmark) | independent (each request from the base model) | simultaneous (concepts 1..k at once from the base) | merged-uniform, merged-ta, merged-ties (step k: requests 1..k each served from the base, merged): reference rows.")] = "sequential",
     model: Annotated[str | None, typer.Option(help="Model weights for backends that take them: an SD folder or cached hub id.")] = None,
     model_option: Annotated[list[str] | None, typer.Option(help="Backend option KEY=VALUE (repeatable), e.g. dtype=bfloat16.")] = None,
     judge: Annotated[str | None, typer.Option(help="Evaluate with this judge instead of the sequence's (culbench ls judges), e.g. vlm-yesno.")] = None,

@@ -67,7 +67,7 @@ def sweep(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override METHOD.FIELD=VALUE for every run of METHOD (repeatable).")] = None,
     grid: Annotated[list[str] | None, typer.Option(help="METHOD.FIELD=V1,V2,...: one run per value, crossed with the other --grid options (repeatable).")] = None,
     split: Annotated[str, typer.Option(help="eval (the benchmark) | val (tuning: validation prompts, never ranked).")] = "eval",
-    modes: Annotated[str, typer.Option(help="Comma-separated: sequential (the benchmark), independent, simultaneous (reference rows).")] = "sequential",
+    modes: Annotated[str, typer.Option(help="Comma-separated: sequential (the benchmark), independent, simultaneous, merged-uniform, merged-ta, merged-ties (reference rows).")] = "sequential",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
     print_commands: Annotated[bool, typer.Option(help="Print one `culbench run` command per run instead of running.")] = False,
     table: Annotated[Path | None, typer.Option(help="Also write the Markdown leaderboard here when done (eval split).")] = None,

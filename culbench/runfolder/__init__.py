@@ -14,7 +14,7 @@ from culbench.runfolder.health import (droppable, file_problems, first_damaged_s
                                        steps_ahead, to_redo)
 from culbench.runfolder.layout import (DAMAGED, MANIFEST, MANIFEST_FIELDS, MATRIX, REFERENCE, SAMPLES,
                                        SCHEMA_VERSION, SNAPSHOTS, STATE, STEP_FIELDS, STEP_RECORD, SUMMARY,
-                                       SUMMARY_FIELDS, WEIGHTS, run_dir_for, snapshot_path, step_dir,
+                                       SUMMARY_FIELDS, TASK_VECTOR, WEIGHTS, run_dir_for, snapshot_path, step_dir,
                                        variant_label)
 from culbench.runfolder.manifest import (Summariser, check_identity, locked, new_manifest, note_compute,
                                          read_manifest, sync, write_manifest)
@@ -27,7 +27,8 @@ from culbench.runfolder.weights import load_weights, weights_bytes
 
 __all__ = [
     "DAMAGED", "EDITED", "MANIFEST", "MANIFEST_FIELDS", "MATRIX", "REFERENCE", "SAMPLES", "SCHEMA_VERSION", "SNAPSHOTS",
-    "STATE", "STEP_FIELDS", "STEP_RECORD", "SUMMARY", "SUMMARY_FIELDS", "WEIGHTS", "SharedStore", "StepSnapshots",
+    "STATE", "STEP_FIELDS", "STEP_RECORD", "SUMMARY", "SUMMARY_FIELDS", "TASK_VECTOR", "WEIGHTS", "SharedStore",
+    "StepSnapshots",
     "Summariser", "check_identity", "commit_step", "committed_steps", "computed", "droppable", "edited",
     "file_problems", "first_damaged_step", "load_matrix", "load_weights", "locked", "matrix_csv",
     "new_manifest", "note_compute", "probe_path", "probe_records", "read_probe", "write_probe", "read_json", "read_manifest", "read_step", "record_digest", "records_only",

@@ -41,7 +41,8 @@ MANIFEST_FIELDS: dict[str, str] = {
     "identity.method": "dict: name, source (builtin | plugin dist==version), config, config_hash",
     "identity.profile": "dict: the evaluation/compute profile",
     "identity.seed": "int: run seed (method randomness; eval noise is fixed by the sequence)",
-    "identity.mode": "str: sequential (the benchmark) | independent | simultaneous (reference rows from the base model)",
+    "identity.mode": "str: sequential (the benchmark) | independent | simultaneous | merged-uniform | merged-ta | "
+                     "merged-ties (reference rows from the base model)",
     "identity.model": "dict: backend, options, base_sha256 (UNet weights of step 0)",
     "identity.evaluators": "list[dict]: fingerprint of every evaluator (name, impl, weights)",
     "device": "str: torch device the run used",
@@ -72,7 +73,7 @@ SUMMARY_FIELDS: dict[str, str] = {
     "run_id": "str",
     "sequence": "str: name@version",
     "method": "str",
-    "mode": "str: sequential | independent | simultaneous",
+    "mode": "str: sequential | independent | simultaneous | merged-uniform | merged-ta | merged-ties",
     "split": "str: eval (the benchmark) | val (tuning on validation prompts; never ranked)",
     "judge": "str | null: the judge used instead of the sequence's own (--judge), else null",
     "config_hash": "str: sha256 of the method's resolved config",
@@ -111,6 +112,7 @@ SUMMARY = "summary.json"
 REFERENCE = "reference.npy"  # judge features of the sequence's real reference images
 WEIGHTS = "model.safetensors"  # a step's UNet (a delta from the base model)
 STATE = "state.pt"  # the method's ``ctx.state`` after a step
+TASK_VECTOR = "task_vector.safetensors"  # a merged-* run's step: what the unlearning alone changed
 SAMPLES = "samples.jsonl"
 SNAPSHOTS = "snapshots"  # run_dir/snapshots/KK.pt: mid-step snapshots, deleted when the step commits
 DAMAGED = "damaged"  # run_dir/damaged/<time>/: damaged steps set aside on resume
