@@ -34,8 +34,10 @@ Deviations from the reference code:
 3. **Prompts** come from the sequence's data files (train split) rather than GPT-generated
    files. LACU's locality-aware target selection is ``mapping="lacu"``, with the candidates
    taken from the task (the anchor and same-kind retain concepts) instead of an LLM's list;
-   LACU's locality-aware *replay* selection (ranking related concepts the same way) is not
-   implemented.
+   its locality-aware replay (``replay="lacu"``) ranks the request's given retain concepts (not
+   an LLM's 50 related concepts) by the same score-prediction distance and replays the prompts
+   of the ``lacu_replay_concepts`` closest (the reference: 10 concepts × 10 LLM prompts). Held-out
+   concepts are never candidates: a request carries only the given retain concepts.
 4. **Hyperparameters** are scaled to ToyWorld and were chosen on the sequence's *validation*
    prompts (``--split val``), never the evaluation prompts: ``iterations``, ``lr``,
    ``replay_steps`` and ``t_max_unlearn`` (grids and results: docs/tuning.md). SD defaults are
@@ -60,6 +62,10 @@ from culbench.training import Trainer, indexed_bank, noised, pick
 SD_DEFAULTS = {"lr": 1e-5, "iterations": 600, "warmup": 800, "batch_size": 78,
                "lambda_unlearn": 1.0, "lambda_preserve": 10.0, "lambda_reg": 1e-4,
                "reg_reduction": "sum", "t_max_unlearn": 700, "replay_steps": 30, "cached": False}
+#: LACU (v2 HEAD ``train.sh``) on Stable Diffusion 1.5; λ_unlearn there varies by request (5–7).
+LACU_SD_DEFAULTS = {**SD_DEFAULTS, "lr": 5e-5, "iterations": 300, "warmup": 30, "batch_size": 108,
+                    "lambda_unlearn": 5.0, "lambda_preserve": 25.0, "lambda_reg": 2e-4, "t_max_unlearn": 600,
+                    "replay_steps": 20, "mapping": "lacu", "replay": "lacu"}
 
 
 def regularisation(student: list[torch.nn.Parameter], anchor: list[torch.Tensor], reduction: str) -> torch.Tensor:
@@ -118,6 +124,8 @@ class DFR(Method):
         mapping: Literal["contextual", "fixed", "null", "lacu"] = "contextual"
         lacu_probes: int = 32            # (x_t, t) probes per candidate for mapping="lacu" (LACU: 32)
         retain: Literal["all", "related", "general"] = "all"
+        replay: Literal["retain", "lacu"] = "retain"  # replay the retain set, or LACU's closest concepts
+        lacu_replay_concepts: int = 10   # concepts replayed under replay="lacu" (LACU: 10, ranked with K=16)
         param_group: Literal["full", "xattn", "non_xattn"] = "full"
         grad_clip: float = 1.0
         weight_decay: float = 1e-2
@@ -165,6 +173,26 @@ class DFR(Method):
                 chosen.append(candidates[scores.index(min(scores))])
         return chosen
 
+    @torch.no_grad()
+    def _local_replay(self, request: UnlearnRequest, model: T2IModel, gen: torch.Generator) -> list[str]:
+        """LACU's locality-aware replay: the retain prompts of the ``lacu_replay_concepts`` given
+        retain concepts whose prediction under the current model is closest to the forget
+        concept's (summed over its first four forget prompts p, the mean over 16 random (x_t, t) of
+        ||model(x_t, t, p[c→r]) − model(x_t, t, p)||², p[c→r] with the concept's name replaced by r's)."""
+        sets = [s for s in request.related + request.general if s.prompts]
+        x_t = torch.randn((16, *model.latent_shape), generator=gen).to(model.device)
+        t = torch.randint(0, model.num_train_timesteps, (16,), generator=gen)
+        target = request.target
+        prompts = [pair.prompt for pair in target.pairs][:4]
+        source = [model.predict(x_t, t, model.encode([p] * 16)) for p in prompts]
+        scores = []
+        for retain in sets:
+            moved = [substitute(p, target.concept.name, retain.concept.name) for p in prompts]
+            scores.append(sum(float(((model.predict(x_t, t, model.encode([m] * 16)) - s) ** 2).mean())
+                              for m, s in zip(moved, source, strict=True)))
+        order = sorted(range(len(sets)), key=lambda i: scores[i])[: self.config.lacu_replay_concepts]
+        return [p for i in sorted(order) for p in sets[i].prompts]
+
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
         rng = ctx.rng()
@@ -180,7 +208,8 @@ class DFR(Method):
 
         forget = [pair.prompt for pair in request.forget]
         mapped = self._mapped(request, teacher, ctx.generator(offset=17))
-        retain = request.retain_prompts(cfg.retain) or forget  # nothing to keep: no-op term
+        retain = (self._local_replay(request, teacher, ctx.generator(offset=29)) if cfg.replay == "lacu"
+                  else request.retain_prompts(cfg.retain)) or forget  # nothing to keep: no-op term
         batch = cfg.batch_size
 
         def bank(prompts: list[str], size: int, stream: int, start: int = 0) -> tuple[list[int], torch.Tensor]:
@@ -213,3 +242,25 @@ class DFR(Method):
             # as ``+ cfg.lambda_reg * regularisation(params, anchor, cfg.reg_reduction)``.
             trainer.step(loss, cfg.grad_clip, pull=(anchor, cfg.lambda_reg * reg_scale))
         return trainer.finish()
+
+
+@register_method("lacu")
+class LACU(DFR):
+    """LACU (DFR v2, ECCV 2026): dfr with locality-aware mapped targets and replay, LACU's settings."""
+
+    @dataclass(frozen=True)
+    class Config(DFR.Config):
+        """DFR's settings moved by LACU's ratios to DFR v1 (lr ×5, steps ×½, λ_u ×5, λ_p ×2.5,
+        λ_reg ×2, t_max 600, warm-up 10 % of the steps) from dfr's ToyWorld defaults."""
+
+        lr: float = 1e-3                 # dfr's 2e-4 × 5 (SD: 5e-5); the tuning grid spans it
+        iterations: int = 30             # dfr's 60 × ½ (SD: 250–350)
+        warmup: int = 3                  # 10 % of the steps (SD: 30)
+        lambda_unlearn: float = 5.0      # SD: 5–7 by request
+        lambda_preserve: float = 25.0    # SD: 25
+        lambda_reg: float = 2.0          # dfr's mean-reduced 1 × 2 (SD: λ_sum 2e-4)
+        t_max_unlearn: int = 600         # SD: 600
+        mapping: Literal["contextual", "fixed", "null", "lacu"] = "lacu"
+        replay: Literal["retain", "lacu"] = "lacu"
+
+    tune_grid: ClassVar[dict[str, tuple[Any, ...]]] = {"lr": (2.5e-4, 5e-4, 1e-3), "lambda_unlearn": (2.0, 5.0, 7.0)}

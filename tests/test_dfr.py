@@ -139,3 +139,21 @@ def test_weighted_pull_equals_the_ewc_loss_term() -> None:
                 step(loss + 50.0 * ewc, opt, sched, params, 1.0)
         after.append(params[0].detach())
     torch.testing.assert_close(after[0], after[1], rtol=1e-6, atol=1e-7)
+
+
+def test_lacu_replays_the_closest_given_retain_concepts() -> None:
+    import torch
+
+    from culbench.catalog import METHODS, MODELS
+    from culbench.tasks import resolve_sequence
+
+    lacu = METHODS.get("lacu")
+    request = resolve_sequence("mock").request(2)
+    model = MODELS.get("mock")(device="cpu")
+    given = [s for s in request.related + request.general if s.prompts]
+    one = lacu(lacu.Config(lacu_replay_concepts=1))._local_replay(request, model, torch.Generator().manual_seed(0))
+    again = lacu(lacu.Config(lacu_replay_concepts=1))._local_replay(request, model, torch.Generator().manual_seed(0))
+    every = lacu(lacu.Config(lacu_replay_concepts=99))._local_replay(request, model, torch.Generator().manual_seed(0))
+    assert one == again and one in [list(s.prompts) for s in given]  # one whole concept's prompts
+    assert every == [p for s in given for p in s.prompts]  # all of them, in the request's order
+    assert lacu.Config().mapping == "lacu" and lacu.role == "ranked"
