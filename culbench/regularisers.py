@@ -82,7 +82,12 @@ class Regulariser:
 
 
 class _SP(Regulariser):
-    """Shared part of L1-SP and L2-SP: the anchor θ₀ and the element count N."""
+    """Shared part of L1-SP and L2-SP: the anchor θ₀, the element count N, the gradient added."""
+
+    @dataclass(frozen=True)
+    class Config:
+        weight: float = 1.0
+        anchor: Literal["start", "base"] = "start"  # θ₀: the request's starting weights, or step 0's
 
     def prepare(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> None:
         self._base = ctx.base_model() if self.config.anchor == "base" and ctx.base_model else None
@@ -96,25 +101,27 @@ class _SP(Regulariser):
             self._anchor = [base[ids[id(p)]].detach().clone() for p in params]
         self._n = max(1, sum(p.numel() for p in params))
 
+    def penalty_grad(self, diff: Any) -> Any:
+        """The penalty's gradient at θ − θ₀ = ``diff`` (one tensor)."""
+        raise NotImplementedError
+
+    def on_grad(self, params: Sequence[Any], iteration: int) -> None:
+        for p, a in zip(params, self._anchor, strict=True):
+            push = self.penalty_grad(p.detach() - a)
+            p.grad = push if p.grad is None else p.grad.add_(push)
+        self.applied = True
+
 
 @register_regulariser("l2sp")
 class L2SP(_SP):
     """L2-SP: weight · mean (θ − θ₀)² added to the loss (CUIG ``Weight/l2sp.py``)."""
 
     @dataclass(frozen=True)
-    class Config:
-        weight: float = 25000.0                    # CUIG's ConAbl default; ESD README: 1e4–3e5
-        anchor: Literal["start", "base"] = "start"  # θ₀: the request's starting weights, or step 0's
+    class Config(_SP.Config):
+        weight: float = 25000.0  # CUIG's ConAbl default; ESD README: 1e4–3e5
 
-    def on_grad(self, params: Sequence[Any], iteration: int) -> None:
-        import torch
-
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        diff = torch._foreach_sub([p.detach() for p in params], self._anchor)
-        torch._foreach_add_(grads, diff, alpha=2.0 * self.config.weight / self._n)
-        for p, g in zip(params, grads, strict=True):
-            p.grad = g
-        self.applied = True
+    def penalty_grad(self, diff: Any) -> Any:
+        return diff.mul_(2.0 * self.config.weight / self._n)
 
 
 @register_regulariser("l1sp")
@@ -122,17 +129,11 @@ class L1SP(_SP):
     """L1-SP: weight · mean |θ − θ₀| added to the loss (CUIG ``Weight/l1sp.py``)."""
 
     @dataclass(frozen=True)
-    class Config:
-        weight: float = 50.0                       # CUIG's ConAbl default; ESD README: 1–100
-        anchor: Literal["start", "base"] = "start"  # θ₀: the request's starting weights, or step 0's
+    class Config(_SP.Config):
+        weight: float = 50.0  # CUIG's ConAbl default; ESD README: 1–100
 
-    def on_grad(self, params: Sequence[Any], iteration: int) -> None:
-        import torch
-
-        for p, a in zip(params, self._anchor, strict=True):
-            push = torch.sign(p.detach() - a).mul_(self.config.weight / self._n)
-            p.grad = push if p.grad is None else p.grad.add_(push)
-        self.applied = True
+    def penalty_grad(self, diff: Any) -> Any:
+        return diff.sign_().mul_(self.config.weight / self._n)
 
 
 @register_regulariser("selft")
