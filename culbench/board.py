@@ -83,7 +83,8 @@ def tuned_settings(spec: BoardSpec, where: Path) -> dict[str, list[str]]:
     return {m: list(entry.get("chosen", [])) for m, entry in data.get("methods", {}).items()}
 
 
-def board_jobs(spec: BoardSpec, where: Path, *, out: Path, device: str = "cpu", threads: int | None = None) -> BoardJobs:
+def board_jobs(spec: BoardSpec, where: Path, *, out: Path, device: str = "cpu",
+               threads: int | None = None) -> BoardJobs:
     """Every run and probe job of ``spec`` (``where``: the spec file's folder), each run checked
     (``RunSpec.resolve``) before anything runs."""
     chosen = tuned_settings(spec, where)

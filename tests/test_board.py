@@ -65,4 +65,5 @@ def test_the_published_board_spec_expands(tmp_path: Path) -> None:
     jobs = board_jobs(load_board(path), path.parent, out=tmp_path)
     methods = {r.method for r in jobs.runs}
     assert {"dfr", "uce", "esd", "original", "retrain"} <= methods
-    assert all(len([r for r in jobs.runs if (r.method, r.mode) == key]) == 3 for key in {(r.method, r.mode) for r in jobs.runs})
+    rows = {(r.method, r.mode) for r in jobs.runs}
+    assert all(len([r for r in jobs.runs if (r.method, r.mode) == row]) == 3 for row in rows)  # 3 seeds each
