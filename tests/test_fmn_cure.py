@@ -1,9 +1,11 @@
-"""FMN does what it claims, and the helper it rests on records what the UNet attends to.
+"""FMN and CURE do what they claim, and the helper FMN rests on records what the UNet attends to.
 
 * ``culbench.training.cross_attention_maps``: every cross-attention layer's probabilities, on the
   mock and ToyWorld UNets (SD: tests/test_sd_backend.py), with the predictions unchanged.
 * ``fmn``: after re-steering, the concept's tokens (and end-of-text) receive less attention on its
   forget prompts' renders; it trains through the Trainer, so ``fmn+l2sp`` runs.
+* ``cure``: K and V stop responding along the concept's directions and barely change for the rows
+  kept; each request multiplies the *current* weights by the request's own I − P_dis.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from culbench.api import StepContext, substitute
 from culbench.catalog import METHODS, MODELS
 from culbench.tasks import resolve_sequence
-from culbench.training import cross_attention_maps, encode_with_input_vectors, noised
+from culbench.training import cross_attention_maps, encode_with_input_vectors, noised, prompt_rows
 
 
 def _kv(model) -> dict[str, torch.Tensor]:  # noqa: ANN001
@@ -105,3 +107,48 @@ def test_fmn_takes_cuig_regularisers(tmp_path: Path) -> None:
     run_dir = run("fmn+l2sp", sequence="mock", profile="smoke", out=tmp_path, threads=1,
                   overrides=("l2sp.weight=1e4",))  # l2sp acted, or the run would have stopped
     assert (run_dir / "summary.json").is_file()
+
+
+def test_cure_stops_kv_responding_along_the_concept_and_keeps_the_retained_rows() -> None:
+    """Linear algebra of the Spectral Eraser: forget rows along e0 (and a shared e1), kept rows along
+    e1 and e2; after W ← W (I − P_dis), K/V outputs for the forget rows' own direction are gone,
+    those for the kept rows barely move."""
+    from culbench.methods.cure import spectral_eraser
+
+    gen = torch.Generator().manual_seed(0)
+    noise = 0.01 * torch.randn(40, 8, generator=gen)
+    forget = torch.zeros(40, 8)
+    forget[:20, 0], forget[20:, 1] = 3.0, 1.0
+    keep = torch.zeros(40, 8)
+    keep[:20, 1], keep[20:, 2] = 1.0, 1.0
+    forget, keep = forget + noise, keep + noise.roll(1, 0)
+    W = torch.randn(6, 8, generator=gen, dtype=torch.float64)
+    edited = W @ (torch.eye(8, dtype=torch.float64) - spectral_eraser(forget, keep, alpha=50.0))
+    e0 = torch.eye(8, dtype=torch.float64)[0]
+    assert (edited @ e0).norm() < 0.05 * (W @ e0).norm()
+    kept = keep.double() @ W.T
+    assert (keep.double() @ edited.T - kept).norm() < 0.05 * kept.norm()
+
+
+@pytest.mark.parametrize("backend", ["mock", "toyworld"])
+def test_cure_edits_kv_sequentially_and_erases_more_than_it_keeps(backend: str) -> None:
+    cure_cls = METHODS.get("cure")
+    model = MODELS.get(backend)(device="cpu")
+    seq = resolve_sequence("mock" if backend == "mock" else "toy10@2")
+    cure = cure_cls()
+    ctx1, ctx2 = StepContext(step=1, seed=1), StepContext(step=2, seed=2)
+    first = cure.unlearn(model, seq.request(1), ctx1)
+    second = cure.unlearn(first, seq.request(2), ctx2)
+    m1, m2 = cure.projection(model, seq.request(1), ctx1), cure.projection(first, seq.request(2), ctx2)
+    for name, w0 in _kv(model).items():  # W_2 = W_0 (I − P_1)(I − P_2): each from the current weights
+        torch.testing.assert_close(second.unet.get_parameter(name).double(), w0.double() @ m1 @ m2,
+                                   rtol=1e-4, atol=1e-5)
+    request = seq.request(1)
+    rng = ctx1.rng()
+    forget = cure.forget_rows(model, request, rng).double()
+    kept = torch.cat(prompt_rows(model, request.retain_prompts("all"))).double()
+    for name, w0 in _kv(model).items():
+        w1 = first.unet.get_parameter(name).double()
+        lost = 1 - (forget @ w1.T).norm() / (forget @ w0.double().T).norm()
+        moved = (kept @ (w1 - w0.double()).T).norm() / (kept @ w0.double().T).norm()
+        assert lost > 0 and moved < lost, (name, float(lost), float(moved))

@@ -54,7 +54,7 @@ def test_uce_edits_exactly_the_cross_attention_kv(tiny_sd: Path) -> None:
     assert changed and changed <= kv
 
 
-@pytest.mark.parametrize("method", ["fmn"])
+@pytest.mark.parametrize("method", ["fmn", "cure"])
 def test_new_kv_methods_edit_exactly_the_cross_attention_kv(method: str, tiny_sd: Path) -> None:
     """FMN (attention maps of SD's UNet, soft tokens on the CLIP tokenizer: "apple" is 5 tokens
     here) and CURE on a tiny SD: only attn2.to_k / to_v move."""
