@@ -21,7 +21,7 @@ Per request:
    learnt vectors when step 2 ran, as the reference prompts with its inverted tokens only) and
    minimises ‖A‖, the Frobenius norm of the attention probabilities that every cross-attention
    layer, head and pixel gives the concept's tokens and, with ``use_pooler``, the end-of-text
-   token (:func:`culbench.training.cross_attention_maps`). The model's own prediction is unused.
+   tokens (:func:`culbench.training.cross_attention_maps`). The model's own prediction is unused.
 
 Deviations:
 
