@@ -1,6 +1,6 @@
 """What a deletion request carries: the concept to forget with its prompts, the concepts to keep,
 and the requests already served; and word-level matching of a concept's name in a prompt
-(:func:`mentions`, :func:`substitute`, :func:`token_span`). Methods see these through
+(:func:`mentions`, :func:`substitute`, :func:`token_span`, :func:`concept_positions`). Methods see these through
 :mod:`culbench.api`."""
 
 from __future__ import annotations
@@ -192,3 +192,19 @@ def token_span(tokenizer: Any, text: str, phrase: str, after: int = 0) -> range 
             return None
         return range(start, stop)
     return None
+
+
+def end_of_text(tokenizer: Any, text: str) -> int:
+    """Position of the end-of-text token in ``tokenizer(text)`` (the last position where truncation
+    cut it off): the row that, in a causal text encoder, has read the whole prompt."""
+    ids = list(tokenizer(text, truncation=True, max_length=tokenizer.model_max_length).input_ids)
+    eos = getattr(tokenizer, "eos_token_id", None)
+    return ids.index(eos, 1) if eos in ids[1:] else len(ids) - 1
+
+
+def concept_positions(tokenizer: Any, text: str, phrase: str, after: int = 0) -> tuple[list[int], int] | None:
+    """The token positions of ``phrase`` in ``text`` (:func:`token_span`, from token ``after`` on)
+    and the position of the end-of-text token (:func:`end_of_text`); ``None`` where the phrase is
+    not found. The rows a method that edits or steers a concept's tokens acts on (UCE, FMN, CURE)."""
+    span = token_span(tokenizer, text, phrase, after)
+    return None if span is None else (list(span), end_of_text(tokenizer, text))

@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
 
-from culbench.api import PromptPair, StepContext, T2IModel, UnlearnRequest
+from culbench.api import CulbenchError, PromptPair, StepContext, T2IModel, UnlearnRequest
 
 
 def trainable_copy(model: T2IModel, group: str) -> tuple[T2IModel, list[torch.nn.Parameter]]:
@@ -175,3 +176,85 @@ def denoising_loss(model: T2IModel, x0: torch.Tensor, prompts: Sequence[str], ge
     x_t, t, noise = noised(model, x0, model.num_train_timesteps, gen)
     return torch.nn.functional.mse_loss(model.predict(x_t, t, model.encode(list(prompts))),
                                         model.target(x0, noise, t))
+
+
+def prompt_rows(model: T2IModel, prompts: Sequence[str]) -> list[torch.Tensor]:
+    """Per prompt, its text-embedding rows from the start token to end-of-text ``(n_tokens, D)``
+    (the padding after it left out)."""
+    out = []
+    for prompt, e in zip(prompts, model.encode(list(prompts)), strict=True):
+        ids = model.tokenizer(prompt, truncation=True, max_length=model.tokenizer.model_max_length).input_ids
+        out.append(e[: len(ids)])
+    return out
+
+
+def encode_with_input_vectors(model: T2IModel, ids: torch.Tensor, slots: torch.Tensor,
+                              vectors: torch.Tensor) -> torch.Tensor:
+    """Text embeddings ``(B, L, D)`` of the token ids ``ids`` ``(B, L)`` with the input word
+    embedding at every position where ``slots`` ``(B, L)`` holds ``j >= 0`` replaced by
+    ``vectors[j]`` (``vectors``: ``(k, D)``), differentiable in ``vectors``: soft tokens, as textual
+    inversion learns them (FMN's concept tokens, the attack probe's soft prompts)."""
+    slots = slots.to(model.device)
+
+    def put(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        chosen = vectors.to(output.dtype)[slots.clamp(min=0)]
+        return torch.where((slots >= 0).unsqueeze(-1), chosen, output)
+
+    handle = model.text_encoder.get_input_embeddings().register_forward_hook(put)
+    try:
+        return model.text_encoder(ids.to(model.device))[0].float()  # SD: fp16 encoder
+    finally:
+        handle.remove()
+
+
+class _Recorder:
+    """An attention processor: diffusers' plain ``AttnProcessor`` (the attention probabilities
+    computed explicitly, not fused) that appends them, ``(B, heads, queries, keys)``, to ``maps``."""
+
+    def __init__(self, maps: list[torch.Tensor]) -> None:
+        from diffusers.models.attention_processor import AttnProcessor
+
+        self.maps, self.plain = maps, AttnProcessor()
+
+    def __call__(self, attn: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        scores = attn.get_attention_scores
+
+        def keep(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+            probs = scores(query, key, mask)
+            self.maps.append(probs.unflatten(0, (-1, attn.heads)))
+            return probs
+
+        attn.get_attention_scores = keep  # this call only (an instance attribute shadows the method)
+        try:
+            return self.plain(attn, *args, **kwargs)
+        finally:
+            del attn.get_attention_scores
+
+
+@contextlib.contextmanager
+def cross_attention_maps(model: T2IModel) -> Iterator[list[torch.Tensor]]:
+    """Within the block, every forward pass through a cross-attention layer (``attn2``) of
+    ``model``'s UNet appends its attention probabilities ``(B, heads, pixels, tokens)`` to the list
+    it yields, in layer order, differentiable (attention re-steering, FMN); each row sums to 1 over
+    the text tokens. Any backend (a diffusers UNet: mock, ToyWorld, SD). The layers run diffusers'
+    plain attention meanwhile (same result as the fused kernel up to rounding); their processors
+    are put back on leaving::
+
+        with cross_attention_maps(student) as maps:
+            student.predict(x_t, t, emb)
+        energy = sum(m[..., positions].pow(2).sum() for m in maps)
+    """
+    layers = [m for name, m in model.unet.named_modules() if name.endswith("attn2") and hasattr(m, "set_processor")]
+    if not layers:
+        raise CulbenchError("the model's UNet has no cross-attention layer (attn2) whose attention can be recorded",
+                            "use a backend built on a diffusers UNet2DConditionModel (mock, toyworld, sd)")
+    maps: list[torch.Tensor] = []
+    saved = [m.processor for m in layers]
+    recorder = _Recorder(maps)
+    for m in layers:
+        m.set_processor(recorder)
+    try:
+        yield maps
+    finally:
+        for m, processor in zip(layers, saved, strict=True):
+            m.set_processor(processor)

@@ -67,32 +67,11 @@ from culbench.api import (
     StepContext,
     T2IModel,
     UnlearnRequest,
+    concept_positions,
     register_method,
     substitute,
-    token_span,
 )
-
-
-def _positions(tokenizer: object, prompt: str, phrase: str,
-               after: int = 0) -> tuple[list[int], int] | None:
-    """Token positions of ``phrase`` (whole words, :func:`culbench.api.token_span`) inside
-    ``prompt``, from token ``after`` on, and of the end-of-text token."""
-    span = token_span(tokenizer, prompt, phrase, after)
-    if span is None:
-        return None
-    ids = tokenizer(prompt, truncation=True, max_length=tokenizer.model_max_length).input_ids
-    eos = ids.index(tokenizer.eos_token_id, 1) if tokenizer.eos_token_id in ids[1:] else len(ids) - 1
-    return list(span), eos
-
-
-def _rows(model: T2IModel, prompts: list[str]) -> list[torch.Tensor]:
-    """Text-encoder rows of every token up to end-of-text, per prompt."""
-    out = []
-    emb = model.encode(prompts)
-    for prompt, e in zip(prompts, emb, strict=True):
-        ids = model.tokenizer(prompt, truncation=True, max_length=model.tokenizer.model_max_length).input_ids
-        out.append(e[: len(ids)])
-    return out
+from culbench.training import prompt_rows
 
 
 @register_method("uce")
@@ -119,7 +98,7 @@ class UCE(Method):
         null = None
         erase, guide = [], []
         for prompt in prompts:
-            found = _positions(model.tokenizer, prompt, concept.name)
+            found = concept_positions(model.tokenizer, prompt, concept.name)
             if found is None:
                 continue
             cols, eos = found
@@ -127,7 +106,7 @@ class UCE(Method):
             erase += [c[i] for i in cols] + [c[eos]]
             if self.config.guide == "anchor" and anchor:
                 g_prompt = substitute(prompt, concept.name, anchor)  # whole words only
-                g_found = _positions(model.tokenizer, g_prompt, anchor, after=cols[0])
+                g_found = concept_positions(model.tokenizer, g_prompt, anchor, after=cols[0])
                 if g_found is not None:
                     g_cols, g_eos = g_found
                     g = model.encode([g_prompt])[0]
@@ -152,7 +131,7 @@ class UCE(Method):
         c_erase, c_guide = torch.stack(erase).double(), torch.stack(guide).double()
         keep = request.retain_prompts(cfg.preserve)
         keep = rng.sample(keep, min(cfg.max_prompts, len(keep)))
-        c_keep = torch.cat(_rows(model, keep)).double() if keep else c_erase[:0]
+        c_keep = torch.cat(prompt_rows(model, keep)).double() if keep else c_erase[:0]
 
         edited = model.clone()
         edited.unet.requires_grad_(False)

@@ -54,6 +54,27 @@ def test_uce_edits_exactly_the_cross_attention_kv(tiny_sd: Path) -> None:
     assert changed and changed <= kv
 
 
+@pytest.mark.parametrize("method", ["fmn", "cure"])
+def test_new_kv_methods_edit_exactly_the_cross_attention_kv(method: str, tiny_sd: Path) -> None:
+    """FMN (attention maps of SD's UNet, soft tokens on the CLIP tokenizer: "apple" is 5 tokens
+    here) and CURE on a tiny SD: only attn2.to_k / to_v move."""
+    from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, StepContext, UnlearnRequest
+    from culbench.catalog import METHODS
+
+    model = MODELS.get("sd")(model=str(tiny_sd), device="cpu", sample_steps=2)
+    before = model.state_dict()
+    concept = Concept("apple", "object", "apple", None, ())
+    pairs = (PromptPair("a red apple on a table", "a red ball on a table"), PromptPair("an apple", "a ball"))
+    request = UnlearnRequest(1, ForgetSet(concept, pairs),
+                             general=(RetainSet(Concept("dog", "object", "dog", None, ()), ("a dog in a park",)),))
+    small = {"fmn": {"iterations": 2, "bank_size": 2, "bank_steps": 2, "ti_steps": 2, "lr": 1e-2}}
+    cls = METHODS.get(method)
+    edited = cls(cls.Config(**small.get(method, {}))).unlearn(model, request, StepContext(step=1, seed=0))
+    changed = {k for k, v in edited.state_dict().items() if not torch.equal(v, before[k])}
+    kv = set(model.parameter_groups()["xattn_kv"])
+    assert changed and changed <= kv
+
+
 def test_errors_are_one_line_with_a_fix(tmp_path: Path) -> None:
     with pytest.raises(CulbenchError, match="needs a model"):
         MODELS.get("sd")(device="cpu")

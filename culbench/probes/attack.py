@@ -117,18 +117,9 @@ def encode_soft(model: Any, prompts: SoftPrompts, rows: torch.Tensor | slice,
                 vectors: torch.Tensor) -> torch.Tensor:
     """Text embeddings ``(B, L, D)`` of ``prompts`` rows ``rows`` with the soft positions'
     input word embeddings set to ``vectors`` ``(k, D)`` (differentiable in ``vectors``)."""
-    slots = prompts.slots[rows].to(model.device)
-    layer = model.text_encoder.get_input_embeddings()
+    from culbench.training import encode_with_input_vectors
 
-    def put(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
-        chosen = vectors.to(output.dtype)[slots.clamp(min=0)]
-        return torch.where((slots >= 0).unsqueeze(-1), chosen, output)
-
-    handle = layer.register_forward_hook(put)
-    try:
-        return model.text_encoder(prompts.ids[rows].to(model.device))[0].float()  # SD: fp16 encoder
-    finally:
-        handle.remove()
+    return encode_with_input_vectors(model, prompts.ids[rows], prompts.slots[rows], vectors)
 
 
 def word_vector(model: Any, word: str) -> torch.Tensor:
