@@ -12,6 +12,7 @@ For every cross-attention projection W ∈ {attn2.to_k, attn2.to_v} (out × d):
 
 with c_i the text-encoder outputs of the erased concept, v*_i = W c_guide(i) the current
 output for its guide, and c_j the outputs of preserved concepts.
+The rows and the solve live in :mod:`culbench.closed_form`, where other closed-form methods reuse them.
 
 What the c's are here: for each forget prompt (train split, up to ``max_prompts``) the rows at
 the concept's tokens and at the end-of-text token (which, in a causal text encoder, has read the
@@ -62,37 +63,13 @@ import torch
 
 from culbench.api import (
     Concept,
-    CulbenchError,
     Method,
     StepContext,
     T2IModel,
     UnlearnRequest,
     register_method,
-    substitute,
-    token_span,
 )
-
-
-def _positions(tokenizer: object, prompt: str, phrase: str,
-               after: int = 0) -> tuple[list[int], int] | None:
-    """Token positions of ``phrase`` (whole words, :func:`culbench.api.token_span`) inside
-    ``prompt``, from token ``after`` on, and of the end-of-text token."""
-    span = token_span(tokenizer, prompt, phrase, after)
-    if span is None:
-        return None
-    ids = tokenizer(prompt, truncation=True, max_length=tokenizer.model_max_length).input_ids
-    eos = ids.index(tokenizer.eos_token_id, 1) if tokenizer.eos_token_id in ids[1:] else len(ids) - 1
-    return list(span), eos
-
-
-def _rows(model: T2IModel, prompts: list[str]) -> list[torch.Tensor]:
-    """Text-encoder rows of every token up to end-of-text, per prompt."""
-    out = []
-    emb = model.encode(prompts)
-    for prompt, e in zip(prompts, emb, strict=True):
-        ids = model.tokenizer(prompt, truncation=True, max_length=model.tokenizer.model_max_length).input_ids
-        out.append(e[: len(ids)])
-    return out
+from culbench.closed_form import erase_pairs, kv_layers, prompt_rows, solve_kv
 
 
 @register_method("uce")
@@ -116,30 +93,7 @@ class UCE(Method):
     def _erase_pairs(self, model: T2IModel, concept: Concept, prompts: list[str],
                      anchor: str | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Erase rows c_i of one concept and guide rows (whose current outputs become v*_i)."""
-        null = None
-        erase, guide = [], []
-        for prompt in prompts:
-            found = _positions(model.tokenizer, prompt, concept.name)
-            if found is None:
-                continue
-            cols, eos = found
-            c = model.encode([prompt])[0]
-            erase += [c[i] for i in cols] + [c[eos]]
-            if self.config.guide == "anchor" and anchor:
-                g_prompt = substitute(prompt, concept.name, anchor)  # whole words only
-                g_found = _positions(model.tokenizer, g_prompt, anchor, after=cols[0])
-                if g_found is not None:
-                    g_cols, g_eos = g_found
-                    g = model.encode([g_prompt])[0]
-                    guide += [g[g_cols[min(k, len(g_cols) - 1)]] for k in range(len(cols))] + [g[g_eos]]
-                    continue
-            if null is None:  # the empty prompt is [start, end-of-text, padding...]
-                null = model.encode([""])[0][0 if self.config.guide == "start" else 1]
-            guide += [null] * (len(cols) + 1)
-        if not erase:
-            raise CulbenchError(f"uce: the name '{concept.name}' of concept '{concept.id}' occurs in none of its forget prompts",
-                                "fix the concept's name in concepts.yaml or its prompts")
-        return erase, guide
+        return erase_pairs(model, concept, prompts, anchor, self.config.guide, "uce")
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
@@ -152,22 +106,12 @@ class UCE(Method):
         c_erase, c_guide = torch.stack(erase).double(), torch.stack(guide).double()
         keep = request.retain_prompts(cfg.preserve)
         keep = rng.sample(keep, min(cfg.max_prompts, len(keep)))
-        c_keep = torch.cat(_rows(model, keep)).double() if keep else c_erase[:0]
+        c_keep = torch.cat(prompt_rows(model, keep)).double() if keep else c_erase[:0]
 
         edited = model.clone()
         edited.unet.requires_grad_(False)
-        layers = [m for name, m in edited.unet.named_modules()
-                  if name.endswith(("attn2.to_k", "attn2.to_v")) and isinstance(m, torch.nn.Linear)]
+        layers = kv_layers(edited.unet)
         tick = ctx.progress(len(layers), f"uce: editing {request.concept.id}")
-        d = c_erase.shape[1]
-        right = (cfg.lamb * torch.eye(d, dtype=torch.float64)
-                 + cfg.erase_scale * c_erase.T @ c_erase + cfg.preserve_scale * c_keep.T @ c_keep)
-        with torch.no_grad():
-            for layer in layers:
-                W = layer.weight.double()
-                v_star = c_guide @ W.T                      # (n_erase, out)
-                left = (cfg.lamb * W + cfg.erase_scale * v_star.T @ c_erase
-                        + cfg.preserve_scale * (c_keep @ W.T).T @ c_keep)
-                layer.weight.copy_(torch.linalg.solve(right, left.T).T.to(layer.weight.dtype))
-                tick(1)
+        solve_kv(layers, c_erase, c_guide, c_keep, lamb=cfg.lamb, erase_scale=cfg.erase_scale,
+                 preserve_scale=cfg.preserve_scale, tick=tick)
         return edited
