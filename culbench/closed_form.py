@@ -13,14 +13,15 @@ row choices and their deviations from the reference code are documented in ``met
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
 
-from culbench.api import Concept, CulbenchError, T2IModel, substitute, token_span
+from culbench.api import Concept, CulbenchError, T2IModel, UnlearnRequest, substitute, token_span
 
-__all__ = ["erase_pairs", "kv_layers", "positions", "prompt_rows", "solve_kv"]
+__all__ = ["erase_pairs", "kv_layers", "positions", "prompt_rows", "request_rows", "solve_kv"]
 
 
 def positions(tokenizer: object, prompt: str, phrase: str, after: int = 0) -> tuple[list[int], int] | None:
@@ -78,6 +79,25 @@ def erase_pairs(model: T2IModel, concept: Concept, prompts: list[str], anchor: s
         raise CulbenchError(f"{method}: the name '{concept.name}' of concept '{concept.id}' occurs in none of its "
                             "forget prompts", "fix the concept's name in concepts.yaml or its prompts")
     return erase, guides
+
+
+def request_rows(model: T2IModel, request: UnlearnRequest, rng: random.Random, *, max_prompts: int,
+                 guide: Literal["anchor", "null", "start"], preserve: Literal["all", "related", "general"],
+                 method: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A request's rows in float64: erased (n × d) and their guides (n × d) from up to ``max_prompts``
+    forget prompts of each of its targets (:func:`erase_pairs`), then every row up to end-of-text of
+    up to ``max_prompts`` of its ``preserve`` retain prompts (m × d, empty without any), drawn from
+    ``rng`` in that order."""
+    erase, guides = [], []
+    for target in request.all_targets:  # several at once in the simultaneous reference mode
+        forget = rng.sample(list(target.prompts), min(max_prompts, len(target.pairs)))
+        rows = erase_pairs(model, target.concept, forget, target.anchor.name if target.anchor else None, guide, method)
+        erase, guides = erase + rows[0], guides + rows[1]
+    c_erase, c_guide = torch.stack(erase).double(), torch.stack(guides).double()
+    keep = request.retain_prompts(preserve)
+    keep = rng.sample(keep, min(max_prompts, len(keep)))
+    c_keep = torch.cat(prompt_rows(model, keep)).double() if keep else c_erase[:0]
+    return c_erase, c_guide, c_keep
 
 
 def kv_layers(unet: torch.nn.Module) -> list[torch.nn.Linear]:

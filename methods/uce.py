@@ -69,7 +69,7 @@ from culbench.api import (
     UnlearnRequest,
     register_method,
 )
-from culbench.closed_form import erase_pairs, kv_layers, prompt_rows, solve_kv
+from culbench.closed_form import erase_pairs, kv_layers, request_rows, solve_kv
 
 
 @register_method("uce")
@@ -97,17 +97,8 @@ class UCE(Method):
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
-        rng = ctx.rng()
-        erase, guide = [], []
-        for target in request.all_targets:  # several at once in the simultaneous reference mode
-            forget = rng.sample(list(target.prompts), min(cfg.max_prompts, len(target.pairs)))
-            rows = self._erase_pairs(model, target.concept, forget, target.anchor.name if target.anchor else None)
-            erase, guide = erase + rows[0], guide + rows[1]
-        c_erase, c_guide = torch.stack(erase).double(), torch.stack(guide).double()
-        keep = request.retain_prompts(cfg.preserve)
-        keep = rng.sample(keep, min(cfg.max_prompts, len(keep)))
-        c_keep = torch.cat(prompt_rows(model, keep)).double() if keep else c_erase[:0]
-
+        c_erase, c_guide, c_keep = request_rows(model, request, ctx.rng(), max_prompts=cfg.max_prompts,
+                                                guide=cfg.guide, preserve=cfg.preserve, method="uce")
         edited = model.clone()
         edited.unet.requires_grad_(False)
         layers = kv_layers(edited.unet)
