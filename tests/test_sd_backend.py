@@ -41,7 +41,7 @@ def test_loads_samples_and_trains(tiny_sd: Path) -> None:
 
 @pytest.mark.parametrize("method", ["uce", "rece"])
 def test_closed_form_methods_edit_exactly_the_cross_attention_kv(method: str, tiny_sd: Path) -> None:
-    from culbench.api import ForgetSet, PromptPair, StepContext, UnlearnRequest, Concept, RetainSet
+    from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, StepContext, UnlearnRequest
     from culbench.catalog import METHODS
 
     model = MODELS.get("sd")(model=str(tiny_sd), device="cpu", sample_steps=2)
