@@ -20,10 +20,11 @@ The runner owns all I/O, seeding, timing and checkpointing: methods never write 
 print, or parse arguments, and take their randomness from the :class:`StepContext`
 (``ctx.rng()``, ``ctx.generator()``, ``ctx.sample_seed(stream)``).
 
-A method file imports ``culbench.api`` and ``culbench.training`` (the public training helpers),
-the standard library and third-party libraries (torch, diffusers, numpy), and nothing else from
-culbench; a method tied to one backend (it declares ``backends``) may also import that backend's
-package, ``culbench.<backend>`` (``retrain``: ``culbench.toyworld``).
+A method file imports ``culbench.api``, ``culbench.training`` (the public training helpers) and
+``culbench.closed_form`` (the closed-form cross-attention edits), the standard library and
+third-party libraries (torch, diffusers, numpy), and nothing else from culbench; a method tied to
+one backend (it declares ``backends``) may also import that backend's package,
+``culbench.<backend>`` (``retrain``: ``culbench.toyworld``).
 """
 
 from __future__ import annotations

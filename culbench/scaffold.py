@@ -39,10 +39,11 @@ Deviations from the reference (each one, with the reason):
 
 from __future__ import annotations
 
-# A method file imports culbench.api and culbench.training (the public training helpers), the
-# standard library and third-party libraries (torch, diffusers, numpy), and nothing else from
-# culbench; a method tied to one backend (it declares backends) may also import that backend's
-# package, culbench.<backend> (retrain: culbench.toyworld).
+# A method file imports culbench.api, culbench.training (the public training helpers) and
+# culbench.closed_form (the closed-form cross-attention edits), the standard library and
+# third-party libraries (torch, diffusers, numpy), and nothing else from culbench; a method tied to
+# one backend (it declares backends) may also import that backend's package, culbench.<backend>
+# (retrain: culbench.toyworld).
 from dataclasses import dataclass
 from typing import Literal
 

@@ -12,6 +12,7 @@ For every cross-attention projection W ∈ {attn2.to_k, attn2.to_v} (out × d):
 
 with c_i the text-encoder outputs of the erased concept, v*_i = W c_guide(i) the current
 output for its guide, and c_j the outputs of preserved concepts.
+The rows and the solve live in :mod:`culbench.closed_form`, where other closed-form methods reuse them.
 
 What the c's are here: for each forget prompt (train split, up to ``max_prompts``) the rows at
 the concept's tokens and at the end-of-text token (which, in a causal text encoder, has read the
@@ -62,16 +63,13 @@ import torch
 
 from culbench.api import (
     Concept,
-    CulbenchError,
     Method,
     StepContext,
     T2IModel,
     UnlearnRequest,
-    concept_positions,
     register_method,
-    substitute,
 )
-from culbench.training import prompt_rows
+from culbench.closed_form import erase_pairs, kv_layers, request_rows, solve_kv
 
 
 @register_method("uce")
@@ -95,58 +93,16 @@ class UCE(Method):
     def _erase_pairs(self, model: T2IModel, concept: Concept, prompts: list[str],
                      anchor: str | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Erase rows c_i of one concept and guide rows (whose current outputs become v*_i)."""
-        null = None
-        erase, guide = [], []
-        for prompt in prompts:
-            found = concept_positions(model.tokenizer, prompt, concept.name)
-            if found is None:
-                continue
-            cols, eos = found
-            c = model.encode([prompt])[0]
-            erase += [c[i] for i in cols] + [c[eos]]
-            if self.config.guide == "anchor" and anchor:
-                g_prompt = substitute(prompt, concept.name, anchor)  # whole words only
-                g_found = concept_positions(model.tokenizer, g_prompt, anchor, after=cols[0])
-                if g_found is not None:
-                    g_cols, g_eos = g_found
-                    g = model.encode([g_prompt])[0]
-                    guide += [g[g_cols[min(k, len(g_cols) - 1)]] for k in range(len(cols))] + [g[g_eos]]
-                    continue
-            if null is None:  # the empty prompt is [start, end-of-text, padding...]
-                null = model.encode([""])[0][0 if self.config.guide == "start" else 1]
-            guide += [null] * (len(cols) + 1)
-        if not erase:
-            raise CulbenchError(f"uce: the name '{concept.name}' of concept '{concept.id}' occurs in none of its forget prompts",
-                                "fix the concept's name in concepts.yaml or its prompts")
-        return erase, guide
+        return erase_pairs(model, concept, prompts, anchor, self.config.guide, "uce")
 
     def unlearn(self, model: T2IModel, request: UnlearnRequest, ctx: StepContext) -> T2IModel:
         cfg = self.config
-        rng = ctx.rng()
-        erase, guide = [], []
-        for target in request.all_targets:  # several at once in the simultaneous reference mode
-            forget = rng.sample(list(target.prompts), min(cfg.max_prompts, len(target.pairs)))
-            rows = self._erase_pairs(model, target.concept, forget, target.anchor.name if target.anchor else None)
-            erase, guide = erase + rows[0], guide + rows[1]
-        c_erase, c_guide = torch.stack(erase).double(), torch.stack(guide).double()
-        keep = request.retain_prompts(cfg.preserve)
-        keep = rng.sample(keep, min(cfg.max_prompts, len(keep)))
-        c_keep = torch.cat(prompt_rows(model, keep)).double() if keep else c_erase[:0]
-
+        c_erase, c_guide, c_keep = request_rows(model, request, ctx.rng(), max_prompts=cfg.max_prompts,
+                                                guide=cfg.guide, preserve=cfg.preserve, method="uce")
         edited = model.clone()
         edited.unet.requires_grad_(False)
-        layers = [m for name, m in edited.unet.named_modules()
-                  if name.endswith(("attn2.to_k", "attn2.to_v")) and isinstance(m, torch.nn.Linear)]
+        layers = kv_layers(edited.unet)
         tick = ctx.progress(len(layers), f"uce: editing {request.concept.id}")
-        d = c_erase.shape[1]
-        right = (cfg.lamb * torch.eye(d, dtype=torch.float64)
-                 + cfg.erase_scale * c_erase.T @ c_erase + cfg.preserve_scale * c_keep.T @ c_keep)
-        with torch.no_grad():
-            for layer in layers:
-                W = layer.weight.double()
-                v_star = c_guide @ W.T                      # (n_erase, out)
-                left = (cfg.lamb * W + cfg.erase_scale * v_star.T @ c_erase
-                        + cfg.preserve_scale * (c_keep @ W.T).T @ c_keep)
-                layer.weight.copy_(torch.linalg.solve(right, left.T).T.to(layer.weight.dtype))
-                tick(1)
+        solve_kv(layers, c_erase, c_guide, c_keep, lamb=cfg.lamb, erase_scale=cfg.erase_scale,
+                 preserve_scale=cfg.preserve_scale, tick=tick)
         return edited

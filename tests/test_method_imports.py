@@ -13,11 +13,12 @@ from culbench.catalog import builtin_dir
 from culbench.scaffold import scaffold
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLIC = ("culbench.api", "culbench.training")
-RULE = ("A method file imports culbench.api and culbench.training (the public training helpers), the "
-        "standard library and third-party libraries (torch, diffusers, numpy), and nothing else from "
-        "culbench; a method tied to one backend (it declares backends) may also import that backend's "
-        "package, culbench.<backend> (retrain: culbench.toyworld).")
+PUBLIC = ("culbench.api", "culbench.training", "culbench.closed_form")
+RULE = ("A method file imports culbench.api, culbench.training (the public training helpers) and "
+        "culbench.closed_form (the closed-form cross-attention edits), the standard library and "
+        "third-party libraries (torch, diffusers, numpy), and nothing else from culbench; a method tied to "
+        "one backend (it declares backends) may also import that backend's package, culbench.<backend> "
+        "(retrain: culbench.toyworld).")
 
 
 def _declared_backends(tree: ast.Module) -> set[str]:

@@ -39,16 +39,17 @@ def test_loads_samples_and_trains(tiny_sd: Path) -> None:
     assert any(p.grad is not None for p in model.parameters("xattn_kv"))
 
 
-def test_uce_edits_exactly_the_cross_attention_kv(tiny_sd: Path) -> None:
-    from culbench.api import ForgetSet, PromptPair, StepContext, UnlearnRequest, Concept, RetainSet
-    from culbench.methods.uce import UCE
+@pytest.mark.parametrize("method", ["uce", "rece"])
+def test_closed_form_methods_edit_exactly_the_cross_attention_kv(method: str, tiny_sd: Path) -> None:
+    from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, StepContext, UnlearnRequest
+    from culbench.catalog import METHODS
 
     model = MODELS.get("sd")(model=str(tiny_sd), device="cpu", sample_steps=2)
     before = model.state_dict()
     concept = Concept("apple", "object", "apple", None, ())
     request = UnlearnRequest(1, ForgetSet(concept, (PromptPair("a red apple on a table", "a red ball on a table"),)),
                              general=(RetainSet(Concept("dog", "object", "dog", None, ()), ("a dog in a park",)),))
-    edited = UCE().unlearn(model, request, StepContext(step=1, seed=0))
+    edited = METHODS.get(method)().unlearn(model, request, StepContext(step=1, seed=0))
     changed = {k for k, v in edited.state_dict().items() if not torch.equal(v, before[k])}
     kv = set(model.parameter_groups()["xattn_kv"])
     assert changed and changed <= kv
