@@ -24,6 +24,19 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
 
 
+def chromium() -> list[str]:
+    """The headless Chromium command line (flags included); skips the test where it is not
+    installed, fails it on CI (``.ci/run`` installs it)."""
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is missing: .ci/run installs it (apt-get install chromium)")
+        pytest.skip("chromium not installed here (CI installs it)")
+    return [found, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One complete `original` smoke run on the mock sequence, shared by read-only tests."""

@@ -8,7 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import chromium, run_cli
 
 from culbench.leaderboard import build, render
 
@@ -57,7 +57,7 @@ def test_html_is_one_self_contained_file(smoke_run: Path, dfr_mock_run: Path, tm
     assert done.returncode == 0, done.stderr
     page = out.read_text()
     assert page.count("<tr class=") == 2 and "data:image/png;base64," in page
-    assert page.count(" presence' src='data:image/png;base64,") == 1  # the ranked dfr row; original is ref
+    assert page.count(" presence' src='data:image/png;base64,") == 2  # every row, the reference row too
     assert "http://" not in page and "https://" not in page  # no external assets
 
 
@@ -119,22 +119,15 @@ def test_sweep_modes_give_reference_rows(tmp_path: Path) -> None:
 
 
 def test_html_renders_and_sorts_in_headless_chromium(smoke_run: Path, dfr_mock_run: Path, tmp_path: Path) -> None:
-    import os
     import subprocess
 
     import numpy as np
-    import pytest
     from PIL import Image
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing: .ci/run installs it (apt-get install chromium)")
-        pytest.skip("chromium not installed here (CI installs it)")
+    flags = chromium()
     out = tmp_path / "board.html"
     assert run_cli("leaderboard", "build", str(smoke_run), str(dfr_mock_run), "--format", "html",
                    "--out", str(out)).returncode == 0
-    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
     for fragment, first in (("#sort=1", ">dfr["), ("#sort=1,desc", ">original<")):
         dom = subprocess.run([*flags, "--dump-dom", f"file://{out}{fragment}"], capture_output=True, text=True,
                              timeout=120)

@@ -33,6 +33,8 @@ def build(
     format_: Annotated[str, typer.Option("--format", help="md | csv | json | latex | html.")] = "md",
     out: Annotated[Path | None, typer.Option(help="Write here instead of printing.")] = None,
     plots: Annotated[bool, typer.Option(help="Inline the plots (html only).")] = True,
+    samples: Annotated[bool, typer.Option(help="Draw sample image grids from the runs' final weights "
+                                               "(html only; cached in <out>.samples/ beside --out).")] = True,
     allow_partial: Annotated[bool, typer.Option(help="Show unfinished runs at their last committed step, marked 'partial k/N', unranked.")] = False,
 ) -> None:
     """One table per sequence@version × profile: mean ± 95 % interval per method, tie-aware ranks,
@@ -48,7 +50,8 @@ def build(
                             "pass results roots, e.g. `culbench leaderboard build results/`")
     tables = build_tables(sources, allow_partial=allow_partial)
     if format_ == "html":
-        text = render_html(tables, plots=plots)
+        cache = out.with_name(f"{out.stem}.samples") if out is not None else None  # rebuilding draws only what is new
+        text = render_html(tables, plots=plots, samples=samples, cache=cache)
     else:
         text = render(tables, format_)
     if out is None:  # byte for byte what --out writes (and what `publish` commits)

@@ -24,6 +24,8 @@ def report(
     runs: Annotated[list[Path], typer.Argument(help="Run directories or results roots (searched for summary.json).")],
     out: Annotated[Path | None, typer.Option(help="Folder for report.md and the PNG plots (default: ./report).")] = None,
     plots: Annotated[bool, typer.Option(help="Write the plots (matplotlib).")] = True,
+    samples: Annotated[bool, typer.Option(help="Draw sample image grids from the runs' final weights "
+                                               "(cached in <out>/samples/).")] = True,
 ) -> None:
     """Final-step metrics per method (mean ± 95 % interval) and per-step plots.
 
@@ -66,14 +68,27 @@ def report(
         console.print(table)
         lines.append("")
         lines += agreement_lines(members) + concept_lines(members)
-        if plots:
-            from culbench.leaderboard import plots as figures
+        if samples:
+            from culbench.leaderboard.samples import markdown_lines, sample_grid
 
-            stem = f"{sequence}-{profile}".replace("@", "v")
-            written = [figures.curves(members, out / f"{stem}-curves.png"),
-                       figures.tradeoff(members, out / f"{stem}-tradeoff.png")]
-            written += [p for p in [figures.restoration(members, out / f"{stem}-restoration.png")] if p]
-            written += [figures.heatmap(r, out / f"{stem}-{re.sub('[^A-Za-z0-9_.+~-]+', '_', r.label)}-presence.png") for r in members]
-            lines += [f"![{p.stem}]({p.name})" for p in written] + [""]
+            lines += ["### Samples at the last step", ""]
+            lines += markdown_lines(sample_grid(members, out / "samples"), out)
+        if plots:
+            lines += _plots(members, out, f"{sequence}-{profile}".replace("@", "v"))
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    console.print(f"wrote {out / 'report.md'}" + (" and plots" if plots else ""), highlight=False, soft_wrap=True)
+    extras = [name for name, wanted in (("plots", plots), ("sample grids", samples)) if wanted]
+    console.print(f"wrote {out / 'report.md'}" + (f" and {' and '.join(extras)}" if extras else ""),
+                  highlight=False, soft_wrap=True)
+
+
+def _plots(members: list, out: Path, stem: str) -> list[str]:
+    """Write one table's plots into ``out``: trade-off, curves, restoration (with relearn records)
+    and every row's presence heat-map; their Markdown image lines."""
+    from culbench.leaderboard import plots as figures
+
+    written = [figures.curves(members, out / f"{stem}-curves.png"),
+               figures.tradeoff(members, out / f"{stem}-tradeoff.png")]
+    written += [p for p in [figures.restoration(members, out / f"{stem}-restoration.png")] if p]
+    written += [figures.heatmap(r, out / f"{stem}-{re.sub('[^A-Za-z0-9_.+~-]+', '_', r.label)}-presence.png")
+                for r in members]
+    return [f"![{p.stem}]({p.name})" for p in written] + [""]

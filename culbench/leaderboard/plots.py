@@ -79,24 +79,59 @@ def heatmap(row: Row, path: Path) -> Path:
     return _save(fig, plt, path)
 
 
+def _tradeoff_axis(rows: Sequence[Row]) -> list[tuple[str, str | None, str]]:
+    """Per panel: the retention shown against UA (the held-out concepts H scores when the rows
+    have them), the given concepts' retention drawn beside it (or None) and the axis label."""
+    def has(key: str) -> bool:
+        return any(row.value(key)[0] is not None for row in rows)
+
+    panels = []
+    for side, name in (("related", "near"), ("general", "far")):
+        held, given = f"retention_{side}_held_out", f"retention_{side}"
+        if has(held):
+            panels.append((held, given if has(given) else None, f"{name} retention, held-out concepts (↑)"))
+        else:
+            panels.append((given, None, f"{name} retention (↑)"))
+    return panels
+
+
 def tradeoff(rows: Sequence[Row], path: Path) -> Path:
-    """Final cumulative UA against final far retention, with interval whiskers."""
+    """Final cumulative UA against final near (related) and far (general) retention, one panel
+    each, with interval whiskers; where the sequence holds concepts out, the held-out retention
+    (what H scores) is the filled marker and the given concepts' retention a hollow one joined to
+    it. Reference rows (``tables.is_reference``) are squares, the retrain oracle a star."""
+    from culbench.leaderboard.tables import is_reference
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    for row in rows:
-        ua, ua_lo, ua_hi = row.value("ua_cumulative")
-        ret, ret_lo, ret_hi = row.value("retention_general")
-        if ua is None or ret is None:
-            continue
-        ax.errorbar([ua], [ret], xerr=[[ua - ua_lo], [ua_hi - ua]], yerr=[[ret - ret_lo], [ret_hi - ret]],
-                    fmt="o", capsize=3, label=row.label)
-    ax.set_xlabel("cumulative UA at the last step (↑)")
-    ax.set_ylabel("far retention at the last step (↑)")
-    ax.set_xlim(-0.05, 1.05)
-    ax.set_ylim(-0.05, 1.1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    panels = _tradeoff_axis(rows)
+    for ax, (key, given, label) in zip(axes.flat, panels, strict=True):
+        for n, row in enumerate(rows):
+            ua, ua_lo, ua_hi = row.value("ua_cumulative")
+            ret, ret_lo, ret_hi = row.value(key)
+            if ua is None or ret is None:
+                continue
+            colour = colours[n % len(colours)]
+            marker = "*" if row.role == "oracle" else "s" if is_reference(row) else "o"
+            ax.errorbar([ua], [ret], xerr=[[ua - ua_lo], [ua_hi - ua]], yerr=[[ret - ret_lo], [ret_hi - ret]],
+                        fmt=marker, color=colour, markersize=9 if marker == "*" else 6, capsize=3, label=row.label)
+            handed = row.value(given)[0] if given else None
+            if handed is not None:
+                ax.plot([ua, ua], [ret, handed], color=colour, linestyle=":", linewidth=1)
+                ax.plot([ua], [handed], marker=marker, color=colour, markerfacecolor="white", linestyle="none")
+        ax.set_xlabel("cumulative UA at the last step (↑)")
+        ax.set_ylabel(label)
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_ylim(-0.05, 1.1)
+        ax.grid(alpha=0.3)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(5, len(handles)), fontsize=8)
+    held = any(given for _, given, _ in panels)
+    fig.suptitle("forgetting vs retention at the last step" + (" (hollow: the given concepts' retention)"
+                                                              if held else ""), fontsize=10)
+    fig.tight_layout(rect=(0, 0.1, 1, 0.95))
     return _save(fig, plt, path)
 
 
