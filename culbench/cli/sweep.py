@@ -8,7 +8,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -70,6 +70,10 @@ def sweep(
     profile: Annotated[str, typer.Option(help="smoke | standard | standard-6x6 | full (culbench ls profiles).")] = DEFAULT_PROFILE,
     out: Annotated[Path, typer.Option(help="Results root, as culbench run's; the published board's runs go to --out leaderboard/results.")] = DEFAULT_OUT,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+    model: Annotated[str | None, typer.Option(
+        help="Model weights for backends that take them (the sd sequences): an SD folder or cached hub id.")] = None,
+    model_option: Annotated[list[str] | None, typer.Option(
+        help="Backend option KEY=VALUE for every run (repeatable), e.g. dtype=bfloat16.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override METHOD.FIELD=VALUE for every run of METHOD (repeatable).")] = None,
     grid: Annotated[list[str] | None, typer.Option(help="METHOD.FIELD=V1,V2,...: one run per value, crossed with the other --grid options (repeatable).")] = None,
     split: Annotated[str, typer.Option(help="eval (the benchmark) | val (tuning: validation prompts, never ranked).")] = "eval",
@@ -104,45 +108,28 @@ def sweep(
     """Run every method × setting × seed (completed runs are skipped, interrupted ones resume),
     then print a table with one row per setting. `--launcher ray` or `slurm` runs them side by side
     as jobs, with one live view of every job; `--print-commands` hands them to another engine."""
-    from culbench.catalog import METHODS
-    from culbench.errors import CulbenchError
+    from culbench.cli.run import _model_options
+    from culbench.launch import Options
     from culbench.launch.base import run_command
-    from culbench.leaderboard.publish import published_methods
-    from culbench.runfolder import variant_label
     from culbench.runner import DEFAULT_SEQUENCE, RunSpec
 
-    names = (METHODS.names() if methods == "all" else published_methods() if methods == "leaderboard"
-             else [m.strip() for m in methods.split(",") if m.strip()])
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        raise CulbenchError(f"bad --seeds '{seeds}'", "use comma-separated integers, e.g. 0,1,2") from None
+    names, seed_list = _methods_and_seeds(methods, seeds)
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
     settings = expand_grid(names, list(set_ or []), list(grid or []))
+    backend = _model_options(model, model_option)
     specs = [RunSpec(m, sequence=sequence or DEFAULT_SEQUENCE, seed=s, profile=profile, out=out, overrides=o,
-                     device=device, threads=threads, mode=mode, split=split)
+                     device=device, threads=threads, mode=mode, split=split, model_options=backend)
              for m, o in settings for mode in mode_list for s in seed_list]
-    run_dirs = [spec.resolve().run_dir for spec in specs]  # every option of every run is checked first
+    for spec in specs:
+        spec.resolve()  # every option of every run is checked before anything runs
     if print_commands:
         for spec in specs:
             console.print(shlex.join(run_command(spec, bool(sequence))), highlight=False, markup=False, soft_wrap=True)
         return
-    if launcher == "local":
-        from culbench.launch.local import run_local
-
-        run_local(specs, err_console)
-    else:
-        from culbench.launch import Options, launch
-
-        gpus = float(device.startswith("cuda")) if gpus_per_job is None else gpus_per_job
-        options = Options(launcher, cpus=cpus_per_job, gpus=gpus, retries=retries, step_jobs=step_jobs,
-                          address=address, partition=partition, time_limit=time_limit, cluster=slurm_cluster)
-        jobs = [dataclasses.replace(spec, threads=threads or cpus_per_job) for spec in specs]
-        launch(jobs, options, err_console, rerun=shlex.join(["culbench", *sys.argv[1:]]))
-    dirs: dict[tuple[str, tuple[str, ...]], list[Path]] = {}
-    for spec, run_dir in zip(specs, run_dirs, strict=True):
-        dirs.setdefault((variant_label(spec.method, spec.mode), spec.overrides), []).append(run_dir)
-    for line in settings_table(dirs):
+    gpus = float(device.startswith("cuda")) if gpus_per_job is None else gpus_per_job
+    options = Options(launcher, cpus=cpus_per_job, gpus=gpus, retries=retries, step_jobs=step_jobs,
+                      address=address, partition=partition, time_limit=time_limit, cluster=slurm_cluster)
+    for line in settings_table(_run_all(specs, options)):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if table is not None and split == "eval":
         from culbench.leaderboard import build, render
@@ -150,6 +137,41 @@ def sweep(
         table.parent.mkdir(parents=True, exist_ok=True)
         table.write_text(render(build([out]), "md"), encoding="utf-8")
         console.print(f"wrote {table}", highlight=False)
+
+
+def _methods_and_seeds(methods: str, seeds: str) -> tuple[list[str], list[int]]:
+    """``--methods`` (``all``, ``leaderboard`` or a list) and ``--seeds`` as lists."""
+    from culbench.catalog import METHODS
+    from culbench.errors import CulbenchError
+    from culbench.leaderboard.publish import published_methods
+
+    names = (METHODS.names() if methods == "all" else published_methods() if methods == "leaderboard"
+             else [m.strip() for m in methods.split(",") if m.strip()])
+    try:
+        return names, [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise CulbenchError(f"bad --seeds '{seeds}'", "use comma-separated integers, e.g. 0,1,2") from None
+
+
+def _run_all(specs: list[Any], options: Any) -> dict[tuple[str, tuple[str, ...]], list[Path]]:
+    """Run ``specs`` through ``options.launcher``; their run folders by (method label, overrides).
+    A launcher's job gets ``--cpus-per-job`` torch threads unless ``--threads`` was given."""
+    from culbench.runfolder import variant_label
+
+    if options.launcher == "local":
+        from culbench.launch.local import run_local
+
+        run_dirs = run_local(specs, err_console)
+    else:
+        from culbench.launch import launch
+
+        jobs = [dataclasses.replace(spec, threads=spec.threads or options.cpus) for spec in specs]
+        launch(jobs, options, err_console, rerun=shlex.join(["culbench", *sys.argv[1:]]))
+        run_dirs = [spec.resolve().run_dir for spec in specs]
+    dirs: dict[tuple[str, tuple[str, ...]], list[Path]] = {}
+    for spec, run_dir in zip(specs, run_dirs, strict=True):
+        dirs.setdefault((variant_label(spec.method, spec.mode), spec.overrides), []).append(run_dir)
+    return dirs
 
 
 TABLE_KEYS = (("headline_h", "H"), ("ua_cumulative", "UA cum"), ("retention_related", "Ret near"),

@@ -108,6 +108,9 @@ def run_command(spec: RunSpec, with_sequence: bool = True) -> list[str]:
     args = ["culbench", "run", "--method", spec.method, "--seed", str(spec.seed), "--profile", spec.profile,
             "--out", str(spec.out), "--device", spec.device] + (["--sequence", spec.sequence] if with_sequence else [])
     args += [a for item in spec.overrides for a in ("--set", item)]
+    options = dict(spec.model_options)
+    args += ["--model", str(options.pop("model"))] if "model" in options else []
+    args += [a for key, value in options.items() for a in ("--model-option", f"{key}={value}")]
     args += ["--split", spec.split] if spec.split != "eval" else []
     args += ["--mode", spec.mode] if spec.mode != "sequential" else []
     args += ["--threads", str(spec.threads)] if spec.threads else []
