@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from culbench.errors import CulbenchError, RunError
-from culbench.launch.base import LAUNCH_DIR, Engine, Options, clear_status, is_complete, plan
+from culbench.launch.base import LAUNCH_DIR, Engine, Options, check_options, clear_status, is_complete, plan
 from culbench.spec import RunSpec
 
 LAUNCHERS = ("local", "ray", "slurm")
@@ -47,6 +47,7 @@ def launch(specs: list[RunSpec], options: Options, console: Console, rerun: str)
 
     if options.launcher not in LAUNCHERS:
         raise CulbenchError(f"unknown --launcher '{options.launcher}'", f"use one of: {', '.join(LAUNCHERS)}")
+    check_options(options)
     jobs = plan(specs, options.step_jobs)
     if not jobs:
         console.print(f"all {len(specs)} runs are complete", highlight=False)

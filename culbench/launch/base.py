@@ -61,6 +61,14 @@ class Options:
     poll: float = 2.0
 
 
+def check_options(options: Options) -> None:
+    """Raise a one-line error unless ``options`` ask for resources a job can have."""
+    for flag, value, least in (("--cpus-per-job", options.cpus, 1), ("--gpus-per-job", options.gpus, 0),
+                               ("--retries", options.retries, 0), ("--time-limit", options.time_limit, 1)):
+        if value < least:
+            raise CulbenchError(f"bad {flag} {value}", f"give {flag} a number of at least {least}")
+
+
 @dataclass(frozen=True)
 class Job:
     """One unit of work: ``spec`` (a whole run, or one step of it) and the run folder it fills.
@@ -129,11 +137,11 @@ def portable(spec: RunSpec) -> RunSpec:
 def plan(specs: list[RunSpec], step_jobs: bool) -> list[Job]:
     """The jobs a sweep still needs: none for a complete run; for a from-scratch method (with
     ``step_jobs``) one per step not yet computed; else one per run."""
-    jobs = []
+    jobs: list[Job] = []
     for spec in map(portable, specs):
         resolved = spec.resolve()
         run_dir, total = resolved.run_dir, len(resolved.seq.steps)
-        if is_complete(run_dir):
+        if is_complete(run_dir) or any(job.run_dir == run_dir for job in jobs):  # done, or asked for twice
             continue
         steps = [k for k in range(total + 1) if not rf.computed(run_dir, k)]
         if step_jobs and resolved.method_cls.from_scratch and steps:
