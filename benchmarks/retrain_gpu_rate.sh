@@ -3,7 +3,7 @@
 # on when available): for each N in $COUNTS, N jobs run for $SECONDS_EACH s and the steps each
 # trained between its first and last progress line give its rate; prints N, the rates and their sum.
 # 5,000 scenes instead of 60,000 so rendering takes seconds (the cost of a training step does not
-# depend on the data). Needs the tree installed as tools/gpu_fanout.sh does it.
+# depend on the data). Needs the tree installed as docs/oracle_runs.md's GPU call does it.
 #   COUNTS="1 4 8" SECONDS_EACH=45 bash benchmarks/retrain_gpu_rate.sh
 set -u
 export PYTHONUNBUFFERED=1 CULBENCH_PROGRESS_EVERY=5

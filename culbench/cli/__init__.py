@@ -16,6 +16,7 @@ from culbench.cli import doctor as doctor_cli
 from culbench.cli import judges as judges_cli
 from culbench.cli import leaderboard as leaderboard_cli
 from culbench.cli import ls as ls_cli
+from culbench.cli import merge as merge_cli
 from culbench.cli import report as report_cli
 from culbench.cli import run as run_cli
 from culbench.cli import submit as submit_cli
@@ -72,6 +73,7 @@ app.command("check-method", epilog=check_cli.EXAMPLES)(check_cli.check_method)
 app.command("new-method", epilog=submit_cli.EXAMPLES)(submit_cli.new_method)
 app.command("submit", epilog=submit_cli.EXAMPLES)(submit_cli.submit)
 app.command("sweep", epilog=sweep_cli.EXAMPLES)(sweep_cli.sweep)
+app.command("merge", epilog=merge_cli.EXAMPLES)(merge_cli.merge)
 app.command("tune", epilog=tune_cli.EXAMPLES)(tune_cli.tune)
 app.command("probe", epilog=probe_cli.EXAMPLES)(probe_cli.probe)
 app.command("doctor", epilog=doctor_cli.EXAMPLES)(doctor_cli.doctor)

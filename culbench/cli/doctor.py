@@ -108,6 +108,17 @@ def _vlm_extra() -> str:
     return f"accelerate {_version('accelerate')}"
 
 
+def _launcher_extras() -> str:
+    found = {name: _version(name) for name in ("ray", "submitit")}
+    missing = [name for name, version in found.items() if not version]
+    if missing:
+        extras = {"ray": "ray", "submitit": "slurm"}
+        raise RuntimeError(f"{', '.join(missing)} not installed (only culbench sweep --launcher "
+                           f"{' / '.join(extras[m] for m in missing)} needs it); fix: "
+                           + " ".join(f"pip install -e '.[{extras[m]}]'" for m in missing))
+    return ", ".join(f"{name} {version}" for name, version in found.items())
+
+
 #: (name, check, required): each check returns a one-line detail or raises with the fix.
 CHECKS: tuple[tuple[str, Callable[[], str], bool], ...] = (
     ("torch", _torch_info, True),
@@ -119,6 +130,7 @@ CHECKS: tuple[tuple[str, Callable[[], str], bool], ...] = (
     ("Inception weights", _inception, False),
     ("headless Chromium", _chromium, False),
     ("vlm extra (accelerate)", _vlm_extra, False),
+    ("launcher extras (ray, submitit)", _launcher_extras, False),
 )
 
 

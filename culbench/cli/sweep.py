@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import shlex
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,9 +21,13 @@ EXAMPLES = """Examples:
 
   culbench sweep --methods dfr,esd --modes independent,simultaneous       # reference rows
 
-  culbench sweep --methods leaderboard --seeds 0,1,2 --print-commands > runs.txt    # fan out elsewhere:
+  culbench sweep --methods leaderboard --seeds 0,1,2 --launcher ray --cpus-per-job 2   # Ray tasks, this machine
+
+  culbench sweep --sequence dfr10-sd15 --methods dfr,esd,uce --seeds 0,1,2 --device cuda \\
+      --launcher slurm --partition gpu --time-limit 240                    # a SLURM job array, a GPU each
+
+  culbench sweep --methods leaderboard --seeds 0,1,2 --print-commands > runs.txt    # or fan out by hand:
   parallel -j 4 < runs.txt                                                  #   GNU parallel, or a SLURM array
-  culbench leaderboard build results/                                       #   then build the tables
 
   culbench sweep --methods leaderboard --seeds 0,1,2 --out leaderboard/results   # the published board's runs
 
@@ -64,6 +70,10 @@ def sweep(
     profile: Annotated[str, typer.Option(help="smoke | standard | standard-6x6 | full (culbench ls profiles).")] = DEFAULT_PROFILE,
     out: Annotated[Path, typer.Option(help="Results root, as culbench run's; the published board's runs go to --out leaderboard/results.")] = DEFAULT_OUT,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+    model: Annotated[str | None, typer.Option(
+        help="Model weights for backends that take them (the sd sequences): an SD folder or cached hub id.")] = None,
+    model_option: Annotated[list[str] | None, typer.Option(
+        help="Backend option KEY=VALUE for every run (repeatable), e.g. dtype=bfloat16.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override METHOD.FIELD=VALUE for every run of METHOD (repeatable).")] = None,
     grid: Annotated[list[str] | None, typer.Option(help="METHOD.FIELD=V1,V2,...: one run per value, crossed with the other --grid options (repeatable).")] = None,
     split: Annotated[str, typer.Option(help="eval (the benchmark) | val (tuning: validation prompts, never ranked).")] = "eval",
@@ -71,42 +81,55 @@ def sweep(
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores).")] = None,
     print_commands: Annotated[bool, typer.Option(help="Print one `culbench run` command per run instead of running.")] = False,
     table: Annotated[Path | None, typer.Option(help="Also write the Markdown leaderboard here when done (eval split).")] = None,
+    launcher: Annotated[str, typer.Option(
+        help="local (this process, one run after another) | ray (Ray tasks) | slurm (a SLURM job array through "
+             "submitit); ray and slurm need a filesystem every worker shares (docs/launchers.md).")] = "local",
+    cpus_per_job: Annotated[int, typer.Option(
+        help="ray, slurm: CPU cores per job (also its torch threads, unless --threads).")] = 1,
+    gpus_per_job: Annotated[float | None, typer.Option(
+        help="ray, slurm: GPUs per job (default: 1 with --device cuda, else 0); Ray takes fractions "
+             "(0.25: four jobs share a GPU).")] = None,
+    retries: Annotated[int, typer.Option(
+        help="ray: re-runs of a job whose worker died; slurm: requeues of a job that reached --time-limit "
+             "(each resumes its run).")] = 2,
+    step_jobs: Annotated[bool, typer.Option(
+        help="ray, slurm: each step of a from-scratch method (retrain) is its own job, so a run's steps run "
+             "side by side.")] = True,
+    address: Annotated[str | None, typer.Option(
+        help="ray: an existing cluster (auto or HOST:PORT); default: a cluster started on this machine for "
+             "the sweep.")] = None,
+    partition: Annotated[str | None, typer.Option(help="slurm: the partition.")] = None,
+    time_limit: Annotated[int, typer.Option(
+        help="slurm: minutes per job; a job that reaches it (or is preempted) is requeued and resumes.")] = 720,
+    slurm_cluster: Annotated[str, typer.Option(
+        help="slurm: slurm, or local: the jobs as processes on this machine (submitit's LocalExecutor: trials "
+             "and tests without SLURM).")] = "slurm",
 ) -> None:
     """Run every method × setting × seed (completed runs are skipped, interrupted ones resume),
-    then print a table with one row per setting. Runs are independent processes' worth of work:
-    `--print-commands` hands them to GNU parallel, a SLURM array (`sbatch --array`) or submitit."""
-    from culbench.catalog import METHODS
-    from culbench.cli.progress import open_progress
-    from culbench.errors import CulbenchError
-    from culbench.leaderboard.publish import published_methods
-    from culbench.runfolder import variant_label
-    from culbench.runner import DEFAULT_SEQUENCE, Hooks, RunSpec, run_spec
+    then print a table with one row per setting. `--launcher ray` or `slurm` runs them side by side
+    as jobs, with one live view of every job; `--print-commands` hands them to another engine."""
+    from culbench.cli.run import _model_options
+    from culbench.launch import Options
+    from culbench.launch.base import run_command
+    from culbench.runner import DEFAULT_SEQUENCE, RunSpec
 
-    names = (METHODS.names() if methods == "all" else published_methods() if methods == "leaderboard"
-             else [m.strip() for m in methods.split(",") if m.strip()])
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        raise CulbenchError(f"bad --seeds '{seeds}'", "use comma-separated integers, e.g. 0,1,2") from None
+    names, seed_list = _methods_and_seeds(methods, seeds)
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
     settings = expand_grid(names, list(set_ or []), list(grid or []))
+    backend = _model_options(model, model_option)
     specs = [RunSpec(m, sequence=sequence or DEFAULT_SEQUENCE, seed=s, profile=profile, out=out, overrides=o,
-                     device=device, threads=threads, mode=mode, split=split)
+                     device=device, threads=threads, mode=mode, split=split, model_options=backend)
              for m, o in settings for mode in mode_list for s in seed_list]
     for spec in specs:
         spec.resolve()  # every option of every run is checked before anything runs
     if print_commands:
         for spec in specs:
-            console.print(shlex.join(_command(spec, bool(sequence))), highlight=False, markup=False, soft_wrap=True)
+            console.print(shlex.join(run_command(spec, bool(sequence))), highlight=False, markup=False, soft_wrap=True)
         return
-    dirs: dict[tuple[str, tuple[str, ...]], list[Path]] = {}
-    for i, spec in enumerate(specs, 1):
-        label = variant_label(spec.method, spec.mode)
-        err_console.print(f"[{i}/{len(specs)}] {label} seed {spec.seed} {' '.join(spec.overrides)}", highlight=False)
-        with open_progress(err_console) as (progress, log):  # bars, or a line a minute in a log file
-            run_dir = run_spec(spec, Hooks(progress, lambda msg, log=log: log(f"  {msg}")))
-        dirs.setdefault((label, spec.overrides), []).append(run_dir)
-    for line in settings_table(dirs):
+    gpus = float(device.startswith("cuda")) if gpus_per_job is None else gpus_per_job
+    options = Options(launcher, cpus=cpus_per_job, gpus=gpus, retries=retries, step_jobs=step_jobs,
+                      address=address, partition=partition, time_limit=time_limit, cluster=slurm_cluster)
+    for line in settings_table(_run_all(specs, options)):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if table is not None and split == "eval":
         from culbench.leaderboard import build, render
@@ -116,13 +139,39 @@ def sweep(
         console.print(f"wrote {table}", highlight=False)
 
 
-def _command(spec: Any, with_sequence: bool) -> list[str]:
-    """The ``culbench run`` command line of one run of a sweep."""
-    args = ["culbench", "run", "--method", spec.method, "--seed", str(spec.seed), "--profile", spec.profile,
-            "--out", str(spec.out), "--device", spec.device] + (["--sequence", spec.sequence] if with_sequence else [])
-    args += [a for item in spec.overrides for a in ("--set", item)]
-    args += ["--split", spec.split] if spec.split != "eval" else []
-    return args + (["--mode", spec.mode] if spec.mode != "sequential" else [])
+def _methods_and_seeds(methods: str, seeds: str) -> tuple[list[str], list[int]]:
+    """``--methods`` (``all``, ``leaderboard`` or a list) and ``--seeds`` as lists."""
+    from culbench.catalog import METHODS
+    from culbench.errors import CulbenchError
+    from culbench.leaderboard.publish import published_methods
+
+    names = (METHODS.names() if methods == "all" else published_methods() if methods == "leaderboard"
+             else [m.strip() for m in methods.split(",") if m.strip()])
+    try:
+        return names, [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise CulbenchError(f"bad --seeds '{seeds}'", "use comma-separated integers, e.g. 0,1,2") from None
+
+
+def _run_all(specs: list[Any], options: Any) -> dict[tuple[str, tuple[str, ...]], list[Path]]:
+    """Run ``specs`` through ``options.launcher``; their run folders by (method label, overrides).
+    A launcher's job gets ``--cpus-per-job`` torch threads unless ``--threads`` was given."""
+    from culbench.runfolder import variant_label
+
+    if options.launcher == "local":
+        from culbench.launch.local import run_local
+
+        run_dirs = run_local(specs, err_console)
+    else:
+        from culbench.launch import launch
+
+        jobs = [dataclasses.replace(spec, threads=spec.threads or options.cpus) for spec in specs]
+        launch(jobs, options, err_console, rerun=shlex.join(["culbench", *sys.argv[1:]]))
+        run_dirs = [spec.resolve().run_dir for spec in specs]
+    dirs: dict[tuple[str, tuple[str, ...]], list[Path]] = {}
+    for spec, run_dir in zip(specs, run_dirs, strict=True):
+        dirs.setdefault((variant_label(spec.method, spec.mode), spec.overrides), []).append(run_dir)
+    return dirs
 
 
 TABLE_KEYS = (("headline_h", "H"), ("ua_cumulative", "UA cum"), ("retention_related", "Ret near"),

@@ -24,16 +24,8 @@ def run_progress(root: Path) -> list[dict[str, Any]]:
         except RunError as exc:
             rows.append({"run": run, "status": "unreadable", "note": exc.args[0]})
             continue
-        compute = manifest.get("compute", {})
-        spent = {int(k): sum(part.get("seconds", 0.0) for part in v.values()) for k, v in compute.items()}
-        done, total = manifest.get("steps_committed", []), manifest.get("steps_total", 0)
-        requests = [seconds for k, seconds in spent.items() if k > 0]
-        ahead = sorted(k for k in spent if k > max(done, default=-1))  # computed alone (`--step`), past a gap
-        left = total - max(done, default=0) - len([k for k in ahead if k > 0])  # requests to go
-        row = {"run": run, "status": manifest.get("status", "?"), "steps": f"{len(done)}/{total + 1}",
-               "seconds": sum(spent.values()), "updated": manifest.get("updated", "")}
-        if manifest.get("status") != "complete" and requests and 0 < left:
-            row["seconds_left"] = sum(requests) / len(requests) * left
+        row = {"run": run, **manifest_progress(manifest)}
+        ahead = row.pop("ahead")
         snapshots = sorted((path.parent / SNAPSHOTS).glob("*.pt"))
         if snapshots:
             age = time.time() - snapshots[-1].stat().st_mtime
@@ -43,3 +35,20 @@ def run_progress(root: Path) -> list[dict[str, Any]]:
                                                   "computed ahead (counted once the steps before them are)"]))
         rows.append(row)
     return rows
+
+
+def manifest_progress(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What a run's manifest says of its progress: ``status``, ``steps`` (``"done/total"``), the
+    compute ``seconds`` spent, ``updated``, the steps computed ``ahead`` of a gap (``--step``) and,
+    while unfinished, ``seconds_left`` at the committed requests' mean."""
+    compute = manifest.get("compute", {})
+    spent = {int(k): sum(part.get("seconds", 0.0) for part in v.values()) for k, v in compute.items()}
+    done, total = manifest.get("steps_committed", []), manifest.get("steps_total", 0)
+    requests = [seconds for k, seconds in spent.items() if k > 0]
+    ahead = sorted(k for k in spent if k > max(done, default=-1))  # computed alone (`--step`), past a gap
+    left = total - max(done, default=0) - len([k for k in ahead if k > 0])  # requests to go
+    row = {"status": manifest.get("status", "?"), "steps": f"{len(done)}/{total + 1}",
+           "seconds": sum(spent.values()), "updated": manifest.get("updated", ""), "ahead": ahead}
+    if manifest.get("status") != "complete" and requests and left > 0:
+        row["seconds_left"] = sum(requests) / len(requests) * left
+    return row

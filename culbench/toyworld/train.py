@@ -143,7 +143,8 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
 
     ``cuda_graph`` (default: ``CULBENCH_CUDA_GRAPH=1`` in the environment; CUDA only) runs the
     UNet's forward and backward as CUDA graphs: the same kernels launched once per step instead
-    of op by op, for a GPU job bound by its own launch overhead (``tools/gpu_fanout.sh``).
+    of op by op, for a GPU job bound by its own launch overhead (several ``--step`` jobs sharing
+    one GPU: docs/oracle_runs.md).
     ``benchmarks/retrain_cuda_graph.py`` compares it with the eager step on a GPU.
     """
     torch.manual_seed(recipe.seed + 20)
