@@ -33,7 +33,7 @@ def tune(
     """Try the method's defaults and budget - 1 points of its declared grid on the validation split
     (seed 0; completed runs are skipped, interrupted ones resume), pick by the declared rule, and
     record what was tried in OUT/<sequence>/<method>/tune.json. The rule reads the final step's H,
-    so each run evaluates only steps 0 and T (``--evaluate ends``)."""
+    so each run evaluates only steps 0 and T (--evaluate ends)."""
     from culbench import tuning
     from culbench.catalog import METHODS
     from culbench.cli.progress import open_progress
