@@ -67,3 +67,27 @@ def test_the_published_board_spec_expands(tmp_path: Path) -> None:
     assert {"dfr", "uce", "esd", "original", "retrain"} <= methods
     rows = {(r.method, r.mode) for r in jobs.runs}
     assert all(len([r for r in jobs.runs if (r.method, r.mode) == row]) == 3 for row in rows)  # 3 seeds each
+
+
+def test_sweep_runs_a_whole_board_and_its_probes(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    spec = SPEC.replace("seeds: [0, 1]", "seeds: [0]").replace("probes: [paraphrase]", "probes: [agreement]")
+    spec = spec.replace("    modes: [sequential, independent]\n", "")
+    path = _write(tmp_path, spec)
+    done = run_cli("sweep", "--board", str(path), "--out", str(tmp_path / "res"), "--threads", "1", timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "no tuning pick for esd" in done.stderr  # its runs use the defaults, said once
+    assert "agreement: skipped (runs on toyworld; this run is on mock)" in done.stderr
+    tuned = tmp_path / "res" / "mock@1"
+    assert [p.name for p in sorted(tuned.iterdir()) if not p.name.startswith(".")] == [
+        "esd", f"finetune+{_hash('finetune', 'finetune.lr=2e-4')[:8]}", "original"]
+    again = run_cli("sweep", "--board", str(path), "--out", str(tmp_path / "res"), "--threads", "1", timeout=600)
+    assert again.returncode == 0 and again.stderr.count("already complete") == 3
+
+
+def _hash(method: str, *overrides: str) -> str:
+    from culbench.catalog import METHODS
+    from culbench.config import build_config, config_hash, parse_overrides
+
+    return config_hash(build_config(METHODS.get(method).Config, method, parse_overrides(overrides, method)))

@@ -31,6 +31,8 @@ EXAMPLES = """Examples:
 
   culbench sweep --methods leaderboard --seeds 0,1,2 --out leaderboard/results   # the published board's runs
 
+  culbench sweep --board leaderboard/boards/toy10@2.yaml --out leaderboard/results   # a whole board, probes too
+
   culbench sweep --methods dfr --seeds 0 --split val --out tuning \\         # choose hyper-parameters
       --grid dfr.lr=5e-5,1e-4,2e-4 --grid dfr.iterations=40,80              #   on the validation prompts
 """
@@ -64,7 +66,10 @@ def expand_grid(methods: list[str], sets: list[str], grids: list[str]) -> list[t
 
 
 def sweep(
-    methods: Annotated[str, typer.Option(help="Comma-separated methods; 'leaderboard' (the published board's built-ins: all but retrain) or 'all' (every registered method, retrain's ~1 h per request included).")],
+    methods: Annotated[str, typer.Option(help="Comma-separated methods; 'leaderboard' (the published board's built-ins: all but retrain) or 'all' (every registered method, retrain's ~1 h per request included).")] = "",
+    board: Annotated[Path | None, typer.Option(
+        help="A board spec (leaderboard/boards/*.yaml): its rows, modes, seeds, tuned settings and probes instead "
+             "of --methods/--seeds/--sequence/--profile/--modes; the probes run on every final checkpoint.")] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
     sequence: Annotated[str, typer.Option(help="Sequence (default: toy10).")] = "",
     profile: Annotated[str, typer.Option(help="smoke | standard | standard-6x6 | full (culbench ls profiles).")] = DEFAULT_PROFILE,
@@ -113,13 +118,17 @@ def sweep(
     from culbench.launch.base import run_command
     from culbench.runner import DEFAULT_SEQUENCE, RunSpec
 
-    names, seed_list = _methods_and_seeds(methods, seeds)
-    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
-    settings = expand_grid(names, list(set_ or []), list(grid or []))
-    backend = _model_options(model, model_option)
-    specs = [RunSpec(m, sequence=sequence or DEFAULT_SEQUENCE, seed=s, profile=profile, out=out, overrides=o,
-                     device=device, threads=threads, mode=mode, split=split, model_options=backend)
-             for m, o in settings for mode in mode_list for s in seed_list]
+    probes: list[tuple[Any, str]] = []
+    if board is not None:
+        specs, probes = _board(board, out, device, threads)
+    else:
+        names, seed_list = _methods_and_seeds(methods, seeds)
+        mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+        settings = expand_grid(names, list(set_ or []), list(grid or []))
+        backend = _model_options(model, model_option)
+        specs = [RunSpec(m, sequence=sequence or DEFAULT_SEQUENCE, seed=s, profile=profile, out=out, overrides=o,
+                         device=device, threads=threads, mode=mode, split=split, model_options=backend)
+                 for m, o in settings for mode in mode_list for s in seed_list]
     for spec in specs:
         spec.resolve()  # every option of every run is checked before anything runs
     if print_commands:
@@ -131,12 +140,36 @@ def sweep(
                       address=address, partition=partition, time_limit=time_limit, cluster=slurm_cluster)
     for line in settings_table(_run_all(specs, options)):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+    _run_probes(probes, device)
     if table is not None and split == "eval":
         from culbench.leaderboard import build, render
 
         table.parent.mkdir(parents=True, exist_ok=True)
         table.write_text(render(build([out]), "md"), encoding="utf-8")
         console.print(f"wrote {table}", highlight=False)
+
+
+def _board(path: Path, out: Path, device: str, threads: int | None) -> tuple[list[Any], list[tuple[Any, str]]]:
+    """A board spec's runs and probe jobs; its methods run untuned only with a warning."""
+    from culbench.board import board_jobs, load_board
+
+    jobs = board_jobs(load_board(path), path.parent, out=out, device=device, threads=threads)
+    if jobs.untuned:
+        err_console.print(f"warning: no tuning pick for {', '.join(jobs.untuned)} in the board's tuning index: "
+                          "their runs use the defaults", highlight=False)
+    return jobs.runs, jobs.probes
+
+
+def _run_probes(probes: list[tuple[Any, str]], device: str) -> None:
+    """The board's probes on each run's final step, here, one after another (recorded ones are skipped)."""
+    from culbench.cli.progress import open_progress
+    from culbench.probes.runner import run_probes
+
+    for i, (spec, name) in enumerate(probes, 1):
+        run_dir = spec.resolve().run_dir
+        err_console.print(f"[{i}/{len(probes)}] probe {name} on {run_dir}", highlight=False, markup=False)
+        with open_progress(err_console) as (progress, log):
+            run_probes(run_dir, [name], device=device, progress=progress, log=log, applicable_only=True)
 
 
 def _methods_and_seeds(methods: str, seeds: str) -> tuple[list[str], list[int]]:
@@ -147,6 +180,8 @@ def _methods_and_seeds(methods: str, seeds: str) -> tuple[list[str], list[int]]:
 
     names = (METHODS.names() if methods == "all" else published_methods() if methods == "leaderboard"
              else [m.strip() for m in methods.split(",") if m.strip()])
+    if not names:
+        raise CulbenchError("no methods to run", "give --methods (e.g. --methods dfr,esd) or --board SPEC")
     try:
         return names, [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
