@@ -14,6 +14,7 @@ import typer
 from culbench.cli import check as check_cli
 from culbench.cli import doctor as doctor_cli
 from culbench.cli import judges as judges_cli
+from culbench.cli import sd as sd_cli
 from culbench.cli import leaderboard as leaderboard_cli
 from culbench.cli import ls as ls_cli
 from culbench.cli import merge as merge_cli
@@ -82,6 +83,7 @@ app.add_typer(leaderboard_cli.app, name="leaderboard")
 app.add_typer(tasks_cli.app, name="tasks")
 app.add_typer(toyworld_cli.app, name="toyworld")
 app.add_typer(judges_cli.app, name="judges")
+app.add_typer(sd_cli.app, name="sd")
 
 
 def main(argv: list[str] | None = None) -> None:
