@@ -59,6 +59,8 @@ def build_sd_model(
         devices: comma-separated devices to sample on in parallel (``cuda:0,cuda:1``; the model
             itself lives on ``device``, which should be the first of them).
     """
+    import importlib.util
+
     import torch
 
     if not model:
@@ -76,11 +78,17 @@ def build_sd_model(
     from transformers import CLIPTextModel, CLIPTokenizer
 
     common = {"local_files_only": local_only}
+    # diffusers loads without allocating twice only with accelerate; say which, so it does not warn
+    lean = {"low_cpu_mem_usage": importlib.util.find_spec("accelerate") is not None}
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # a loading bar per component is noise in culbench's output
     try:
-        unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=torch.float32, **common)
+        unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=torch.float32, **common,
+                                                    **lean)
         text = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", torch_dtype=frozen_dtype, **common)
         tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **common)
-        vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=frozen_dtype, **common)
+        vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=frozen_dtype, **common, **lean)
         scheduler = DDPMScheduler.from_pretrained(source, subfolder="scheduler", **common)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
