@@ -22,7 +22,8 @@ app = typer.Typer(help="The Stable Diffusion tier's tools.", no_args_is_help=Tru
 @app.command("make-random-model", epilog=EXAMPLES)
 def make_random_model(
     path: Annotated[Path, typer.Argument(help="Folder to write (a diffusers layout, as save_pretrained writes).")],
-    size: Annotated[str, typer.Option(help="full (SD v1.5: 860 M-parameter UNet, CLIP ViT-L/14) | tiny (tests).")] = "full",
+    size: Annotated[str, typer.Option(
+        help="full (SD v1.5: 860 M-parameter UNet, CLIP ViT-L/14) | tiny (tests).")] = "full",
     seed: Annotated[int, typer.Option(help="Seed of the random initialisation.")] = 0,
 ) -> None:
     """Write a randomly initialised SD v1.5-configured model (CLIP's real tokenizer, offline): real

@@ -18,7 +18,8 @@ from typing import Any
 #: SD v1.5's ``unet/config.json`` values that differ from diffusers' defaults, and the tiny variant's.
 UNET = {"full": {"sample_size": 64, "cross_attention_dim": 768, "attention_head_dim": 8},
         "tiny": {"sample_size": 8, "cross_attention_dim": 32, "attention_head_dim": 4, "block_out_channels": (8, 16),
-                 "layers_per_block": 1, "norm_num_groups": 4, "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+                 "layers_per_block": 1, "norm_num_groups": 4,
+                 "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
                  "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D")}}
 #: CLIP ViT-L/14's text tower (SD v1.x's text encoder), and the tiny variant's.
 TEXT = {"full": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
@@ -38,7 +39,8 @@ def clip_tokenizer_files(folder: Path) -> tuple[Path, Path]:
     ``</w>``, one token per merge (the first 48,894), then the start and end tokens: 49,408 ids."""
     from open_clip.tokenizer import bytes_to_unicode, default_bpe
 
-    lines = gzip.open(default_bpe()).read().decode("utf-8").split("\n")
+    with gzip.open(default_bpe()) as handle:
+        lines = handle.read().decode("utf-8").split("\n")
     merges = lines[1: 49152 - 256 - 2 + 1]
     symbols = list(bytes_to_unicode().values())
     tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m.split()) for m in merges]
@@ -70,8 +72,8 @@ def write_random_sd(folder: Path, *, size: str = "full", seed: int = 0) -> Path:
     torch.manual_seed(seed + 2)
     text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), max_position_embeddings=77, bos_token_id=49406,
                                         eos_token_id=49407, pad_token_id=1, **TEXT[size]))
-    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-                              skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False)
+    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              num_train_timesteps=1000, skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False)
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(str(folder))
