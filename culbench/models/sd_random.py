@@ -58,7 +58,13 @@ def write_random_sd(folder: Path, *, size: str = "full", seed: int = 0) -> Path:
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
     from culbench.errors import CulbenchError
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
     if size not in UNET:
         raise CulbenchError(f"unknown size '{size}'", "use --size full (SD v1.5) or tiny")
