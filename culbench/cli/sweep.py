@@ -123,12 +123,11 @@ def sweep(
         specs, probes = _board(board, out, device, threads)
     else:
         names, seed_list = _methods_and_seeds(methods, seeds)
-        mode_list = [m.strip() for m in modes.split(",") if m.strip()]
         settings = expand_grid(names, list(set_ or []), list(grid or []))
-        backend = _model_options(model, model_option)
-        specs = [RunSpec(m, sequence=sequence or DEFAULT_SEQUENCE, seed=s, profile=profile, out=out, overrides=o,
-                         device=device, threads=threads, mode=mode, split=split, model_options=backend)
-                 for m, o in settings for mode in mode_list for s in seed_list]
+        common = {"sequence": sequence or DEFAULT_SEQUENCE, "profile": profile, "out": out, "device": device,
+                  "threads": threads, "split": split, "model_options": _model_options(model, model_option)}
+        specs = [RunSpec(m, seed=s, overrides=o, mode=mode, **common)
+                 for m, o in settings for mode in _list(modes) for s in seed_list]
     for spec in specs:
         spec.resolve()  # every option of every run is checked before anything runs
     if print_commands:
@@ -147,6 +146,10 @@ def sweep(
         table.parent.mkdir(parents=True, exist_ok=True)
         table.write_text(render(build([out]), "md"), encoding="utf-8")
         console.print(f"wrote {table}", highlight=False)
+
+
+def _list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def _board(path: Path, out: Path, device: str, threads: int | None) -> tuple[list[Any], list[tuple[Any, str]]]:
