@@ -21,8 +21,9 @@ model at CFG ``start_guidance``, as in ESD) and the frozen model's ε*(x_t, "") 
    (x_r sampled from c_r the same way; the reference's ``--retain_train reg``).
 
 The first ``warmup`` iterations skip the attack and train on c_f itself (the reference's
-``warmup_iter``). Only the text encoder moves (the reference's ``text_encoder_full``); the UNet is
-the one handed in. Sequentially each request starts from the previous step's model (its trained
+``warmup_iter``; scaled down with the iterations when a profile caps them, so a smoke run attacks
+too). Only the text encoder moves (the reference's ``text_encoder_full``); the UNet is the one
+handed in. Sequentially each request starts from the previous step's model (its trained
 encoder included: the runner stores it in the step's weights) and the frozen model is that
 previous model (``frozen="base"``: the step-0 model). Training goes through ``culbench.training``'s
 ``Trainer`` with its ``"text_encoder"`` group, so the CUIG regularisers compose (``advunlearn+l2sp``).
@@ -164,13 +165,13 @@ class AdvUnlearn(Method):
         student.unet.eval()
         forget = [pair.prompt for pair in request.forget]
         retain = request.retain_prompts()
-        delta = None
+        delta, warmup = None, cfg.warmup * trainer.total // max(1, cfg.iterations)  # scaled with a profile's cap
         for it in trainer.iterations():
             batch = [forget[i] for i in pick(rng, len(forget), cfg.batch_size)]
             stop = rng.randrange(cfg.ddim_steps)
             x_t, t, target, wanted = self._forget_targets(frozen, batch, stop, ctx.sample_seeds(0, len(batch),
                                                                                               start=it * len(batch)))
-            prefix = soft_prefix(student.tokenizer, batch, cfg.adv_tokens if it >= cfg.warmup else 0)
+            prefix = soft_prefix(student.tokenizer, batch, cfg.adv_tokens if it >= warmup else 0)
             if prefix.k:
                 if delta is None or cfg.attack_init == "random":
                     delta = random_words(student, prefix.k, gen)
