@@ -95,9 +95,9 @@ class _SP(Regulariser):
     def begin(self, student: T2IModel, params: Sequence[Any]) -> None:
         if self._base is None:
             self._anchor = [p.detach().clone() for p in params]
-        else:  # the same parameters of the step-0 model, found by position in the same group
-            ids = {id(p): i for i, p in enumerate(student.unet.parameters())}
-            base = list(self._base.unet.parameters())
+        else:  # the same parameters of the step-0 model, found by position (UNet, then text encoder)
+            ids = {id(p): i for i, p in enumerate([*student.unet.parameters(), *student.text_encoder.parameters()])}
+            base = [*self._base.unet.parameters(), *self._base.text_encoder.parameters()]
             self._anchor = [base[ids[id(p)]].detach().clone() for p in params]
         self._n = max(1, sum(p.numel() for p in params))
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import random
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -18,15 +19,24 @@ import torch
 
 from culbench.api import CulbenchError, PromptPair, StepContext, T2IModel, UnlearnRequest
 
+#: The group name that trains the text encoder instead of a UNet group (``trainable_copy``).
+TEXT_ENCODER = "text_encoder"
+
 
 def trainable_copy(model: T2IModel, group: str) -> tuple[T2IModel, list[torch.nn.Parameter]]:
     """A clone of ``model`` whose UNet parameters in ``group`` (only) require gradients.
 
-    ``model`` itself is frozen (it is the previous step's model, usually the teacher).
+    ``group="text_encoder"`` (:data:`TEXT_ENCODER`, for a method that declares it in ``trains``)
+    trains the text encoder instead: the clone gets its own float32 copy of ``model``'s encoder
+    (assigned, never an in-place edit of the shared one) and the UNet stays frozen. ``model``
+    itself is frozen (it is the previous step's model, usually the teacher).
     """
     model.unet.requires_grad_(False)
     student = model.clone()
     student.unet.requires_grad_(False)
+    if group == TEXT_ENCODER:
+        student.text_encoder = copy.deepcopy(model.text_encoder).float().requires_grad_(True).train()
+        return student, list(student.text_encoder.parameters())
     params = student.parameters(group)
     for p in params:
         p.requires_grad_(True)
@@ -84,16 +94,20 @@ def step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched: Any,
     sched.step()
 
 
-def finish(student: T2IModel) -> T2IModel:
-    """Freeze and switch the trained copy to eval mode before returning it."""
+def finish(student: T2IModel, text_dtype: torch.dtype | None = None) -> T2IModel:
+    """Freeze and switch the trained copy to eval mode before returning it (a trained text encoder
+    too, cast back to ``text_dtype``, the dtype it was handed in, when given)."""
     student.unet.eval().requires_grad_(False)
+    student.text_encoder.eval().requires_grad_(False)
+    if text_dtype is not None:
+        student.text_encoder.to(text_dtype)
     return student
 
 
 class Trainer:
     """The opening and the optimiser step every fine-tuning method shares: a trainable copy of
-    ``model`` (only ``group`` moves; ``model`` is frozen), AdamW (:func:`optimiser`), the profile's
-    cap on ``iterations`` and a progress bar::
+    ``model`` (only ``group`` moves, a UNet group or :data:`TEXT_ENCODER`; ``model`` is frozen),
+    AdamW (:func:`optimiser`), the profile's cap on ``iterations`` and a progress bar::
 
         trainer = Trainer(model, cfg.param_group, ctx, lr=cfg.lr, iterations=cfg.iterations,
                           description=f"my_method: forgetting {request.concept.id}")
@@ -105,6 +119,7 @@ class Trainer:
     def __init__(self, model: T2IModel, group: str, ctx: StepContext, *, lr: float, iterations: int,
                  description: str, warmup: int = 0, weight_decay: float = 0.0) -> None:
         self.student, self.params = trainable_copy(model, group)
+        self._text_dtype = next(model.text_encoder.parameters()).dtype if group == TEXT_ENCODER else None
         self.opt, self.sched = optimiser(self.params, lr=lr, warmup=warmup, weight_decay=weight_decay)
         self.total = ctx.budget.iterations(iterations)
         self._tick = ctx.progress(self.total, description)
@@ -128,7 +143,7 @@ class Trainer:
 
     def finish(self) -> T2IModel:
         """The trained student, frozen (:func:`finish`)."""
-        return finish(self.student)
+        return finish(self.student, self._text_dtype)
 
 
 def noised(model: T2IModel, x0: torch.Tensor, t_max: int, gen: torch.Generator,

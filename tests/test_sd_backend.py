@@ -76,6 +76,31 @@ def test_new_kv_methods_edit_exactly_the_cross_attention_kv(method: str, tiny_sd
     assert changed and changed <= kv
 
 
+def test_advunlearn_trains_only_its_own_text_encoder_on_tiny_sd(tiny_sd: Path) -> None:
+    """AdvUnlearn on a tiny SD (CLIP BPE tokenizer, soft prefix after its start token): the UNet is
+    unchanged, the weights carry a new text encoder, and a reloaded model encodes like the edited one."""
+    from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, StepContext, UnlearnRequest
+    from culbench.catalog import METHODS
+
+    model = MODELS.get("sd")(model=str(tiny_sd), device="cpu", sample_steps=2)
+    before = model.state_dict()
+    concept = Concept("apple", "object", "apple", None, ())
+    pairs = (PromptPair("a red apple on a table", "a red ball on a table"), PromptPair("an apple", "a ball"))
+    request = UnlearnRequest(1, ForgetSet(concept, pairs),
+                             general=(RetainSet(Concept("dog", "object", "dog", None, ()), ("a dog in a park",)),))
+    cls = METHODS.get("advunlearn")
+    small = cls.Config(iterations=3, warmup=1, attack_steps=2, batch_size=2, retain_batch=1, ddim_steps=2)
+    edited = cls(small).unlearn(model, request, StepContext(step=1, seed=0))
+    state = edited.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in before.items())
+    added = {k for k in state if k not in before}
+    assert added and all(k.startswith("text_encoder.") for k in added)
+    again = MODELS.get("sd")(model=str(tiny_sd), device="cpu", sample_steps=2)
+    again.load_state_dict(state)
+    assert torch.equal(again.encode(["an apple"]), edited.encode(["an apple"]))
+    assert not torch.equal(model.encode(["an apple"]), edited.encode(["an apple"]))
+
+
 def test_errors_are_one_line_with_a_fix(tmp_path: Path) -> None:
     with pytest.raises(CulbenchError, match="needs a model"):
         MODELS.get("sd")(device="cpu")
