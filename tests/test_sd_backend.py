@@ -101,6 +101,32 @@ def test_advunlearn_trains_only_its_own_text_encoder_on_tiny_sd(tiny_sd: Path) -
     assert not torch.equal(model.encode(["an apple"]), edited.encode(["an apple"]))
 
 
+def test_spm_merges_a_membrane_into_every_transformer_layer_of_sd(tiny_sd: Path) -> None:
+    """SPM on a tiny SD (its transformer blocks' proj_in/out are 1x1 convolutions, its text encoder
+    CLIP's): exactly the membrane layers' weights move, each by a rank-1 update."""
+    from culbench.methods.spm import membrane_layers
+
+    from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, StepContext, UnlearnRequest
+    from culbench.catalog import METHODS
+
+    model = MODELS.get("sd")(model=str(tiny_sd), device="cpu", sample_steps=2)
+    concept = Concept("apple", "object", "apple", None, ())
+    pairs = (PromptPair("a red apple on a table", "a red ball on a table"), PromptPair("an apple", "a ball"))
+    request = UnlearnRequest(1, ForgetSet(concept, pairs),
+                             general=(RetainSet(Concept("dog", "object", "dog", None, ()), ("a dog in a park",)),))
+    before = model.state_dict()
+    for anchors in ("random", "retain"):
+        cls = METHODS.get("spm")
+        config = cls.Config(iterations=2, batch_size=2, anchor_batch=2, ddim_steps=3, lr=1e-2, anchors=anchors)
+        edited = cls(config).unlearn(model, request, StepContext(step=1, seed=0))
+        delta = {k: v - before[k] for k, v in edited.state_dict().items() if not torch.equal(v, before[k])}
+        assert set(delta) == {f"{name}.weight" for name, _ in membrane_layers(model.unet, "transformer")}
+        assert any("proj_in" in k for k in delta)
+        for d in delta.values():
+            sv = torch.linalg.svdvals(d.flatten(1).double())
+            assert len(sv) == 1 or sv[1] < 1e-3 * sv[0]
+
+
 def test_errors_are_one_line_with_a_fix(tmp_path: Path) -> None:
     with pytest.raises(CulbenchError, match="needs a model"):
         MODELS.get("sd")(device="cpu")
