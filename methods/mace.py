@@ -64,7 +64,7 @@ Deviations:
    reference's pooler mask) — per sample (the reference: batch 1).
 6. **Fusion targets for kept rows:** the reference's caches hold the original model's outputs,
    W_in at the first request; later the weights handed in (sequential, see above).
-7. **Defaults:** ToyWorld (``lr`` 1e-2, 50 steps of batch 4, 16 renders, λ 0.5, s_p 1) from a few
+7. **Defaults:** ToyWorld (``lr`` 3e-3, 50 steps of batch 4, 16 renders, λ 0.5, s_p 1) from a few
    mock/ToyWorld checks, not yet from ``culbench tune``; the reference's in ``SD_DEFAULTS``.
 """
 
@@ -191,7 +191,7 @@ class MACE(Method):
 
     @dataclass(frozen=True)
     class Config:
-        lr: float = 1e-2                 # LoRA AdamW learning rate (reference: 1e-4 celebrities, 1e-5 objects)
+        lr: float = 3e-3                 # LoRA AdamW learning rate (reference: 1e-4 celebrities, 1e-5 objects)
         iterations: int = 50             # LoRA steps per concept (reference 50)
         batch_size: int = 4              # renders per step (reference 1)
         rank: int = 1                    # LoRA rank (reference 1)
@@ -208,7 +208,7 @@ class MACE(Method):
         grad_clip: float = 1.0           # max_grad_norm
 
     #: ``culbench tune``: the defaults plus 7 of these points (the same budget for every method).
-    tune_grid: ClassVar[dict[str, tuple[Any, ...]]] = {"lr": (3e-3, 1e-2, 3e-2), "lamb": (0.1, 0.5, 2.0)}
+    tune_grid: ClassVar[dict[str, tuple[Any, ...]]] = {"lr": (1e-3, 3e-3, 1e-2), "lamb": (0.1, 0.5, 2.0)}
 
     trains = ("xattn_kv",)
 
