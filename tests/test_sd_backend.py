@@ -55,7 +55,7 @@ def test_closed_form_methods_edit_exactly_the_cross_attention_kv(method: str, ti
     assert changed and changed <= kv
 
 
-@pytest.mark.parametrize("method", ["fmn", "cure"])
+@pytest.mark.parametrize("method", ["fmn", "cure", "mace"])
 def test_new_kv_methods_edit_exactly_the_cross_attention_kv(method: str, tiny_sd: Path) -> None:
     """FMN (attention maps of SD's UNet, soft tokens on the CLIP tokenizer: "apple" is 5 tokens
     here) and CURE on a tiny SD: only attn2.to_k / to_v move."""
@@ -68,7 +68,8 @@ def test_new_kv_methods_edit_exactly_the_cross_attention_kv(method: str, tiny_sd
     pairs = (PromptPair("a red apple on a table", "a red ball on a table"), PromptPair("an apple", "a ball"))
     request = UnlearnRequest(1, ForgetSet(concept, pairs),
                              general=(RetainSet(Concept("dog", "object", "dog", None, ()), ("a dog in a park",)),))
-    small = {"fmn": {"iterations": 2, "bank_size": 2, "bank_steps": 2, "ti_steps": 2, "lr": 1e-2}}
+    small = {"fmn": {"iterations": 2, "bank_size": 2, "bank_steps": 2, "ti_steps": 2, "lr": 1e-2},
+             "mace": {"iterations": 2, "bank_size": 2, "bank_steps": 2, "lr": 1e-2}}
     cls = METHODS.get(method)
     edited = cls(cls.Config(**small.get(method, {}))).unlearn(model, request, StepContext(step=1, seed=0))
     changed = {k for k, v in edited.state_dict().items() if not torch.equal(v, before[k])}
