@@ -141,11 +141,16 @@ def sweep(
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     _run_probes(probes, device)
     if table is not None and split == "eval":
-        from culbench.leaderboard import build, render
+        _write_table(table, out)
 
-        table.parent.mkdir(parents=True, exist_ok=True)
-        table.write_text(render(build([out]), "md"), encoding="utf-8")
-        console.print(f"wrote {table}", highlight=False)
+
+def _write_table(table: Path, out: Path) -> None:
+    """The Markdown leaderboard of results root ``out``, written to ``table``."""
+    from culbench.leaderboard import build, render
+
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text(render(build([out]), "md"), encoding="utf-8")
+    console.print(f"wrote {table}", highlight=False)
 
 
 def _list(text: str) -> list[str]:
