@@ -34,7 +34,7 @@ Deviations from the reference code:
 3. **Prompts** come from the sequence's data files (train split) rather than GPT-generated
    files. LACU's locality-aware target selection is ``mapping="lacu"``, with the candidates
    taken from the task (the anchor and same-kind retain concepts) instead of an LLM's list;
-   its locality-aware replay (``replay="lacu"``) ranks the request's given retain concepts (not
+   its locality-aware replay (``lacu.replay="lacu"``, the ``lacu`` method's) ranks the request's given retain concepts (not
    an LLM's 50 related concepts) by the same score-prediction distance and replays the prompts
    of the ``lacu_replay_concepts`` closest (the reference: 10 concepts × 10 LLM prompts). Held-out
    concepts are never candidates: a request carries only the given retain concepts.
@@ -124,8 +124,6 @@ class DFR(Method):
         mapping: Literal["contextual", "fixed", "null", "lacu"] = "contextual"
         lacu_probes: int = 32            # (x_t, t) probes per candidate for mapping="lacu" (LACU: 32)
         retain: Literal["all", "related", "general"] = "all"
-        replay: Literal["retain", "lacu"] = "retain"  # replay the retain set, or LACU's closest concepts
-        lacu_replay_concepts: int = 10   # concepts replayed under replay="lacu" (LACU: 10, ranked with K=16)
         param_group: Literal["full", "xattn", "non_xattn"] = "full"
         grad_clip: float = 1.0
         weight_decay: float = 1e-2
@@ -208,7 +206,8 @@ class DFR(Method):
 
         forget = [pair.prompt for pair in request.forget]
         mapped = self._mapped(request, teacher, ctx.generator(offset=17))
-        retain = (self._local_replay(request, teacher, ctx.generator(offset=29)) if cfg.replay == "lacu"
+        local = getattr(cfg, "replay", "retain") == "lacu"  # LACU's field: dfr's Config (and hash) lacks it
+        retain = (self._local_replay(request, teacher, ctx.generator(offset=29)) if local
                   else request.retain_prompts(cfg.retain)) or forget  # nothing to keep: no-op term
         batch = cfg.batch_size
 
@@ -261,6 +260,7 @@ class LACU(DFR):
         lambda_reg: float = 2.0          # dfr's mean-reduced 1 × 2 (SD: λ_sum 2e-4)
         t_max_unlearn: int = 600         # SD: 600
         mapping: Literal["contextual", "fixed", "null", "lacu"] = "lacu"
-        replay: Literal["retain", "lacu"] = "lacu"
+        replay: Literal["retain", "lacu"] = "lacu"  # replay the retain set, or LACU's closest concepts
+        lacu_replay_concepts: int = 10   # concepts replayed under replay="lacu" (LACU: 10, ranked with K=16)
 
     tune_grid: ClassVar[dict[str, tuple[Any, ...]]] = {"lr": (2.5e-4, 5e-4, 1e-3), "lambda_unlearn": (2.0, 5.0, 7.0)}

@@ -41,14 +41,12 @@ def test_loads_samples_and_trains(tiny_sd: Path) -> None:
 
 @pytest.mark.parametrize("method", ["uce", "rece"])
 def test_closed_form_methods_edit_exactly_the_cross_attention_kv(method: str, tiny_sd: Path) -> None:
-    from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, StepContext, UnlearnRequest
+    from culbench.api import StepContext
     from culbench.catalog import METHODS
 
     model = MODELS.get("sd")(model=str(tiny_sd), device="cpu", sample_steps=2)
     before = model.state_dict()
-    concept = Concept("apple", "object", "apple", None, ())
-    request = UnlearnRequest(1, ForgetSet(concept, (PromptPair("a red apple on a table", "a red ball on a table"),)),
-                             general=(RetainSet(Concept("dog", "object", "dog", None, ()), ("a dog in a park",)),))
+    request = _apple_request()
     edited = METHODS.get(method)().unlearn(model, request, StepContext(step=1, seed=0))
     changed = {k for k, v in edited.state_dict().items() if not torch.equal(v, before[k])}
     kv = set(model.parameter_groups()["xattn_kv"])
@@ -59,15 +57,12 @@ def test_closed_form_methods_edit_exactly_the_cross_attention_kv(method: str, ti
 def test_new_kv_methods_edit_exactly_the_cross_attention_kv(method: str, tiny_sd: Path) -> None:
     """FMN (attention maps of SD's UNet, soft tokens on the CLIP tokenizer: "apple" is 5 tokens
     here) and CURE on a tiny SD: only attn2.to_k / to_v move."""
-    from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, StepContext, UnlearnRequest
+    from culbench.api import StepContext
     from culbench.catalog import METHODS
 
     model = MODELS.get("sd")(model=str(tiny_sd), device="cpu", sample_steps=2)
     before = model.state_dict()
-    concept = Concept("apple", "object", "apple", None, ())
-    pairs = (PromptPair("a red apple on a table", "a red ball on a table"), PromptPair("an apple", "a ball"))
-    request = UnlearnRequest(1, ForgetSet(concept, pairs),
-                             general=(RetainSet(Concept("dog", "object", "dog", None, ()), ("a dog in a park",)),))
+    request = _apple_request()
     small = {"fmn": {"iterations": 2, "bank_size": 2, "bank_steps": 2, "ti_steps": 2, "lr": 1e-2},
              "mace": {"iterations": 2, "bank_size": 2, "bank_steps": 2, "lr": 1e-2}}
     cls = METHODS.get(method)
@@ -80,15 +75,12 @@ def test_new_kv_methods_edit_exactly_the_cross_attention_kv(method: str, tiny_sd
 def test_advunlearn_trains_only_its_own_text_encoder_on_tiny_sd(tiny_sd: Path) -> None:
     """AdvUnlearn on a tiny SD (CLIP BPE tokenizer, soft prefix after its start token): the UNet is
     unchanged, the weights carry a new text encoder, and a reloaded model encodes like the edited one."""
-    from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, StepContext, UnlearnRequest
+    from culbench.api import StepContext
     from culbench.catalog import METHODS
 
     model = MODELS.get("sd")(model=str(tiny_sd), device="cpu", sample_steps=2)
     before = model.state_dict()
-    concept = Concept("apple", "object", "apple", None, ())
-    pairs = (PromptPair("a red apple on a table", "a red ball on a table"), PromptPair("an apple", "a ball"))
-    request = UnlearnRequest(1, ForgetSet(concept, pairs),
-                             general=(RetainSet(Concept("dog", "object", "dog", None, ()), ("a dog in a park",)),))
+    request = _apple_request()
     cls = METHODS.get("advunlearn")
     small = cls.Config(iterations=3, warmup=1, attack_steps=2, batch_size=2, retain_batch=1, ddim_steps=2)
     edited = cls(small).unlearn(model, request, StepContext(step=1, seed=0))
@@ -107,14 +99,11 @@ def test_spm_merges_a_membrane_into_every_transformer_layer_of_sd(tiny_sd: Path)
     CLIP's): exactly the membrane layers' weights move, each by a rank-1 update."""
     from culbench.methods.spm import membrane_layers
 
-    from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, StepContext, UnlearnRequest
+    from culbench.api import StepContext
     from culbench.catalog import METHODS
 
     model = MODELS.get("sd")(model=str(tiny_sd), device="cpu", sample_steps=2)
-    concept = Concept("apple", "object", "apple", None, ())
-    pairs = (PromptPair("a red apple on a table", "a red ball on a table"), PromptPair("an apple", "a ball"))
-    request = UnlearnRequest(1, ForgetSet(concept, pairs),
-                             general=(RetainSet(Concept("dog", "object", "dog", None, ()), ("a dog in a park",)),))
+    request = _apple_request()
     before = model.state_dict()
     for anchors in ("random", "retain"):
         cls = METHODS.get("spm")
@@ -223,3 +212,13 @@ def test_the_paraphrase_probe_runs_on_an_sd_run(tiny_sd: Path, tmp_path: Path) -
     wrong = run_cli("probe", str(run_dir), "--probe", "paraphrase", "--step", "0", "--judge-option", "model=tiny-clip-test",
                     "--judge-option", f"model_config={config}", "--judge-option", "pretrained=elsewhere.pt")
     assert wrong.returncode != 0 and "fix:" in wrong.stderr
+
+
+def _apple_request() -> object:
+    """Request 1 of a one-concept sequence: forget "apple" (two prompts), keep "dog"."""
+    from culbench.api import Concept, ForgetSet, PromptPair, RetainSet, UnlearnRequest
+
+    concept = Concept("apple", "object", "apple", None, ())
+    pairs = (PromptPair("a red apple on a table", "a red ball on a table"), PromptPair("an apple", "a ball"))
+    return UnlearnRequest(1, ForgetSet(concept, pairs),
+                          general=(RetainSet(Concept("dog", "object", "dog", None, ()), ("a dog in a park",)),))
