@@ -213,10 +213,7 @@ class Registry(Generic[T]):
         obj = self._derive(name)  # type: ignore[operator]
         if obj is None:
             return
-        if isinstance(self._check, str):
-            self._check = _import_target(self._check)
-        if self._check is not None:
-            self._check(name, obj)
+        self._run_check(name, obj)
         doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
         self._entries[name] = Entry(name, _qualified(obj), doc[0] if doc else "", "derived", obj)
 
@@ -232,11 +229,15 @@ class Registry(Generic[T]):
                     f"{entry.target}: {type(exc).__name__}: {exc}",
                     "fix or reinstall the package that provides it",
                 ) from exc
-            if isinstance(self._check, str):
-                self._check = _import_target(self._check)
-            if self._check is not None:
-                self._check(name, entry.obj)
+            self._run_check(name, entry.obj)
         return entry.obj
+
+    def _run_check(self, name: str, obj: Any) -> None:
+        """The registry's check on a newly resolved object (imported on first use)."""
+        if isinstance(self._check, str):
+            self._check = _import_target(self._check)
+        if self._check is not None:
+            self._check(name, obj)
 
     def __contains__(self, name: object) -> bool:
         self._ensure()

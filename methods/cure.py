@@ -57,6 +57,7 @@ from culbench.api import (
     concept_positions,
     register_method,
 )
+from culbench.closed_form import kv_layers
 from culbench.training import prompt_rows
 
 #: The paper's setting for objects and artists (α = 5 for nudity), per its public descriptions.
@@ -144,8 +145,7 @@ class CURE(Method):
         unlearn = self.projection(model, request, ctx)
         edited = model.clone()
         edited.unet.requires_grad_(False)
-        layers = [m for name, m in edited.unet.named_modules()
-                  if name.endswith(("attn2.to_k", "attn2.to_v")) and isinstance(m, torch.nn.Linear)]
+        layers = kv_layers(edited.unet)
         tick = ctx.progress(len(layers), f"cure: erasing {request.concept.id}")
         with torch.no_grad():
             for layer in layers:  # W ← W (I − P_dis), from the current weights
