@@ -85,8 +85,12 @@ def tuned_settings(spec: BoardSpec, where: Path) -> dict[str, list[str]]:
 
 def board_jobs(spec: BoardSpec, where: Path, *, out: Path, device: str = "cpu",
                threads: int | None = None) -> BoardJobs:
-    """Every run and probe job of ``spec`` (``where``: the spec file's folder), each run checked
-    (``RunSpec.resolve``) before anything runs."""
+    """Every run and probe job of ``spec`` (``where``: the spec file's folder), each run
+    (``RunSpec.resolve``) and probe name checked before anything runs."""
+    from culbench.probes import build_probe
+
+    for name in spec.probes:
+        build_probe(name)  # an unknown probe fails now, not after the board's runs
     chosen = tuned_settings(spec, where)
     runs, probes, untuned = [], [], []
     for row in spec.rows:

@@ -53,6 +53,7 @@ def test_a_board_expands_into_tuned_runs_and_probe_jobs(tmp_path: Path) -> None:
     (SPEC.replace("method: esd", "method: edd"), "unknown method 'edd'"),
     (SPEC.replace("[sequential, independent]", "[sequential, indep]"), "unknown mode 'indep'"),
     (SPEC.replace("tuning/mock@1.json", "tuning/none.json"), "tuning index .* is unreadable"),
+    (SPEC.replace("probes: [paraphrase]", "probes: [paraphrse]"), "unknown probe 'paraphrse'"),
 ])
 def test_a_bad_board_is_one_line_naming_the_fix(tmp_path: Path, text: str, message: str) -> None:
     path = _write(tmp_path, text)

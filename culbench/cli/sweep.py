@@ -169,15 +169,18 @@ def _board(path: Path, out: Path, device: str, threads: int | None) -> tuple[lis
 
 
 def _run_probes(probes: list[tuple[Any, str]], device: str) -> None:
-    """The board's probes on each run's final step, here, one after another (recorded ones are skipped)."""
+    """The board's probes on each run's final step, here, a run at a time (its checkpoint loaded
+    once for all of its probes; recorded ones are skipped)."""
     from culbench.cli.progress import open_progress
     from culbench.probes.runner import run_probes
 
-    for i, (spec, name) in enumerate(probes, 1):
-        run_dir = spec.resolve().run_dir
-        err_console.print(f"[{i}/{len(probes)}] probe {name} on {run_dir}", highlight=False, markup=False)
+    by_run: dict[Path, list[str]] = {}
+    for spec, name in probes:
+        by_run.setdefault(spec.resolve().run_dir, []).append(name)
+    for i, (run_dir, names) in enumerate(by_run.items(), 1):
+        err_console.print(f"[{i}/{len(by_run)}] probes {', '.join(names)} on {run_dir}", highlight=False, markup=False)
         with open_progress(err_console) as (progress, log):
-            run_probes(run_dir, [name], device=device, progress=progress, log=log, applicable_only=True)
+            run_probes(run_dir, names, device=device, progress=progress, log=log, applicable_only=True)
 
 
 def _methods_and_seeds(methods: str, seeds: str) -> tuple[list[str], list[int]]:
