@@ -94,6 +94,14 @@ def step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched: Any,
     sched.step()
 
 
+def regulariser_edits(regularisers: Sequence[Any],
+                      iteration: int) -> list[Callable[[Sequence[torch.nn.Parameter]], None]]:
+    """:func:`step`'s ``on_grad`` for the step's ``ctx.regularisers`` at optimiser step ``iteration``
+    (what :class:`Trainer` passes; a method with its own loop passes it too, after calling each
+    regulariser's ``begin`` with the parameters it trains)."""
+    return [lambda params, reg=reg: reg.on_grad(params, iteration) for reg in regularisers]
+
+
 def finish(student: T2IModel, text_dtype: torch.dtype | None = None) -> T2IModel:
     """Freeze and switch the trained copy to eval mode before returning it (a trained text encoder
     too, cast back to ``text_dtype``, the dtype it was handed in, when given)."""
@@ -137,8 +145,8 @@ class Trainer:
     def step(self, loss: torch.Tensor, grad_clip: float | None, **options: Any) -> None:
         """:func:`step` on the student's parameters (``mask``, ``pull``, ``pull_weights`` pass
         through), with the step's regularisers (``ctx.regularisers``) editing the gradients."""
-        edits = [lambda params, reg=reg, it=self._done: reg.on_grad(params, it) for reg in self._regularisers]
-        step(loss, self.opt, self.sched, self.params, grad_clip, on_grad=edits, **options)
+        step(loss, self.opt, self.sched, self.params, grad_clip,
+             on_grad=regulariser_edits(self._regularisers, self._done), **options)
         self._done += 1
 
     def finish(self) -> T2IModel:

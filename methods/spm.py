@@ -77,7 +77,7 @@ import torch
 import torch.nn.functional as F
 
 from culbench.api import CulbenchError, Method, StepContext, T2IModel, UnlearnRequest, register_method
-from culbench.training import optimiser, pick, step
+from culbench.training import optimiser, pick, regulariser_edits, step
 
 #: ``configs/pikachu/config.yaml`` and ``prompt.yaml`` of the reference (SD 1.4).
 SD_DEFAULTS = {"rank": 1, "alpha": 1.0, "lr": 1e-4, "iterations": 3000, "warmup": 500, "batch_size": 1,
@@ -217,8 +217,7 @@ class SPM(Method):
         try:
             for it in range(total):
                 loss = self._loss(student, frozen, list(prompts), pool, ctx, rng, gen, stream, it)
-                edits = [lambda ps, reg=reg, it=it: reg.on_grad(ps, it) for reg in ctx.regularisers]
-                step(loss, opt, sched, params, cfg.grad_clip, on_grad=edits)
+                step(loss, opt, sched, params, cfg.grad_clip, on_grad=regulariser_edits(ctx.regularisers, it))
                 tick(1)
         finally:
             for hook in hooks:
