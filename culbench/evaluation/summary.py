@@ -83,7 +83,8 @@ def summarise(run_dir: Path, steps: Sequence[int], concepts: Sequence[str], role
     """Presence, per-prompt hits and metrics with 95 % prompt-cluster bootstrap intervals:
     ``{"P", "hits", "metrics", "ci", "quality", "quality_ci"}``."""
     dirs = [step_dir(run_dir, k) for k in steps]
-    shown = [i for i, d in enumerate(dirs) if evaluated(read_json(d / STEP_RECORD))]
+    records = [read_json(d / STEP_RECORD) for d in dirs]
+    shown = [i for i, record in enumerate(records) if evaluated(record)]
     per_step = [read_samples(dirs[i] / SAMPLES) for i in shown]
     hits = _on_steps(prompt_hits(per_step, concepts), shown, len(dirs))
     P = hits.presence()
@@ -97,7 +98,7 @@ def summarise(run_dir: Path, steps: Sequence[int], concepts: Sequence[str], role
                                    [forget_order[:k] for k in shown], fid_replicates, seed)
     quality = {name: _on_steps_list(v, shown, len(dirs)) for name, v in quality.items()}
     quality_ci = {name: _on_steps_list(v, shown, len(dirs), [None, None]) for name, v in quality_ci.items()}
-    drift = [read_json(d / STEP_RECORD).get("drift") for d in dirs]
+    drift = [record.get("drift") for record in records]
     for key in ("from_base", "from_previous", "relative_from_base"):
         quality[f"drift_{key}"] = [None if d is None else d.get(key) for d in drift]
     return {"P": P, "hits": hits, "metrics": values, "ci": ci, "quality": quality, "quality_ci": quality_ci}
