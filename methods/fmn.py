@@ -43,10 +43,10 @@ Deviations:
 5. **Trained parameters:** the cross-attention key and value projections (``xattn_kv``) by
    default; UnlearnCanvas runs FMN on all of cross-attention (``--only_xa``, ``param_group="xattn"``)
    and ``configs/attn.yaml`` trains the whole UNet (``param_group="full"``). On ToyWorld's
-   validation prompts (toy10@2, order 0, 8 prompts per concept, lr 1e-3) ``xattn`` kept 0.58 of
-   the general retain concepts after 2 requests where ``xattn_kv`` kept 0.95, erasing as much.
+   validation prompts ``xattn`` lost far more general retention than ``xattn_kv``, erasing as much
+   (figures: docs/methods_new.md).
 6. **Scale:** ToyWorld defaults (``lr`` 1e-3, ``iterations`` 40, ``batch_size`` 8, 32 renders,
-   30 inversion steps; about 16 s per request on one CPU thread) are scaled to the 2-core budget
+   30 inversion steps; cost: docs/methods_new.md) are scaled to the 2-core budget
    from a few validation checks, not yet from ``culbench tune``; the reference settings are in
    ``SD_DEFAULTS``. Sequential use: each request starts from the current weights (the reference
    forgets one concept).

@@ -39,7 +39,7 @@ forget prompts' rows are kept at their current outputs (W_in), which the last fu
 
 Cost per request: one renders bank (``bank_size`` × ``bank_steps`` DDIM steps), ``iterations``
 UNet forward/backward passes of batch ``batch_size`` per concept, two d × d solves per
-projection; ToyWorld defaults about 10 s on one CPU thread.
+projection (measured at the ToyWorld defaults: docs/methods_new.md).
 
 Deviations:
 

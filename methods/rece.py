@@ -53,11 +53,9 @@ Deviations:
    every round and keeps the round with the lowest detection rate (nudity/Q16 classifiers); here
    the last round is kept and ``epochs`` is a setting for ``culbench tune`` (validation prompts).
 6. **Accumulated rounds by default:** a reference round constrains only the new c', so the
-   concept's own rows drift back, held only by λ. On toy10@2's first request (tests/test_rece.py's
-   setting) one reference round maps c' (found against UCE's edit) nearer its guide (relative
-   output gap 0.84 → 0.39) but the concept's own rows further from theirs (0.38 → 0.52); two
-   accumulated rounds take both nearer (0.84 → 0.46, 0.38 → 0.33). ``accumulate=False`` is the
-   reference's loop; both are in the tuning grid.
+   concept's own rows drift back, held only by λ: one reference round maps c' nearer its guide but
+   the concept's own rows further from theirs, where accumulated rounds take both nearer (figures:
+   docs/rece.md). ``accumulate=False`` is the reference's loop; both are in the tuning grid.
 7. **Defaults:** ``epochs`` 2 and ``reg`` 0.1 on ToyWorld (the reference: 1 round with reg 1e-3 for
    styles and hard objects, 1e-1 for easy ones, 3 rounds with 1e-1 for nudity); reg is relative to
    Σ_l W_lᵀ W_l, whose scale differs between models. Not yet chosen on the validation prompts.

@@ -60,7 +60,7 @@ Deviations:
    membrane); ``gradproj`` and ``l2sp.anchor=base`` address UNet weights that SPM does not train and
    are refused.
 7. **Scale:** ToyWorld defaults (``iterations`` 60, ``batch_size`` 4, 4 anchors, 10 DDIM steps,
-   ``lr`` 1e-3 for the shorter schedule; about 56 s per toy10@2 request on one busy CPU thread) are
+   ``lr`` 1e-3 for the shorter schedule; cost: docs/methods_new.md) are
    scaled to the 2-core budget, not yet tuned; the reference settings are in ``SD_DEFAULTS``.
    ``target="xattn"`` puts membranes on cross-attention only (not in the reference).
 """
