@@ -187,6 +187,10 @@ class GradProj(Regulariser):
         kv = {id(p) for p in student.parameters("xattn_kv")}
         dim = self._projector.shape[0]
         self._which = [id(p) in kv and p.dim() == 2 and p.shape[1] == dim for p in params]
+        if not any(self._which):
+            raise CulbenchError("gradproj: the method trains no cross-attention key/value projection, so there "
+                                "is no gradient to project",
+                                "train a group with them (e.g. --set esd.train_method=xattn)")
 
     def on_grad(self, params: Sequence[Any], iteration: int) -> None:
         for p, project in zip(params, self._which, strict=True):

@@ -104,3 +104,9 @@ def test_composed_names_and_settings_are_checked() -> None:
         build_config(cls.Config, "esd+l2sp+selft", parse_overrides(["l2sp.wieght=1"], "esd+l2sp+selft"))
     with pytest.raises(CulbenchError, match="twice"):
         METHODS.get("esd+l2sp+l2sp")
+
+
+def test_gradproj_refuses_a_method_that_trains_no_kv_projection(tmp_path: Path) -> None:
+    with pytest.raises(CulbenchError, match="gradproj: the method trains no cross-attention key/value projection"):
+        run("finetune+gradproj", sequence="mock", profile="smoke", out=tmp_path, threads=1,
+            overrides=["finetune.param_group=non_xattn"])
