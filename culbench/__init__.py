@@ -8,11 +8,15 @@ Python API::
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from culbench.provenance import culbench_version
 
 __version__ = culbench_version()
+# diffusers imports bitsandbytes wherever it is installed (the perf extra), and its import logs a
+# warning about an optional 4-bit CPU kernel culbench never uses
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 __all__ = ["__version__", "run", "validate_run"]
 
 

@@ -100,7 +100,7 @@ def run_spec(spec: RunSpec, hooks: Hooks | None = None) -> Path:
                 record, eval_files, compute["eval"] = loop.evaluate(step)
             else:
                 record, eval_files = loop.record(step, None), {}
-            loop.commit(step, record, {**files, **eval_files}, compute)
+            loop.commit(step, record, {**files, **eval_files}, _with_switches(compute, loop.model))
         advance(1)
     return resolved.run_dir
 
@@ -335,6 +335,17 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def _with_switches(compute: dict[str, Any], model: Any) -> dict[str, Any]:
+    """``compute`` with the model's speed and memory switches noted in each part, when any is on
+    (:mod:`culbench.models.performance`)."""
+    from culbench.models.performance import Performance
+
+    if getattr(model, "performance", Performance()) == Performance():
+        return compute
+    record = model.performance_record()
+    return {part: {**meter, "performance": record} for part, meter in compute.items()}
 
 
 def _unlearn_compute(meter: Meter, snapshots: rf.StepSnapshots) -> dict[str, Any]:

@@ -80,9 +80,10 @@ class RunSpec:
 
     def resolve(self) -> Resolved:
         """Check every option and look up what it names; raise a one-line error naming the fix."""
-        from culbench.catalog import FEATURES, JUDGES, METHODS
+        from culbench.catalog import FEATURES, JUDGES, METHODS, MODELS
         from culbench.compute import check_device
         from culbench.config import build_config, config_hash, parse_overrides
+        from culbench.models.performance import check_options
         from culbench.profiles import get_profile
         from culbench.runfolder import droppable, run_dir_for
         from culbench.tasks import resolve_sequence
@@ -102,6 +103,8 @@ class RunSpec:
         for registry, name in ((JUDGES, self.judge), (FEATURES, self.fid)):
             if name:
                 registry.get(name)
+        check_options(seq.spec.model.backend, MODELS.get(seq.spec.model.backend),
+                      {**seq.spec.model.options, **self.model_options})
         if self.steps is not None:
             _check_steps_alone(self.method, method_cls, list(self.steps), len(seq.steps))
         config = build_config(method_cls.Config, self.method, parse_overrides(self.overrides, self.method))

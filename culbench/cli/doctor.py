@@ -119,6 +119,13 @@ def _launcher_extras() -> str:
     return ", ".join(f"{name} {version}" for name, version in found.items())
 
 
+def _perf_extra() -> str:
+    if not _version("bitsandbytes"):
+        raise RuntimeError("not installed (only --model-option optimizer=adamw8bit needs it); "
+                           "fix: pip install -e '.[perf]'")
+    return f"bitsandbytes {_version('bitsandbytes')}"
+
+
 #: (name, check, required): each check returns a one-line detail or raises with the fix.
 CHECKS: tuple[tuple[str, Callable[[], str], bool], ...] = (
     ("torch", _torch_info, True),
@@ -131,6 +138,7 @@ CHECKS: tuple[tuple[str, Callable[[], str], bool], ...] = (
     ("headless Chromium", _chromium, False),
     ("vlm extra (accelerate)", _vlm_extra, False),
     ("launcher extras (ray, submitit)", _launcher_extras, False),
+    ("perf extra (bitsandbytes)", _perf_extra, False),
 )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from culbench.models.diffusers_t2i import DiffusersT2I
+from culbench.models.performance import Performance
 from culbench.models.tokenizer import word_tokenizer
 
 MOCK_WORDS = (
@@ -23,7 +24,7 @@ MOCK_WORDS = (
 
 def build_mock_model(
     *, device: str = "cpu", sample_size: int = 8, seed: int = 0, sample_steps: int = 4,
-    guidance: float = 1.0, **_: Any,
+    guidance: float = 1.0, **switches: Any,
 ) -> DiffusersT2I:
     """The mock model; identical weights for the same seed and torch version.
 
@@ -73,4 +74,4 @@ def build_mock_model(
         sample_steps=sample_steps, guidance=guidance,
     )
     model.backend = "mock"
-    return model
+    return model.set_performance(Performance.parse(switches))

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from culbench.errors import CulbenchError
+from culbench.models.performance import Performance
 
 _GROUPS = ("full", "xattn", "xattn_kv", "non_xattn")
 #: ``state_dict()`` key prefix of a replaced text encoder's tensors (absent for the shipped one)
@@ -52,7 +53,8 @@ class DiffusersT2I:
         device: torch device string.
         sample_steps: default DDIM steps for :meth:`sample`.
         guidance: default classifier-free guidance scale (1.0 = no CFG).
-        batch_size: images per forward pass in :meth:`sample`.
+        batch_size: images per forward pass in :meth:`sample` (halved for the rest of the
+            model's life whenever a batch runs out of accelerator memory).
     """
 
     def __init__(
@@ -87,6 +89,8 @@ class DiffusersT2I:
         self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._embeddings_of: tuple[torch.nn.Module, int] | None = None  # text_key() of the cache
         self._replicas = None
+        self.performance = Performance()
+        self._compiled: tuple[torch.nn.Module, Any] | None = None  # (unet, its torch.compile wrapper)
         if len(sample_devices) > 1:  # data-parallel sampling (culbench.models.replicas)
             from culbench.models.replicas import Replicas
 
@@ -122,12 +126,43 @@ class DiffusersT2I:
                 self._embeddings.popitem(last=False)
         return torch.stack([self._embeddings[p] for p in prompts])
 
+    # -- performance switches --------------------------------------------------------------
+    def set_performance(self, performance: Performance) -> DiffusersT2I:
+        """Apply :class:`~culbench.models.performance.Performance` switches to this model (and the
+        clones made from it afterwards); returns the model."""
+        from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+        self.performance = performance
+        self.unet.set_attn_processor(AttnProcessor2_0() if performance.attention == "sdpa" else AttnProcessor())
+        if performance.grad_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+        elif self.unet.is_gradient_checkpointing:
+            self.unet.disable_gradient_checkpointing()
+        return self
+
+    def performance_record(self) -> dict[str, Any]:
+        """The switches in force, with the attention processors the UNet actually uses and the
+        sampling batch (what each step's compute record keeps)."""
+        processors = sorted({type(p).__name__ for p in self.unet.attn_processors.values()})
+        return self.performance.record(attention_processors=processors, sample_batch=self.batch_size)
+
+    def _forward(self) -> Any:
+        """The UNet's forward: compiled for no-gradient calls under ``compile=true``."""
+        if not self.performance.compile or torch.is_grad_enabled():
+            return self.unet
+        if self._compiled is None or self._compiled[0] is not self.unet:
+            self._compiled = (self.unet, torch.compile(self.unet))
+        return self._compiled[1]
+
     # -- diffusion -----------------------------------------------------------------------
     def predict(self, x_t: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        """Raw denoiser output (ε or v) for a batch."""
+        """Raw denoiser output (ε or v) for a batch, float32 (a no-gradient call runs under the
+        ``autocast`` switch)."""
         if t.ndim == 0:
             t = t.expand(x_t.shape[0])
-        return self.unet(x_t, t.to(self.device), encoder_hidden_states=emb).sample
+        with self.performance.inference(self.device):
+            out = self._forward()(x_t, t.to(self.device), encoder_hidden_states=emb).sample
+        return out.float()
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.scheduler.add_noise(x0, noise, t.cpu()).to(x0.dtype)
@@ -178,8 +213,16 @@ class DiffusersT2I:
                 for i in range(0, len(prompts), self.batch_size)]
 
         def run(model: DiffusersT2I, job: tuple[list[str], list[int], Any]) -> torch.Tensor:
-            x = model._denoise(job[0], job[1], steps, guidance, cond=job[2])
-            x = x.to(self.device) if output == "latent" else model.decode(x)
+            try:
+                x = model._denoise(job[0], job[1], steps, guidance, cond=job[2])
+                x = x.to(self.device) if output == "latent" else model.decode(x)
+            except torch.OutOfMemoryError:
+                if len(job[0]) == 1:
+                    raise
+                half = (len(job[0]) + 1) // 2  # images do not depend on the batch: sample the halves apart
+                model.batch_size = self.batch_size = min(self.batch_size, half)
+                return torch.cat([run(model, tuple(part[:half] if part is not None else None for part in job)),
+                                  run(model, tuple(part[half:] if part is not None else None for part in job))])
             if progress is not None:
                 progress(len(job[0]))
             return x

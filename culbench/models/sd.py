@@ -16,6 +16,7 @@ from typing import Any
 from culbench.compute import check_device
 from culbench.errors import CulbenchError
 from culbench.models.diffusers_t2i import DiffusersT2I
+from culbench.models.performance import Performance
 
 COMPONENTS = ("unet", "text_encoder", "tokenizer", "vae", "scheduler")
 
@@ -45,7 +46,7 @@ def _resolve(model: str, allow_download: bool) -> tuple[str, bool]:
 
 def build_sd_model(
     *, model: str | None = None, device: str = "cpu", dtype: str = "auto", sample_steps: int = 50,
-    guidance: float = 7.5, batch_size: int = 8, allow_download: bool = False, devices: str = "", **_: Any,
+    guidance: float = 7.5, batch_size: int = 8, allow_download: bool = False, devices: str = "", **switches: Any,
 ) -> DiffusersT2I:
     """Load an SD v1.x model.
 
@@ -58,6 +59,7 @@ def build_sd_model(
         sample_steps, guidance, batch_size: sampler defaults (a sequence's eval settings win).
         devices: comma-separated devices to sample on in parallel (``cuda:0,cuda:1``; the model
             itself lives on ``device``, which should be the first of them).
+        switches: speed and memory switches (:mod:`culbench.models.performance`).
     """
     import importlib.util
 
@@ -98,7 +100,7 @@ def build_sd_model(
     loaded = _SDModel(unet, text, tokenizer, scheduler, vae, device=device, sample_steps=sample_steps,
                       guidance=guidance, batch_size=batch_size, sample_devices=sample_devices)
     loaded.backend = "sd"
-    return loaded
+    return loaded.set_performance(Performance.parse(switches))
 
 
 class _SDModel(DiffusersT2I):

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from culbench.models.diffusers_t2i import DiffusersT2I
+from culbench.models.performance import Performance
 from culbench.models.tokenizer import word_tokenizer
 
 IMAGE_SIZE = 32
@@ -83,7 +84,7 @@ def build_parts(latent_channels: int | None = None, version: int = 1) -> dict[st
 
 def build_toyworld_model(
     *, device: str = "cpu", weights: str | None = None, sample_steps: int = 20,
-    guidance: float = 1.0, batch_size: int = 64, version: int | None = None, **_: Any,
+    guidance: float = 1.0, batch_size: int = 64, version: int | None = None, **switches: Any,
 ) -> DiffusersT2I:
     """The shipped ToyWorld model of ``version`` (default 1), or the one in ``weights`` (a folder
     like ``assets/``, whose ``toyworld.json`` says which version it is)."""
@@ -108,7 +109,7 @@ def build_toyworld_model(
     )
     model.backend = "toyworld"
     model.toyworld_version = found  # the retrain oracle trains this version's text encoder
-    return model
+    return model.set_performance(Performance.parse(switches))
 
 
 def to_pixels(images: torch.Tensor) -> torch.Tensor:
