@@ -44,6 +44,18 @@ def test_paraphrase_probe_records_each_forgotten_concept_and_resumes(base_run: P
     assert again["result"] == record["result"] and path.with_name("00.json.damaged").is_file()
 
 
+def test_a_step_committed_ahead_of_a_gap_is_probed(base_run: Path, tmp_path: Path) -> None:
+    """A from-scratch method's steps computed alone (``--step``: the retrain oracle's) leave gaps;
+    each committed step is a checkpoint of its own (weights are deltas from the base)."""
+    run_dir = Path(shutil.copytree(base_run, tmp_path / "run"))
+    shutil.rmtree(rf.step_dir(run_dir, 3))
+    assert rf.committed_steps(run_dir) == [0, 1, 2]
+    [record] = run_probes(run_dir, ["paraphrase"], [10])
+    assert record["step"] == 10
+    with pytest.raises(CulbenchError, match=r"step 3 is not committed.*one of \[0, 1, 2, 4,"):
+        run_probes(run_dir, ["paraphrase"], [3])
+
+
 def test_probe_inputs_that_cannot_work_fail_with_one_line(base_run: Path, tmp_path: Path) -> None:
     with pytest.raises(CulbenchError, match="unknown probe"):
         run_probes(base_run, ["paraphrse"], [0])

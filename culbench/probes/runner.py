@@ -36,7 +36,8 @@ def json_safe(value: Any) -> Any:
 def load_target(run_dir: Path, step: int | None, device: str = "cpu",
                 judge_options: dict[str, Any] | None = None) -> Any:
     """The ``ProbeTarget`` of ``step`` (default: the last) of the run in ``run_dir``; refuses a
-    run whose sequence files changed since, and a step the run has not committed."""
+    run whose sequence files changed since, and a step the run has not committed (a step of a
+    from-scratch method computed alone with ``--step`` is committed, even ahead of a gap)."""
     from culbench.probes.base import ProbeTarget
     from culbench.tasks import resolve_sequence
 
@@ -53,10 +54,10 @@ def load_target(run_dir: Path, step: int | None, device: str = "cpu",
     if identity.get("order"):
         seq = seq.in_order(identity["order"])
     step = manifest["steps_total"] if step is None else step
-    if step not in rf.committed_steps(run_dir):
+    if not rf.computed(run_dir, step):  # committed; a from-scratch step computed alone (--step) counts
+        done = [k for k in range(manifest["steps_total"] + 1) if rf.computed(run_dir, k)]
         raise RunError(f"{run_dir}: step {step} is not committed",
-                       f"finish the run first (`culbench run` resumes it), or pick one of "
-                       f"{rf.committed_steps(run_dir) or 'none'}")
+                       f"finish the run first (`culbench run` resumes it), or pick one of {done or 'none'}")
     return ProbeTarget(run_dir, manifest, seq, step, device=device, judge_options=dict(judge_options or {}))
 
 
