@@ -9,7 +9,8 @@ Measures, side by side in one process:
 1. **Requests**: seconds and peak memory of request 1 (pikachu) per method at its reference
    settings (the method's ``SD_DEFAULTS``: dfr 600 iterations of batch 78, each sampling fresh
    teacher replays as v1 does), from the base model; ``dfr:cached=true`` is dfr with culbench's
-   replay bank instead; ``--iterations-scale`` shortens iteration-based methods (recorded).
+   replay bank instead. ``--iterations-scale s`` < 1 times iteration-based methods at s and 2s of
+   their reference iterations and extrapolates linearly to the reference (both timings recorded).
 2. **Evaluation**: seconds per checkpoint evaluation (every image of the profile sampled and judged)
    per profile, with ``culbench run --dry-run``'s estimate for the same checkpoint beside it.
 3. **Board**: GPU- (or CPU-) hours of one method's dfr10-sd15 board row at the standard profile:
@@ -79,28 +80,25 @@ def build(args: argparse.Namespace, **switches: Any) -> Any:
     return MODELS.get("sd")(model=args.model, device=args.device, **{**args.switches, **switches})
 
 
-def reference_config(name: str, scale: float, extra: dict[str, str]) -> tuple[Any, dict[str, Any]]:
-    """The method's config at its ``SD_DEFAULTS`` and ``extra`` (iterations × ``scale``), and the
-    overrides used."""
+def reference_config(name: str, extra: dict[str, str], iterations: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """The method's config at its ``SD_DEFAULTS`` and ``extra`` (``iterations`` instead of theirs
+    when given), and the overrides used."""
     from culbench.catalog import METHODS
     from culbench.config import build_config
 
     cls = METHODS.get(name)
     overrides = {**getattr(sys.modules[cls.__module__], "SD_DEFAULTS", {}), **extra}
-    if "iterations" in overrides and scale != 1.0:
-        overrides["iterations"] = max(1, round(int(overrides["iterations"]) * scale))
+    if iterations is not None:
+        overrides["iterations"] = iterations
     return build_config(cls.Config, name, overrides), overrides
 
 
-def time_request(args: argparse.Namespace, variant: str, seq: Any) -> dict[str, Any]:
-    """Request 1 of ``variant`` (``METHOD`` or ``METHOD:FIELD=VALUE,...``) from the base model."""
+def one_request(args: argparse.Namespace, name: str, config: Any, seq: Any) -> tuple[float, float]:
+    """Seconds and peak memory of request 1 served by ``name`` at ``config`` from the base model."""
     from culbench.api import Budget, StepContext
     from culbench.catalog import METHODS
 
-    name, _, settings = variant.partition(":")
-    extra = dict(item.split("=", 1) for item in settings.split(",") if item)
     base = build(args)
-    config, overrides = reference_config(name, args.iterations_scale, extra)
     ctx = StepContext(step=1, seed=0, device=args.device, budget=Budget(None, None), base_model=lambda: base)
     method = METHODS.get(name)(config)
     model = base.clone()
@@ -110,13 +108,37 @@ def time_request(args: argparse.Namespace, variant: str, seq: Any) -> dict[str, 
     method.unlearn(model, seq.request(1), ctx)
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
-    return {"method": variant, "seconds": round(time.perf_counter() - start, 3),
-            "peak_gib": round(peak_memory(args.device), 3), "settings": overrides}
+    return time.perf_counter() - start, peak_memory(args.device)
+
+
+def time_request(args: argparse.Namespace, variant: str, seq: Any) -> dict[str, Any]:
+    """Request 1 of ``variant`` (``METHOD`` or ``METHOD:FIELD=VALUE,...``). With ``--iterations-scale``
+    below 1 an iteration-based method runs at n and 2n of its reference iterations (n = reference ×
+    scale) and the reference request's seconds are extrapolated along that line."""
+    name, _, settings = variant.partition(":")
+    extra = dict(item.split("=", 1) for item in settings.split(",") if item)
+    config, overrides = reference_config(name, extra)
+    reference = int(overrides["iterations"]) if "iterations" in overrides else None
+    if reference is None or args.iterations_scale >= 1:
+        seconds, peak = one_request(args, name, config, seq)
+        return {"method": variant, "seconds": round(seconds, 3), "peak_gib": round(peak, 3), "settings": overrides}
+    n = max(1, round(reference * args.iterations_scale))
+    timed = [(k, *one_request(args, name, reference_config(name, extra, k)[0], seq)) for k in (n, 2 * n)]
+    slope = (timed[1][1] - timed[0][1]) / n
+    seconds = timed[0][1] + slope * (reference - n)
+    return {"method": variant, "seconds": round(seconds, 3), "peak_gib": round(max(t[2] for t in timed), 3),
+            "settings": overrides, "extrapolated_from": {str(k): round(t, 3) for k, t, _ in timed}}
 
 
 def time_evaluation(args: argparse.Namespace, profile: str) -> dict[str, Any]:
-    """One checkpoint evaluation of the base model at ``profile``, and ``--dry-run``'s estimate of it."""
+    """One checkpoint evaluation of the base model at ``profile``, and ``--dry-run``'s estimate of it.
+    With ``--eval-prompts K`` only K prompts × 1 seed per concept are evaluated and the seconds are
+    scaled by the images the profile has (both recorded): a whole standard evaluation of full-size SD
+    is longer than one 10-minute GPU call."""
+    import dataclasses
+
     from culbench.evaluation.checkpoint import CheckpointEvaluator
+    from culbench.evaluation.presence import plan as evaluation_plan
     from culbench.plan import dry_run
     from culbench.spec import RunSpec
 
@@ -124,14 +146,19 @@ def time_evaluation(args: argparse.Namespace, profile: str) -> dict[str, Any]:
                    model_options={"model": args.model, **args.switches}, judge_options=args.judge)
     plan = dry_run(spec)
     r = spec.resolve()
+    prof = (dataclasses.replace(r.prof, prompts_per_concept=args.eval_prompts, seeds_per_prompt=1)
+            if args.eval_prompts else r.prof)
+    measured = len(evaluation_plan(r.seq, prof))
     model = build(args)
-    evaluator = CheckpointEvaluator(r.seq, r.prof, model, backend_options=r.backend_options, device=args.device,
+    evaluator = CheckpointEvaluator(r.seq, prof, model, backend_options=r.backend_options, device=args.device,
                                     judge=None, judge_options=args.judge, fid=None, fid_options={}, cache_root=None)
     sha = model.weights_sha256()
     reset_peak(args.device)
     start = time.perf_counter()
     evaluator.evaluate(model, sha, sha, lambda total, description: (lambda n=1: None), lambda message: None)
-    return {"profile": profile, "images": plan.images_per_checkpoint, "seconds": round(time.perf_counter() - start, 3),
+    seconds = time.perf_counter() - start
+    return {"profile": profile, "images": plan.images_per_checkpoint, "images_measured": measured,
+            "seconds": round(seconds * plan.images_per_checkpoint / measured, 3),
             "dry_run_seconds": round(plan.seconds_per_image * plan.images_per_checkpoint, 3),
             "peak_gib": round(peak_memory(args.device), 3)}
 
@@ -179,6 +206,8 @@ def main() -> None:
     parser.add_argument("--profiles", default="standard,full")
     parser.add_argument("--switch", action="append", default=[], help="KEY=VALUE model option for every run")
     parser.add_argument("--autocast", default="bfloat16", choices=["bfloat16", "float16"])
+    parser.add_argument("--eval-prompts", type=int, default=None,
+                        help="evaluate K prompts x 1 seed per concept and scale to the profile's images")
     parser.add_argument("--agreement-images", type=int, default=16)
     parser.add_argument("--clip", default=None, help="judge architecture (default: tiny, or ViT-B-32 at full size)")
     parser.add_argument("--out", type=Path)
@@ -221,10 +250,12 @@ def table(record: dict[str, Any]) -> str:
     lines = [f"{record['size']} SD on {record['device']} ({env.get('gpu') or 'CPU'}), switches {record['switches']}"]
     peak = "peak GiB" if record["device"].startswith("cuda") else "peak RSS GiB (so far)"
     lines += [f"| method | s/request | {peak} | board hours (standard, 3 seeds) |", "|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['seconds']:.1f} | {r['peak_gib']:.2f} | "
+    lines += [f"| {r['method']}{' (extrapolated)' if 'extrapolated_from' in r else ''} | {r['seconds']:.1f} "
+              f"| {r['peak_gib']:.2f} | "
               f"{record['board_hours_standard'].get(r['method'], '–')} |" for r in record["requests"]]
     lines += ["", f"| profile | images | s/checkpoint | --dry-run estimate | {peak} |", "|---|---|---|---|---|"]
-    lines += [f"| {e['profile']} | {e['images']} | {e['seconds']:.1f} | {e['dry_run_seconds']:.1f} "
+    lines += [f"| {e['profile']} | {e['images']} ({e['images_measured']} measured) | {e['seconds']:.1f} "
+              f"| {e['dry_run_seconds']:.1f} "
               f"| {e['peak_gib']:.2f} |" for e in record["evaluations"]]
     a = record["agreement"]
     lines += ["", f"fp32 vs autocast {a['autocast']} on {a['images']} images: mean |Δ| {a['image_mean_abs']}, "
