@@ -99,6 +99,11 @@ def test_the_board_column_pools_runs_and_prompts(tmp_path: Path) -> None:
     assert probe_presence(runs, [10, 9], "paraphrase") == (None, None, None)  # a run without a record
     _record(runs[1], "paraphrase", 9, {"red": [0, 0, 0, 0]})
     assert probe_presence(runs, [10, 9], "paraphrase") == (None, None, None)  # other concepts
+    for run in runs:  # almost nothing found: the interval stays inside presence's range
+        _record(run, "paraphrase", 8, {"red": [0, 0, 0, 0], "star": [0, 0, 0, 0]})
+    _record(runs[0], "paraphrase", 8, {"red": [1, 0, 0, 0], "star": [0, 0, 0, 0]})
+    mean, low, high = probe_presence(runs, [8, 8], "paraphrase", replicates=300)
+    assert 0.0 == low < mean < high <= 1.0
 
 
 def test_judge_agreement_probe_feeds_the_report(base_run: Path, tmp_path: Path) -> None:

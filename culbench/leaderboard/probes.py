@@ -48,7 +48,8 @@ def probe_presence(run_dirs: Sequence[Path], steps: Sequence[int], probe: str,
 
     point = float(np.mean([mean_presence(r, run.presence())["presence"] for r, run in enumerate(runs)]))
     low, high = bootstrap(runs, mean_presence, replicates)["presence"][0]
-    return point, low, high
+    # the run-level variance correction can carry an endpoint past a presence's range: clip it back
+    return point, None if low is None else max(0.0, low), None if high is None else min(1.0, high)
 
 
 def concept_values(run_dir: Path, probe: str, step: int, field: str) -> dict[str, float] | None:
