@@ -65,6 +65,8 @@ def test_classic_attention_agrees_with_sdpa_and_is_recorded() -> None:
         assert torch.allclose(sdpa.predict(x, t, emb), classic.predict(x, t, emb), atol=1e-5)
     assert classic.performance_record()["attention_processors"] == ["AttnProcessor"]
     assert sdpa.performance_record()["attention_processors"] == ["AttnProcessor2_0"]
+    classic.set_performance(Performance())  # back to the default: SDPA again
+    assert classic.performance_record()["attention_processors"] == ["AttnProcessor2_0"]
 
 
 def test_gradient_checkpointing_gives_the_same_gradients_and_reaches_the_clones() -> None:

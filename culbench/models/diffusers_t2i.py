@@ -133,7 +133,11 @@ class DiffusersT2I:
         from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
         self.performance = performance
-        self.unet.set_attn_processor(AttnProcessor2_0() if performance.attention == "sdpa" else AttnProcessor())
+        classic = [isinstance(p, AttnProcessor) for p in self.unet.attn_processors.values()]
+        if performance.attention == "classic" and not all(classic):
+            self.unet.set_attn_processor(AttnProcessor())
+        elif performance.attention == "sdpa" and any(classic):  # only undoes "classic": other processors stay
+            self.unet.set_attn_processor(AttnProcessor2_0())
         if performance.grad_checkpointing:
             self.unet.enable_gradient_checkpointing()
         elif self.unet.is_gradient_checkpointing:
