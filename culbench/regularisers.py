@@ -97,6 +97,11 @@ class _SP(Regulariser):
             self._anchor = [p.detach().clone() for p in params]
         else:  # the same parameters of the step-0 model, found by position (UNet, then text encoder)
             ids = {id(p): i for i, p in enumerate([*student.unet.parameters(), *student.text_encoder.parameters()])}
+            if any(id(p) not in ids for p in params):
+                name = type(self).__name__.lower()  # l2sp, l1sp
+                raise CulbenchError(f"{name}.anchor=base: the method trains parameters the step-0 model does "
+                                    "not have (e.g. adapters), so they have no base value to anchor to",
+                                    f"use {name}.anchor=start (the request's starting weights)")
             base = [*self._base.unet.parameters(), *self._base.text_encoder.parameters()]
             self._anchor = [base[ids[id(p)]].detach().clone() for p in params]
         self._n = max(1, sum(p.numel() for p in params))

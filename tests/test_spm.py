@@ -96,17 +96,17 @@ def test_the_erase_term_moves_the_concept_toward_the_negatively_guided_target() 
     assert gap(edited) < 0.8 * gap(model), (gap(edited), gap(model))
 
 
-def test_spm_takes_l2sp_and_refuses_gradproj(tmp_path: Path) -> None:
-    from culbench.regularisers import GradProj
+def test_spm_takes_l2sp_and_refuses_gradproj_and_a_base_anchor(tmp_path: Path) -> None:
     from culbench.runner import run
 
     run_dir = run("spm+l2sp", sequence="mock", profile="smoke", out=tmp_path, threads=1,
                   overrides=("l2sp.weight=10",))  # l2sp acted, or the run would have stopped
     assert (run_dir / "summary.json").is_file()
-    spm = METHODS.get("spm")(METHODS.get("spm").Config(**SMALL))
-    model, request = MODELS.get("mock")(device="cpu"), resolve_sequence("mock").request(1)
-    with pytest.raises(CulbenchError, match="gradproj"):
-        spm.unlearn(model, request, StepContext(step=1, seed=0, regularisers=(GradProj(),)))
+    with pytest.raises(CulbenchError, match="gradproj: the method trains no cross-attention key/value projection"):
+        run("spm+gradproj", sequence="mock", profile="smoke", out=tmp_path / "proj", threads=1)
+    with pytest.raises(CulbenchError, match=r"l2sp.anchor=base: the method trains parameters the step-0 model"):
+        run("spm+l2sp", sequence="mock", profile="smoke", out=tmp_path / "base", threads=1,
+            overrides=("l2sp.anchor=base",))  # refused by the regulariser itself, when training opens
 
 
 def test_latent_anchoring_keeps_the_anchor_predictions_in_place() -> None:
