@@ -51,7 +51,9 @@ resumable from a snapshot every 500 steps). Deviations from the from-scratch rec
 (1) the three oracle seeds share one prior (``prior_seed``), so seed-to-seed variation comes from
 the fine-tunes and the orders only; (2) a step-k model is the prior plus a fine-tune, not a fresh
 training run: its quality is checked against the base model at "step 0" (every concept added
-back) in ``docs/oracle_runs.md``.
+back) in ``docs/oracle_runs.md``; (3) ``addback_focus`` > 0 oversamples, in the fine-tune only,
+the rows whose captions name a concept being added back, to about that share of its data (the
+prior and the from-scratch recipe draw as the recipe does).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class Retrain(Method):
         prior_seed: int = 0              # the prior's recipe seed (one prior for every run)
         addback_steps: int = 1_000       # fine-tune steps from the prior at each step
         addback_lr: float = 2e-4         # their peak learning rate (cosine, 50 warm-up steps)
+        addback_focus: float = 0.0       # share of the fine-tune's data naming an added-back concept (0: as drawn)
 
     trains = ("full", "text_encoder")
     backends = ("toyworld",)
@@ -136,18 +139,23 @@ class Retrain(Method):
         if outside:
             raise CulbenchError(f"retrain.prior_without leaves out {', '.join(outside)}, forgotten by step {ctx.step}",
                                 "list every concept the sequence forgets in retrain.prior_without")
+        if not 0.0 <= cfg.addback_focus < 1.0:
+            raise CulbenchError(f"retrain.addback_focus={cfg.addback_focus} is not in [0, 1)",
+                                "set e.g. --set retrain.addback_focus=0.5 (0: the data as drawn)")
         prior = self._prior(model, ctx)
         if set(forgotten) == set(cfg.prior_without):  # the last step: the prior itself
             return _assemble(model, prior["unet"], prior["text"])
         recipe = replace(self._recipe(model, seed, cfg.addback_steps, ctx), unet_lr=cfg.addback_lr)
         recipe = replace(recipe, unet_warmup=min(recipe.unet_warmup, 50))
         tick = ctx.progress(recipe.unet_steps, f"retrain: prior fine-tuned without {', '.join(forgotten)}")
+        added = [c for c in cfg.prior_without if c not in forgotten]
+        focus = (added, cfg.addback_focus) if cfg.addback_focus else None
+        key = {"recipe": asdict(recipe), "forgotten": forgotten, "focus": cfg.addback_focus}
         saved = ctx.load_snapshot()
-        same = saved is not None and saved.get("recipe") == asdict(recipe) and saved.get("forgotten") == forgotten
+        same = saved is not None and all(saved.get(k) == v for k, v in key.items())
         unet, text = _train(model, recipe, forgotten, tick, resume=saved["training"] if same else None,
-                            snapshot=lambda training: ctx.save_snapshot(
-                                {"recipe": asdict(recipe), "forgotten": forgotten, "training": training}),
-                            init=(prior["unet"], prior["text"]))
+                            snapshot=lambda training: ctx.save_snapshot({**key, "training": training}),
+                            init=(prior["unet"], prior["text"]), focus=focus)
         return _assemble(model, unet.state_dict(), text.state_dict())
 
     def _prior(self, model: T2IModel, ctx: StepContext) -> dict[str, Any]:
@@ -172,16 +180,42 @@ class Retrain(Method):
             return done
 
 
-def _train(model: T2IModel, recipe: Any, forgotten: list[str], tick: Any, **kwargs: Any) -> tuple[Any, Any]:
+def _train(model: T2IModel, recipe: Any, forgotten: list[str], tick: Any,
+           focus: tuple[list[str], float] | None = None, **kwargs: Any) -> tuple[Any, Any]:
     """Text encoder + UNet trained by the recipe on its data without ``forgotten`` (captions that
-    name one under any name, from ToyWorld v2 on, are dropped too)."""
+    name one under any name, from ToyWorld v2 on, are dropped too); ``focus=(concepts, share)``
+    oversamples the rows that name one of ``concepts`` (:func:`oversample`)."""
     from culbench.toyworld import train as recipe_code
 
     named = forgotten if recipe.model_version >= 2 else ()  # v1's oracle data stays as published
     images, captions = recipe_code.render_training_set(recipe, recipe_code.concept_filter(forgotten), named)
-    latents = recipe_code.encode_latents(model.vae, images.to(model.device), model.vae.config.scaling_factor)
-    return recipe_code.train_unet(latents.cpu(), captions, recipe, log=lambda message: None, progress=tick,
+    latents = recipe_code.encode_latents(model.vae, images.to(model.device), model.vae.config.scaling_factor).cpu()
+    if focus is not None:
+        latents, captions = oversample(latents, captions, *focus)
+    return recipe_code.train_unet(latents, captions, recipe, log=lambda message: None, progress=tick,
                                   device=model.device, **kwargs)
+
+
+def oversample(latents: Any, captions: list[str], concepts: list[str], share: float) -> tuple[Any, list[str]]:
+    """The rows whose caption names one of ``concepts`` (by any name; a character described only by
+    its parts is not recognised without its scene) repeated so that they make about ``share`` of
+    the data (unchanged when they already do).
+
+    >>> import torch
+    >>> x, c = oversample(torch.zeros(4, 1), ["a red star", "a blue ring", "a green heart", "a pink kite"],
+    ...                   ["red"], 0.5)
+    >>> len(c), c.count("a red star")
+    (6, 3)
+    """
+    wanted = set(concepts)
+    from culbench.toyworld.captions import caption_concepts
+
+    marked = [i for i, text in enumerate(captions) if wanted & caption_concepts(text)]
+    n, m = len(captions), len(marked)
+    if not m or m / n >= share:
+        return latents, captions
+    rows = list(range(n)) + marked * round((share * n - m) / (m * (1 - share)))
+    return latents[rows], [captions[i] for i in rows]
 
 
 def _assemble(model: T2IModel, unet: dict[str, Any], text: dict[str, Any] | None) -> T2IModel:

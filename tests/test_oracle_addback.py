@@ -76,3 +76,32 @@ def test_a_damaged_shared_entry_is_recomputed_and_bad_keys_are_refused(tmp_path:
     store.discard("prior-1")
     with pytest.raises(RunError, match="not a plain file name"):
         store.save("../escape", 1)
+
+
+def test_add_back_focus_oversamples_the_concepts_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``addback_focus``: the fine-tune's rows that name a concept put back at step k make about that
+    share of its data; the prior (and a 0 focus) see the data as drawn."""
+    from culbench.toyworld.captions import caption_concepts
+
+    seq, prof = resolve_sequence("toy10"), get_profile("smoke")
+    first, second = seq.steps[:2]
+    seen: list[tuple[float, int]] = []  # (share of rows naming `second`, rows) of each training set
+    train = recipe_code.train_unet
+
+    def spy(latents, captions, recipe, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        seen.append((sum(second in caption_concepts(c) for c in captions) / len(captions), len(captions)))
+        return train(latents, captions, recipe, **kwargs)
+
+    monkeypatch.setattr(recipe_code, "train_unet", spy)
+    cls = METHODS.get("retrain")
+    for focus in (0.0, 0.5):
+        model = MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
+        ctx = StepContext(step=1, seed=0, run_seed=0, shared=MemoryStore(),
+                          budget=Budget(prof.max_iterations, None))  # 2 steps, every one of the 400 scenes
+        cls(cls.Config(prior_without=(first, second), addback_focus=focus, n_images=400)).unlearn(
+            model, seq.request(1), ctx)
+    prior, plain, focused = seen[0], seen[1], seen[3]  # each run: its prior, then its add-back
+    assert prior[0] == 0.0 and 0.0 < plain[0] < 0.3  # the prior never sees it; as drawn: a minority
+    assert abs(focused[0] - 0.5) < 0.1 and focused[1] > plain[1]  # oversampled to about half
+    with pytest.raises(CulbenchError, match=r"addback_focus=1.0 is not in \[0, 1\)"):
+        cls(cls.Config(prior_without=(first, second), addback_focus=1.0)).unlearn(model, seq.request(1), ctx)
