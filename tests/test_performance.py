@@ -176,3 +176,15 @@ def test_compiled_sampling_agrees_with_eager() -> None:
     images = compiled.sample(["a red square", "a blue circle"], [0, 1], steps=2)
     assert compiled._compiled is not None
     assert torch.allclose(images, eager.sample(["a red square", "a blue circle"], [0, 1], steps=2), atol=1e-4)
+
+
+def test_a_plugin_backend_taking_any_option_is_not_second_guessed() -> None:
+    from culbench.models.performance import check_options
+
+    def plugin_builder(*, device: str = "cpu", **options: object) -> None: ...
+
+    check_options("plugin", plugin_builder, {"its_own_option": 3, "autocast": "bfloat16"})
+    with pytest.raises(CulbenchError, match="autocast="):
+        check_options("plugin", plugin_builder, {"autocast": "fp8"})  # the switches are still checked
+    with pytest.raises(CulbenchError, match="the mock backend has no option 'its_own_option'"):
+        check_options("mock", MODELS.get("mock"), {"its_own_option": 3})
