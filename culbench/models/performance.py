@@ -122,12 +122,12 @@ def check_options(backend: str, builder: Any, options: Mapping[str, Any]) -> Non
     or for a switch with a bad value (a plugin builder with ``**options`` is trusted with the rest)."""
     import inspect
 
+    Performance.parse(options)
     params = inspect.signature(builder).parameters
     if any(p.kind == p.VAR_KEYWORD for p in params.values()) and not builder.__module__.startswith("culbench."):
         return  # a plugin builder taking **options: only it knows which it uses
     known = {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {"device"}
     known |= set(Performance.keys())
-    Performance.parse(options)
     for key in options:
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)
