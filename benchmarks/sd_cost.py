@@ -74,10 +74,19 @@ def reset_peak(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+_LOADED: dict[tuple, Any] = {}
+
+
 def build(args: argparse.Namespace, **switches: Any) -> Any:
+    """A fresh copy of the SD model with these switches (each folder is loaded once per process:
+    a full-size load takes longer than most of what is timed)."""
     from culbench.catalog import MODELS
 
-    return MODELS.get("sd")(model=args.model, device=args.device, **{**args.switches, **switches})
+    options = {**args.switches, **switches}
+    key = (args.model, args.device, tuple(sorted(options.items())))
+    if key not in _LOADED:
+        _LOADED[key] = MODELS.get("sd")(model=args.model, device=args.device, **options)
+    return _LOADED[key].clone()
 
 
 def reference_config(name: str, extra: dict[str, str], iterations: int | None = None) -> tuple[Any, dict[str, Any]]:
@@ -233,7 +242,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     args.judge = random_clip(tmp, args.clip or ("ViT-B-32" if args.size == "full" else "tiny"))
     seq = resolve_sequence(SEQUENCE)
     variants = [m for m in args.methods.split(",") if m]
-    variants += ["dfr:cached=true"] if args.variant is None else args.variant
+    variants += ["dfr:cached=true"] if args.variant is None else [v for v in args.variant if v]  # --variant "": none
     requests = [time_request(args, v, seq) for v in variants]
     evaluations = [time_evaluation(args, p) for p in args.profiles.split(",") if p]
     standard = next((e["seconds"] for e in evaluations if e["profile"] == "standard"), None)
