@@ -2,11 +2,12 @@
 request, i.e. a whole run <= 5 min with its 11 evaluations; uce <= 1 min per run).
 
     python benchmarks/method_speed.py [--methods dfr,esd,uce] [--set dfr.iterations=60] \
-        [--requests 1,4,8] [--repeats 3] [--threads 2]
+        [--requests 1,4,8] [--repeats 3] [--threads 2] [--sequences toy10@1,toy10@2]
 
 Each method unlearns the given requests of toy10 from the shipped base model at the standard
 profile (no smoke caps), exactly as ``culbench run`` calls it; the table gives the median
-(min, max) over requests × repeats, measured side by side in one process. ``--set`` adds a
+(min, max) over requests × repeats, measured side by side in one process. ``--sequences`` times
+the same rows on several sequences (order 0 of each), e.g. toy10@1 against toy10@2. ``--set`` adds a
 variant row (e.g. a candidate default) next to the method's default row.
 """
 
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("--requests", default="1,4,8", help="toy10 steps to time (1-based)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sequences", default="toy10", help="comma-separated; each row is timed on each")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -35,29 +37,32 @@ def main() -> None:
     from culbench.tasks import resolve_sequence
     from culbench.toyworld.model import build_toyworld_model
 
-    seq = resolve_sequence("toy10")
-    base = build_toyworld_model()
     requests = [int(r) for r in args.requests.split(",")]
     variants = [(m, ()) for m in args.methods.split(",")]
     variants += [(item.partition(".")[0], (item,)) for item in args.set]
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, requests {requests}, repeats {args.repeats}")
-    print(f"{'method':<34} {'median s':>9} {'min':>7} {'max':>7}   per run (10 requests)")
+    print(f"{'method':<34} {'sequence':<9} {'median s':>9} {'min':>7} {'max':>7}   per run (10 requests)")
     for name, overrides in variants:
         cls = METHODS.get(name)
         config = build_config(cls.Config, name, parse_overrides(overrides, name))
-        times = []
-        for repeat in range(args.repeats):
-            for step in requests:
-                model = base.clone()
-                ctx = StepContext(step=step, seed=repeat, budget=Budget(None, None), base_model=lambda: base)
-                method = cls(config)
-                method.on_sequence_start(model, ctx)
-                start = time.perf_counter()
-                method.unlearn(model, seq.request(step), ctx)
-                times.append(time.perf_counter() - start)
-        label = name + (f" ({' '.join(overrides)})" if overrides else "")
-        med = statistics.median(times)
-        print(f"{label:<34} {med:9.2f} {min(times):7.2f} {max(times):7.2f}   ~{10 * med / 60:.1f} min")
+        for sequence in args.sequences.split(","):
+            seq = resolve_sequence(sequence)
+            seq = seq.in_order(seq.order_of_seed(0)) if seq.spec.orders else seq
+            base = build_toyworld_model(**seq.spec.model.options)
+            times = []
+            for repeat in range(args.repeats):
+                for step in requests:
+                    model = base.clone()
+                    ctx = StepContext(step=step, seed=repeat, budget=Budget(None, None),
+                                      base_model=lambda base=base: base)
+                    method = cls(config)
+                    method.on_sequence_start(model, ctx)
+                    start = time.perf_counter()
+                    method.unlearn(model, seq.request(step), ctx)
+                    times.append(time.perf_counter() - start)
+            label = name + (f" ({' '.join(overrides)})" if overrides else "")
+            med = statistics.median(times)
+            print(f"{label:<34} {seq.id:<9} {med:9.2f} {min(times):7.2f} {max(times):7.2f}   ~{10 * med / 60:.1f} min")
 
 
 if __name__ == "__main__":
