@@ -225,8 +225,8 @@ class DiffusersT2I:
                     raise
                 half = (len(job[0]) + 1) // 2  # images do not depend on the batch: sample the halves apart
                 model.batch_size = self.batch_size = min(self.batch_size, half)
-                return torch.cat([run(model, tuple(part[:half] if part is not None else None for part in job)),
-                                  run(model, tuple(part[half:] if part is not None else None for part in job))])
+                return torch.cat([run(model, tuple(None if part is None else part[cut] for part in job))
+                                  for cut in (slice(None, half), slice(half, None))])
             if progress is not None:
                 progress(len(job[0]))
             return x

@@ -91,13 +91,13 @@ class Performance:
 
 
 def _flag(key: str, value: Any) -> bool:
+    from culbench.config import _FALSE, _TRUE  # the words a method's bool setting takes
+
     if isinstance(value, bool):
         return value
     text = str(value).lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
     raise ConfigError(f"--model-option {key}={value} is not true or false", f"use {key}=true or {key}=false")
 
 
