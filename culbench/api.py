@@ -176,6 +176,9 @@ class StepContext:
             everything its payload depends on (hash the recipe into it).
         regularisers: add-ons (``culbench.regularisers``) that :class:`culbench.training.Trainer`
             applies to the gradients of the parameters it trains (a ``BASE+R`` method sets them).
+        order: the run's deletion order (concept names, step 1's first), handed only to a method
+            whose ``role`` is ``"oracle"`` (a reference the benchmark computes may know the requests
+            still to come); empty for every other method, which must not.
     """
 
     step: int
@@ -190,6 +193,7 @@ class StepContext:
     run_seed: int = 0
     shared: Any = field(default_factory=MemoryStore)
     regularisers: tuple[Any, ...] = ()
+    order: tuple[str, ...] = ()
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A ``torch.Generator`` on ``device`` seeded from the step seed (+ ``offset``)."""

@@ -54,6 +54,16 @@ training run: its quality is checked against the base model at "step 0" (every c
 back) in ``docs/oracle_runs.md``; (3) ``addback_focus`` > 0 oversamples, in the fine-tune only,
 the rows whose captions name a concept being added back, to about that share of its data (the
 prior and the from-scratch recipe draw as the recipe does).
+
+**The backward chain** (``--set retrain.addback_chain=true``, with ``prior_without``): step k's model
+is step k+1's fine-tuned on the recipe's data without the concepts forgotten by step k, so each
+fine-tune (a *link*) puts back one concept, the one forgotten at step k+1; step 10's model is the
+prior. This needs the run's deletion order, which the runner hands only to an ``oracle``
+(``StepContext.order``). Each link is shared like the prior (keyed by the prior, the fine-tune's
+recipe and the concepts put back so far, in order), so step 1 trains the whole chain, resumably
+link by link, and the later steps reuse it. (4) A step-k model has seen the concepts forgotten after
+step k through a chain of fine-tunes, not at once: drift along the chain is what the parity check of
+its step 1 against the base model measures (``docs/oracle_runs.md``).
 """
 
 from __future__ import annotations
@@ -81,6 +91,7 @@ class Retrain(Method):
         addback_steps: int = 1_000       # fine-tune steps from the prior at each step
         addback_lr: float = 2e-4         # their peak learning rate (cosine, 50 warm-up steps)
         addback_focus: float = 0.0       # share of the fine-tune's data naming an added-back concept (0: as drawn)
+        addback_chain: bool = False      # step k: step k+1's model plus the one concept it forgot (sequential runs)
 
     trains = ("full", "text_encoder")
     backends = ("toyworld",)
@@ -142,11 +153,13 @@ class Retrain(Method):
         if not 0.0 <= cfg.addback_focus < 1.0:
             raise CulbenchError(f"retrain.addback_focus={cfg.addback_focus} is not in [0, 1)",
                                 "set e.g. --set retrain.addback_focus=0.5 (0: the data as drawn)")
-        prior = self._prior(model, ctx)
+        prior_key, prior = self._prior(model, ctx)
         if set(forgotten) == set(cfg.prior_without):  # the last step: the prior itself
             return _assemble(model, prior["unet"], prior["text"])
-        recipe = replace(self._recipe(model, seed, cfg.addback_steps, ctx), unet_lr=cfg.addback_lr)
-        recipe = replace(recipe, unet_warmup=min(recipe.unet_warmup, 50))
+        if cfg.addback_chain:
+            weights = self._chain(model, forgotten, seed, prior_key, prior, ctx)
+            return _assemble(model, weights["unet"], weights["text"])
+        recipe = self._addback_recipe(model, seed, ctx)
         tick = ctx.progress(recipe.unet_steps, f"retrain: prior fine-tuned without {', '.join(forgotten)}")
         added = [c for c in cfg.prior_without if c not in forgotten]
         focus = (added, cfg.addback_focus) if cfg.addback_focus else None
@@ -158,26 +171,70 @@ class Retrain(Method):
                             init=(prior["unet"], prior["text"]), focus=focus)
         return _assemble(model, unet.state_dict(), text.state_dict())
 
-    def _prior(self, model: T2IModel, ctx: StepContext) -> dict[str, Any]:
-        """The prior's weights: trained once without every ``prior_without`` concept, then shared."""
+    def _addback_recipe(self, model: T2IModel, seed: int, ctx: StepContext) -> Any:
+        recipe = replace(self._recipe(model, seed, self.config.addback_steps, ctx), unet_lr=self.config.addback_lr)
+        return replace(recipe, unet_warmup=min(recipe.unet_warmup, 50))
+
+    def _prior(self, model: T2IModel, ctx: StepContext) -> tuple[str, dict[str, Any]]:
+        """The prior's key and weights: trained once without every ``prior_without`` concept, then shared."""
         cfg = self.config
         without = sorted(cfg.prior_without)
         recipe = self._recipe(model, cfg.prior_seed, cfg.steps, ctx)
-        digest = hashlib.sha256(json.dumps({"recipe": asdict(recipe), "without": without},
-                                           sort_keys=True).encode()).hexdigest()[:16]
-        key = f"prior-{digest}"
-        with ctx.shared.locked(key):
-            done = ctx.shared.load(key)
-            if done is not None:
-                return done
+        key = "prior-" + _digest({"recipe": asdict(recipe), "without": without})
+
+        def train(resume: Any, snapshot: Any) -> dict[str, Any]:
             tick = ctx.progress(recipe.unet_steps, f"retrain: prior without {', '.join(without)}")
-            saved = ctx.shared.load(f"{key}.snapshot")
-            unet, text = _train(model, recipe, without, tick, resume=saved,
-                                snapshot=lambda training: ctx.shared.save(f"{key}.snapshot", training))
-            done = {"unet": unet.state_dict(), "text": text.state_dict(), "recipe": asdict(recipe), "without": without}
-            ctx.shared.save(key, done)
-            ctx.shared.discard(f"{key}.snapshot")
+            unet, text = _train(model, recipe, without, tick, resume=resume, snapshot=snapshot)
+            return {"unet": unet.state_dict(), "text": text.state_dict(), "recipe": asdict(recipe), "without": without}
+
+        return key, _shared_training(ctx, key, train)
+
+    def _chain(self, model: T2IModel, forgotten: list[str], seed: int, prior_key: str, prior: dict[str, Any],
+               ctx: StepContext) -> dict[str, Any]:
+        """Step k's weights on the backward chain of the run's order: the prior, then one fine-tune
+        per concept forgotten after step k, the last forgotten put back first; each link is shared."""
+        cfg = self.config
+        order, k = list(ctx.order), len(forgotten)
+        if set(order[:k]) != set(forgotten) or set(order) != set(cfg.prior_without):
+            raise CulbenchError("retrain.addback_chain needs a sequential run whose order forgets every "
+                                "retrain.prior_without concept", "drop --mode, or drop --set retrain.addback_chain")
+        recipe = self._addback_recipe(model, seed, ctx)
+        weights = prior
+        for j in range(len(order) - 1, k - 1, -1):  # step j's model: step j+1's plus order[j]
+            weights = self._link(model, recipe, order[:j], order[j], weights, ctx,
+                                 {"prior": prior_key, "recipe": asdict(recipe), "put_back": order[j:][::-1],
+                                  "focus": cfg.addback_focus})
+        return weights
+
+    def _link(self, model: T2IModel, recipe: Any, without: list[str], added: str, start: dict[str, Any],
+              ctx: StepContext, identity: dict[str, Any]) -> dict[str, Any]:
+        """One link of the chain: ``start`` fine-tuned on the recipe's data without ``without``."""
+        focus = ([added], self.config.addback_focus) if self.config.addback_focus else None
+
+        def train(resume: Any, snapshot: Any) -> dict[str, Any]:
+            tick = ctx.progress(recipe.unet_steps, f"retrain: chain puts back {added} (without {', '.join(without)})")
+            unet, text = _train(model, recipe, without, tick, resume=resume, snapshot=snapshot,
+                                init=(start["unet"], start["text"]), focus=focus)
+            return {"unet": unet.state_dict(), "text": text.state_dict()}
+
+        return _shared_training(ctx, "chain-" + _digest(identity), train)
+
+
+def _digest(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _shared_training(ctx: StepContext, key: str, train: Any) -> dict[str, Any]:
+    """``ctx.shared[key]``, computed once by ``train(resume, snapshot)`` (resumable from its snapshot)."""
+    with ctx.shared.locked(key):
+        done = ctx.shared.load(key)
+        if done is not None:
             return done
+        done = train(ctx.shared.load(f"{key}.snapshot"),
+                     lambda training: ctx.shared.save(f"{key}.snapshot", training))
+        ctx.shared.save(key, done)
+        ctx.shared.discard(f"{key}.snapshot")
+        return done
 
 
 def _train(model: T2IModel, recipe: Any, forgotten: list[str], tick: Any,

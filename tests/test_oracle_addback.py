@@ -105,3 +105,60 @@ def test_add_back_focus_oversamples_the_concepts_put_back(monkeypatch: pytest.Mo
     assert abs(focused[0] - 0.5) < 0.1 and focused[1] > plain[1]  # oversampled to about half
     with pytest.raises(CulbenchError, match=r"addback_focus=1.0 is not in \[0, 1\)"):
         cls(cls.Config(prior_without=(first, second), addback_focus=1.0)).unlearn(model, seq.request(1), ctx)
+
+
+def test_the_chain_puts_back_one_concept_per_link_latest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``addback_chain``: step k's model is step k+1's fine-tuned on data without the concepts forgotten
+    by step k, so each link puts back one concept (the one forgotten at step k+1); the links are
+    shared, so a later step of the same run trains nothing."""
+    seq, prof = resolve_sequence("toy10"), get_profile("smoke")
+    order = tuple(seq.steps[:3])
+    cls = METHODS.get("retrain")
+    renders: list[tuple[str, ...]] = []
+    render = recipe_code.render_training_set
+    monkeypatch.setattr(recipe_code, "render_training_set", lambda recipe, exclude, named=(): renders.append(
+        tuple(named)) or render(recipe, exclude, named))
+    store = MemoryStore()
+
+    def after(step: int, chain_order: tuple[str, ...] = order) -> dict:
+        model = MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
+        ctx = StepContext(step=step, seed=step_seed(0, step), run_seed=0, shared=store, order=chain_order,
+                          budget=Budget(prof.max_iterations, prof.max_samples))
+        config = cls.Config(prior_without=order, addback_chain=True)
+        return cls(config).unlearn(model, seq.request(step), ctx).state_dict()
+
+    one = after(1)
+    assert [sorted(r) for r in renders] == [sorted(order), sorted(order[:2]), sorted(order[:1])]
+    assert sum(key.startswith("chain-") for key in store.entries) == 2
+    two = after(2)  # step 2's model is the first link, already trained
+    assert len(renders) == 3 and any(not torch.equal(v, two[k]) for k, v in one.items())
+    with pytest.raises(CulbenchError, match="needs a sequential run"):
+        after(1, chain_order=(order[1], order[0], order[2]))
+
+
+class _Peeks(Method):
+    """Test-only: records the deletion order the runner hands it."""
+
+    seen: list[tuple[str, ...]] = []
+
+    def unlearn(self, model, request, ctx):  # noqa: ANN001, ANN201
+        type(self).seen.append(ctx.order)
+        return model
+
+
+def test_only_an_oracle_is_told_the_requests_still_to_come(tmp_path: Path) -> None:
+    class Oracle(_Peeks):
+        role = "oracle"
+        seen: list[tuple[str, ...]] = []
+
+    class Ranked(_Peeks):
+        seen: list[tuple[str, ...]] = []
+
+    steps = tuple(resolve_sequence("mock").steps)
+    for name, cls in (("oracle-test-only", Oracle), ("ranked-test-only", Ranked)):
+        METHODS.register(name)(cls)
+        try:
+            run(name, sequence="mock", profile="smoke", out=tmp_path, threads=1)
+        finally:
+            METHODS._entries.pop(name, None)
+    assert Oracle.seen == [steps] * len(steps) and Ranked.seen == [()] * len(steps)
