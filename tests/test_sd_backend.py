@@ -72,6 +72,20 @@ def test_new_kv_methods_edit_exactly_the_cross_attention_kv(method: str, tiny_sd
     assert changed and changed <= kv
 
 
+def test_sculpt_edits_only_the_cross_attention_of_sd(tiny_sd: Path) -> None:
+    """Sculpting Memory on a tiny SD: the masks find diffusers' attn2 projections; only attn2 moves."""
+    from culbench.api import StepContext
+    from culbench.catalog import METHODS
+
+    model = MODELS.get("sd")(model=str(tiny_sd), device="cpu", sample_steps=2)
+    before = model.state_dict()
+    cls = METHODS.get("sculpt")
+    small = cls.Config(bank=4, batch_size=2, epochs=3, sample_steps=2, lr=1e-2)
+    edited = cls(small).unlearn(model, _apple_request(), StepContext(step=1, seed=0))
+    changed = {k for k, v in edited.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and changed <= set(model.parameter_groups()["xattn"])
+
+
 def test_advunlearn_trains_only_its_own_text_encoder_on_tiny_sd(tiny_sd: Path) -> None:
     """AdvUnlearn on a tiny SD (CLIP BPE tokenizer, soft prefix after its start token): the UNet is
     unchanged, the weights carry a new text encoder, and a reloaded model encodes like the edited one."""

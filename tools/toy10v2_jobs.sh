@@ -15,7 +15,7 @@ export OMP_NUM_THREADS=1
 FORGET=zorb,star,red,striped,moon,blue,quillo,heart,yellow,checkered  # toy10@2's ten requests
 case "${1:-}" in
     tune)
-        for method in ${2:-uce sa esd dfr ca salun finetune lacu fmn cure rece mace spm advunlearn}; do
+        for method in ${2:-uce sa esd dfr ca salun finetune lacu fmn cure rece mace spm advunlearn sculpt}; do
             "$culbench" tune --method "$method" --sequence toy10@2 --out "${TUNE_OUT:-tuning}" --threads 1 \
                 --index leaderboard/tuning || exit 1
         done ;;
