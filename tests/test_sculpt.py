@@ -4,11 +4,13 @@ mask allowed."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
+from culbench.methods.sculpt import _Masks
 
 from culbench.api import StepContext
 from culbench.catalog import METHODS, MODELS
-from culbench.methods.sculpt import _Masks
 from culbench.tasks import resolve_sequence
 
 SCULPT = METHODS.get("sculpt")
@@ -59,22 +61,15 @@ def test_without_a_mask_update_a_weight_moves_only_in_its_masked_share() -> None
 
 
 def test_the_mask_swaps_its_weakest_active_entries_for_the_strongest_inactive_ones() -> None:
-    class Student:
-        def __init__(self, weight: torch.nn.Parameter) -> None:
-            self.unet = torch.nn.Module()
-            self.unet.register_parameter("to_q.weight".replace(".", "_"), weight)
-
-        def _named(self):  # noqa: ANN202
-            return [("attn2.to_q.weight", self.unet.to_q_weight)]
-
-    weight = torch.nn.Parameter(torch.zeros(10))
-    student = Student(weight)
-    student.unet.named_parameters = student._named  # the name the masks look for
-    masks = _Masks(student, [weight])
+    unet = torch.nn.Module()
+    unet.attn2 = torch.nn.Module()
+    unet.attn2.to_q = torch.nn.Linear(10, 1, bias=False)  # named attn2.to_q.weight: a masked weight
+    weight = unet.attn2.to_q.weight
+    masks = _Masks(SimpleNamespace(unet=unet), [weight])
     (weight * torch.arange(10.0)).sum().backward()  # summed gradient: 0, 1, ..., 9
     masks.start(0.5)
-    assert masks.tensors[0].tolist() == [0.0] * 5 + [1.0] * 5
+    assert masks.tensors[0].flatten().tolist() == [0.0] * 5 + [1.0] * 5
     (weight * torch.tensor([9.0, 4, 0, 0, 0, 5, 6, 7, 8, 1])).sum().backward()
-    masks.turn_over(0.4)  # 2 of the 5 active leave (entries 9 and 5), the 2 strongest inactive come in
-    assert masks.tensors[0].tolist() == [1.0, 1.0, 0, 0, 0, 0, 1.0, 1.0, 1.0, 0]
+    masks.turn_over(0.4)  # 2 of the 5 active leave (entries 9 and 5), the 2 strongest inactive come in (0, 1)
+    assert masks.tensors[0].flatten().tolist() == [1.0, 1.0, 0, 0, 0, 0, 1.0, 1.0, 1.0, 0]
     masks.close()
