@@ -208,13 +208,14 @@ class Retrain(Method):
 
     def _link(self, model: T2IModel, recipe: Any, without: list[str], added: str, start: dict[str, Any],
               ctx: StepContext, identity: dict[str, Any]) -> dict[str, Any]:
-        """One link of the chain: ``start`` fine-tuned on the recipe's data without ``without``."""
+        """One link of the chain: ``start`` fine-tuned on the recipe's data without ``without`` (a
+        snapshot every 100 steps: a link is a few hundred)."""
         focus = ([added], self.config.addback_focus) if self.config.addback_focus else None
 
         def train(resume: Any, snapshot: Any) -> dict[str, Any]:
             tick = ctx.progress(recipe.unet_steps, f"retrain: chain puts back {added} (without {', '.join(without)})")
             unet, text = _train(model, recipe, without, tick, resume=resume, snapshot=snapshot,
-                                init=(start["unet"], start["text"]), focus=focus)
+                                snapshot_every=100, init=(start["unet"], start["text"]), focus=focus)
             return {"unet": unet.state_dict(), "text": text.state_dict()}
 
         return _shared_training(ctx, "chain-" + _digest(identity), train)
