@@ -17,11 +17,13 @@ import argparse
 from pathlib import Path
 
 from culbench import runfolder as rf
+from culbench.tasks import resolve_sequence
 
 
 def parity_rows(run_dir: Path, floor: float, base_run: Path | None = None) -> list[tuple[int, float, list[str], bool]]:
     """``(step, max forgotten presence, kept concepts under the floor, parity)`` per committed step."""
-    order = rf.read_manifest(run_dir)["identity"]["order"]
+    identity = rf.read_manifest(run_dir)["identity"]
+    order = identity.get("order") or resolve_sequence(identity["sequence"]["id"]).steps  # one-order sequences
     steps = [k for k in range(1, len(order) + 1) if rf.computed(run_dir, k)]
     base_run = run_dir if rf.computed(run_dir, 0) else base_run
     if base_run is None or not rf.computed(base_run, 0):
