@@ -4,8 +4,10 @@ forgotten should be drawn about as the base model (step 0) draws it, and every f
     python benchmarks/oracle_parity.py RUN_DIR [RUN_DIR ...] [--floor 0.90] [--base BASE_RUN_DIR]
 
 Per step it prints the largest presence among the concepts forgotten by then, every kept concept
-under ``--floor`` (with the base model's presence beside it) and a verdict: parity holds when no kept
-concept is under the floor (or under the base model's own presence, where that is lower). Works on
+under ``--floor`` (with the base model's presence beside it) and a verdict: ``yes`` when no kept
+concept is under the floor (or under the base model's own presence, where that is lower);
+``within noise`` when each one under it has a 95 % interval (the step record's, over its images)
+that reaches it; ``no`` otherwise. Works on
 runs with gaps (``culbench run --step K``); the base model's presence comes from the run's own step
 0 or, where that was never computed, from ``--base`` (any run of the same sequence, profile and seed:
 step 0 is the same evaluation for every method). Reads the step records only.
@@ -20,8 +22,8 @@ from culbench import runfolder as rf
 from culbench.tasks import resolve_sequence
 
 
-def parity_rows(run_dir: Path, floor: float, base_run: Path | None = None) -> list[tuple[int, float, list[str], bool]]:
-    """``(step, max forgotten presence, kept concepts under the floor, parity)`` per committed step."""
+def parity_rows(run_dir: Path, floor: float, base_run: Path | None = None) -> list[tuple[int, float, list[str], str]]:
+    """``(step, max forgotten presence, kept concepts under the floor, verdict)`` per committed step."""
     identity = rf.read_manifest(run_dir)["identity"]
     order = identity.get("order") or resolve_sequence(identity["sequence"]["id"]).steps  # one-order sequences
     steps = [k for k in range(1, len(order) + 1) if rf.computed(run_dir, k)]
@@ -35,9 +37,10 @@ def parity_rows(run_dir: Path, floor: float, base_run: Path | None = None) -> li
         cells = rf.read_step(run_dir, k)["cells"]
         gone = set(order[:k])
         forgotten = max((cells[c]["presence"] for c in gone if c in cells), default=0.0)
-        short = [f"{c} {cells[c]['presence']:.3f} (base {base[c]:.3f})" for c in sorted(cells)
-                 if c not in gone and cells[c]["presence"] < min(floor, base[c])]
-        rows.append((k, forgotten, short, not short))
+        under = [c for c in sorted(cells) if c not in gone and cells[c]["presence"] < min(floor, base[c])]
+        short = [f"{c} {cells[c]['presence']:.3f} (base {base[c]:.3f})" for c in under]
+        noise = all(cells[c]["ci_high"] >= min(floor, base[c]) for c in under)
+        rows.append((k, forgotten, short, "yes" if not under else "within noise" if noise else "no"))
     return rows
 
 
@@ -51,7 +54,7 @@ def main() -> None:
         print(f"{run_dir}\n| step | forgotten: max presence | kept concepts under {args.floor:.2f} | parity |")
         print("|---|---|---|---|")
         for k, forgotten, short, ok in parity_rows(run_dir, args.floor, args.base):
-            print(f"| {k} | {forgotten:.3f} | {', '.join(short) or '—'} | {'yes' if ok else 'no'} |")
+            print(f"| {k} | {forgotten:.3f} | {', '.join(short) or '—'} | {ok} |")
 
 
 if __name__ == "__main__":

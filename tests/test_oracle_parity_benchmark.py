@@ -28,7 +28,7 @@ def test_parity_reads_the_forgotten_and_kept_concepts_of_each_step(tmp_path: Pat
     run_dir = run("original", sequence="mock", profile="smoke", out=tmp_path / "a", threads=1)
     order = resolve_sequence("mock").steps
     rows = parity_rows(run_dir, 0.0)  # `original` forgets nothing: every concept as the base draws it
-    assert [r[0] for r in rows] == list(range(1, len(order) + 1)) and all(r[3] for r in rows)
+    assert [r[0] for r in rows] == list(range(1, len(order) + 1)) and all(r[3] == "yes" for r in rows)
     first = rf.read_step(run_dir, 1)["cells"]
     assert rows[0][1] == first[order[0]]["presence"]  # the step-1 concept, still drawn
     gap = tmp_path / "gap"  # steps 0 and 1 missing, as a `--step K` oracle run leaves them
@@ -40,7 +40,8 @@ def test_parity_reads_the_forgotten_and_kept_concepts_of_each_step(tmp_path: Pat
     assert [r[0] for r in parity_rows(gap, 0.0, base_run=run_dir)] == list(range(2, len(order) + 1))
     record = rf.read_step(gap, 2)  # a kept concept drawn less than the base model draws it: no parity
     kept = next(c for c in record["cells"] if c not in order[:2])
-    record["cells"][kept]["presence"] = 0.0
+    record["cells"][kept].update(presence=0.0, ci_high=0.2)
     rf.write_json(gap / "steps" / "02" / "step.json", record)
     step2 = parity_rows(gap, 0.5, base_run=run_dir)[0]
-    assert step2[0] == 2 and not step2[3] and step2[2][0].startswith(f"{kept} 0.000")
+    assert step2[0] == 2 and step2[3] == "no" and step2[2][0].startswith(f"{kept} 0.000")
+    assert parity_rows(gap, 0.15, base_run=run_dir)[0][3] == "within noise"  # its interval reaches 0.15
