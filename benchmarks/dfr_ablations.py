@@ -8,8 +8,9 @@ distillation; fixed instead of contextual mapping; base vs previous teacher — 
 The committed runs (records only: manifest, summary, matrix, step.json) are under
 ``benchmarks/results/dfr_ablations``; a test checks docs/dfr_ablations.md against them.
 
-Each variant is ``culbench run --method dfr --set ...`` on the evaluation split with the method's
-chosen defaults otherwise; rerunning skips complete runs. Every number in the table is read
+Each variant is ``culbench run --method dfr --sequence toy10@1 --set ...`` on the evaluation split
+with dfr's toy10@1 settings otherwise (``TOY10_V1``: its defaults then; toy10@2's tuning moved
+them); rerunning skips complete runs. Every number in the table is read
 from the runs' summary.json files (mean ± half the 95 % t-interval over seeds).
 """
 
@@ -20,6 +21,8 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dfr_ablations"
 
+#: dfr's defaults when the ablations ran (toy10@1), under every variant's own settings.
+TOY10_V1 = ("dfr.lr=0.0002", "dfr.lambda_preserve=10.0")
 VARIANTS: dict[str, tuple[str, ...]] = {
     "full dfr": (),
     "no L_preserve (λp = 0)": ("dfr.lambda_preserve=0",),
@@ -43,7 +46,7 @@ def run_all(out: Path, seeds: list[int], threads: int) -> None:
     for name, overrides in VARIANTS.items():
         for seed in seeds:
             print(f"{name} · seed {seed}", flush=True)
-            run("dfr", sequence="toy10", seed=seed, profile="standard", out=out, overrides=overrides,
+            run("dfr", sequence="toy10@1", seed=seed, profile="standard", out=out, overrides=TOY10_V1 + overrides,
                 threads=threads, log=lambda m: print(f"  {m}", flush=True))
 
 
@@ -56,7 +59,8 @@ def table(out: Path) -> list[str]:
     lines = ["| variant | seeds | " + " | ".join(label for _, label in KEYS) + " |", "|---|---|" + "---|" * len(KEYS)]
     found = {}
     for name, overrides in VARIANTS.items():
-        row = rows.get(config_hash(build_config(METHODS.get("dfr").Config, "dfr", parse_overrides(overrides, "dfr"))))
+        settings = parse_overrides(TOY10_V1 + overrides, "dfr")
+        row = rows.get(config_hash(build_config(METHODS.get("dfr").Config, "dfr", settings)))
         found[name] = row
         cells = [fmt(*row.value(k)) for k, _ in KEYS] if row else ["not run"] * len(KEYS)
         lines.append(f"| {name} | {','.join(map(str, row.seeds)) if row else '—'} | " + " | ".join(cells) + " |")

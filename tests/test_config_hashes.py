@@ -12,8 +12,9 @@ from culbench.config import config_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Defaults changed on purpose after these runs were committed (their rows are archived toy10@1 runs):
-#: sa's per-sample Fisher (#35), retrain's add-back recipe fields (#35).
-CHANGED_ON_PURPOSE = {("leaderboard/results", "sa"), ("leaderboard/results", "retrain")}
+#: sa's per-sample Fisher (#35), retrain's add-back recipe fields (#35), dfr's toy10@2 tuning (lr, λ_p).
+CHANGED_ON_PURPOSE = {("leaderboard/results", "sa"), ("leaderboard/results", "retrain"), ("leaderboard/results", "dfr"),
+                      ("benchmarks/results/toy10v2_first", "dfr")}
 
 
 def test_committed_default_runs_still_match_their_methods_defaults() -> None:
