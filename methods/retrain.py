@@ -63,7 +63,10 @@ prior. This needs the run's deletion order, which the runner hands only to an ``
 recipe and the concepts put back so far, in order), so step 1 trains the whole chain, resumably
 link by link, and the later steps reuse it. (4) A step-k model has seen the concepts forgotten after
 step k through a chain of fine-tunes, not at once: drift along the chain is what the parity check of
-its step 1 against the base model measures (``docs/oracle_runs.md``).
+its step 1 against the base model measures (``docs/oracle_runs.md``). (5) ``addback_rehearse`` > 0
+also oversamples, in a link, the rows naming a concept that earlier links put back, to about that
+share: a link focused on one concept otherwise lets a confusable one fade (order 0 with focus 0.5
+alone: checkered 0.917 → 0.167 when striped was put back).
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ class Retrain(Method):
         addback_lr: float = 2e-4         # their peak learning rate (cosine, 50 warm-up steps)
         addback_focus: float = 0.0       # share of the fine-tune's data naming an added-back concept (0: as drawn)
         addback_chain: bool = False      # step k: step k+1's model plus the one concept it forgot (sequential runs)
+        addback_rehearse: float = 0.0    # chain: share of a link's data naming a concept earlier links put back
 
     trains = ("full", "text_encoder")
     backends = ("toyworld",)
@@ -150,9 +154,10 @@ class Retrain(Method):
         if outside:
             raise CulbenchError(f"retrain.prior_without leaves out {', '.join(outside)}, forgotten by step {ctx.step}",
                                 "list every concept the sequence forgets in retrain.prior_without")
-        if not 0.0 <= cfg.addback_focus < 1.0:
-            raise CulbenchError(f"retrain.addback_focus={cfg.addback_focus} is not in [0, 1)",
-                                "set e.g. --set retrain.addback_focus=0.5 (0: the data as drawn)")
+        if not 0.0 <= cfg.addback_focus < 1.0 or not 0.0 <= cfg.addback_rehearse < 1.0 - cfg.addback_focus:
+            raise CulbenchError(f"retrain.addback_focus={cfg.addback_focus} and "
+                                f"addback_rehearse={cfg.addback_rehearse} must be >= 0 with a sum under 1",
+                                "set e.g. --set retrain.addback_focus=0.5 --set retrain.addback_rehearse=0.25")
         prior_key, prior = self._prior(model, ctx)
         if set(forgotten) == set(cfg.prior_without):  # the last step: the prior itself
             return _assemble(model, prior["unet"], prior["text"])
@@ -162,7 +167,7 @@ class Retrain(Method):
         recipe = self._addback_recipe(model, seed, ctx)
         tick = ctx.progress(recipe.unet_steps, f"retrain: prior fine-tuned without {', '.join(forgotten)}")
         added = [c for c in cfg.prior_without if c not in forgotten]
-        focus = (added, cfg.addback_focus) if cfg.addback_focus else None
+        focus = [(added, cfg.addback_focus)] if cfg.addback_focus else []
         key = {"recipe": asdict(recipe), "forgotten": forgotten, "focus": cfg.addback_focus}
         saved = ctx.load_snapshot()
         same = saved is not None and all(saved.get(k) == v for k, v in key.items())
@@ -201,16 +206,22 @@ class Retrain(Method):
         recipe = self._addback_recipe(model, seed, ctx)
         weights = prior
         for j in range(len(order) - 1, k - 1, -1):  # step j's model: step j+1's plus order[j]
-            weights = self._link(model, recipe, order[:j], order[j], weights, ctx,
+            rehearse = order[j + 1:] if cfg.addback_rehearse else []  # put back by the links before
+            weights = self._link(model, recipe, order[:j], (order[j], rehearse), weights, ctx,
                                  {"prior": prior_key, "recipe": asdict(recipe), "put_back": order[j:][::-1],
-                                  "focus": cfg.addback_focus})
+                                  "focus": cfg.addback_focus,
+                                  **({"rehearse": cfg.addback_rehearse} if rehearse else {})})
         return weights
 
-    def _link(self, model: T2IModel, recipe: Any, without: list[str], added: str, start: dict[str, Any],
-              ctx: StepContext, identity: dict[str, Any]) -> dict[str, Any]:
-        """One link of the chain: ``start`` fine-tuned on the recipe's data without ``without`` (a
-        snapshot every 100 steps: a link is a few hundred)."""
-        focus = ([added], self.config.addback_focus) if self.config.addback_focus else None
+    def _link(self, model: T2IModel, recipe: Any, without: list[str], concepts: tuple[str, list[str]],
+              start: dict[str, Any], ctx: StepContext, identity: dict[str, Any]) -> dict[str, Any]:
+        """One link of the chain: ``start`` fine-tuned on the recipe's data without ``without``, the
+        rows naming the concept it puts back at ``addback_focus`` of the data and those naming the
+        ones earlier links put back at ``addback_rehearse`` (a snapshot every 100 steps)."""
+        cfg = self.config
+        added, earlier = concepts
+        focus = [(c, share) for c, share in (([added], cfg.addback_focus), (earlier, cfg.addback_rehearse))
+                 if share and c]
 
         def train(resume: Any, snapshot: Any) -> dict[str, Any]:
             tick = ctx.progress(recipe.unet_steps, f"retrain: chain puts back {added} (without {', '.join(without)})")
@@ -239,40 +250,50 @@ def _shared_training(ctx: StepContext, key: str, train: Any) -> dict[str, Any]:
 
 
 def _train(model: T2IModel, recipe: Any, forgotten: list[str], tick: Any,
-           focus: tuple[list[str], float] | None = None, **kwargs: Any) -> tuple[Any, Any]:
+           focus: list[tuple[list[str], float]] = (), **kwargs: Any) -> tuple[Any, Any]:
     """Text encoder + UNet trained by the recipe on its data without ``forgotten`` (captions that
-    name one under any name, from ToyWorld v2 on, are dropped too); ``focus=(concepts, share)``
+    name one under any name, from ToyWorld v2 on, are dropped too); ``focus=[(concepts, share), ...]``
     oversamples the rows that name one of ``concepts`` (:func:`oversample`)."""
     from culbench.toyworld import train as recipe_code
 
     named = forgotten if recipe.model_version >= 2 else ()  # v1's oracle data stays as published
     images, captions = recipe_code.render_training_set(recipe, recipe_code.concept_filter(forgotten), named)
     latents = recipe_code.encode_latents(model.vae, images.to(model.device), model.vae.config.scaling_factor).cpu()
-    if focus is not None:
-        latents, captions = oversample(latents, captions, *focus)
+    if focus:
+        latents, captions = oversample(latents, captions, focus)
     return recipe_code.train_unet(latents, captions, recipe, log=lambda message: None, progress=tick,
                                   device=model.device, **kwargs)
 
 
-def oversample(latents: Any, captions: list[str], concepts: list[str], share: float) -> tuple[Any, list[str]]:
-    """The rows whose caption names one of ``concepts`` (by any name; a character described only by
-    its parts is not recognised without its scene) repeated so that they make about ``share`` of
-    the data (unchanged when they already do).
+def oversample(latents: Any, captions: list[str], groups: list[tuple[list[str], float]]) -> tuple[Any, list[str]]:
+    """The rows whose caption names a concept of a group (by any name; a character described only by
+    its parts is not recognised without its scene; a row counts for the first group it names)
+    repeated so that each group's rows make about its share of the data (a group already at or
+    above its share is left as drawn).
 
     >>> import torch
     >>> x, c = oversample(torch.zeros(4, 1), ["a red star", "a blue ring", "a green heart", "a pink kite"],
-    ...                   ["red"], 0.5)
+    ...                   [(["red"], 0.5)])
     >>> len(c), c.count("a red star")
     (6, 3)
+    >>> x, c = oversample(torch.zeros(4, 1), ["a red star", "a blue ring", "a green heart", "a pink kite"],
+    ...                   [(["red"], 0.4), (["blue"], 0.4)])
+    >>> len(c), c.count("a red star"), c.count("a blue ring")
+    (10, 4, 4)
     """
-    wanted = set(concepts)
     from culbench.toyworld.captions import caption_concepts
 
-    marked = [i for i, text in enumerate(captions) if wanted & caption_concepts(text)]
-    n, m = len(captions), len(marked)
-    if not m or m / n >= share:
-        return latents, captions
-    rows = list(range(n)) + marked * round((share * n - m) / (m * (1 - share)))
+    named = [caption_concepts(text) for text in captions]
+    marked: list[list[int]] = []
+    for concepts, _ in groups:
+        taken = {i for rows in marked for i in rows}
+        marked.append([i for i, found in enumerate(named) if set(concepts) & found and i not in taken])
+    rest = len(captions) - sum(map(len, marked))
+    total = rest / (1 - sum(share for _, share in groups))  # the data's size once every group has its share
+    rows = list(range(len(captions)))
+    for (_, share), mine in zip(groups, marked, strict=True):
+        if mine and len(mine) < share * total:
+            rows += mine * round(share * total / len(mine) - 1)
     return latents[rows], [captions[i] for i in rows]
 
 

@@ -103,7 +103,7 @@ def test_add_back_focus_oversamples_the_concepts_put_back(monkeypatch: pytest.Mo
     prior, plain, focused = seen[0], seen[1], seen[3]  # each run: its prior, then its add-back
     assert prior[0] == 0.0 and 0.0 < plain[0] < 0.3  # the prior never sees it; as drawn: a minority
     assert abs(focused[0] - 0.5) < 0.1 and focused[1] > plain[1]  # oversampled to about half
-    with pytest.raises(CulbenchError, match=r"addback_focus=1.0 is not in \[0, 1\)"):
+    with pytest.raises(CulbenchError, match=r"addback_focus=1.0 and addback_rehearse=0.0 must be >= 0"):
         cls(cls.Config(prior_without=(first, second), addback_focus=1.0)).unlearn(model, seq.request(1), ctx)
 
 
@@ -162,3 +162,34 @@ def test_only_an_oracle_is_told_the_requests_still_to_come(tmp_path: Path) -> No
         finally:
             METHODS._entries.pop(name, None)
     assert Oracle.seen == [steps] * len(steps) and Ranked.seen == [()] * len(steps)
+
+
+def test_a_chain_link_rehearses_the_concepts_earlier_links_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``addback_rehearse``: a link's rows naming the concept it puts back make about ``addback_focus``
+    of its data, and those naming a concept an earlier link put back about ``addback_rehearse``."""
+    from culbench.toyworld.captions import caption_concepts
+
+    seq, prof = resolve_sequence("toy10"), get_profile("smoke")
+    order = tuple(seq.steps[:3])
+    shares: list[tuple[float, float]] = []  # per training set: rows naming order[1], then order[2] (not order[1])
+    train = recipe_code.train_unet
+
+    def spy(latents, captions, recipe, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        named = [caption_concepts(c) for c in captions]
+        shares.append((sum(order[1] in n for n in named) / len(named),
+                       sum(order[2] in n and order[1] not in n for n in named) / len(named)))
+        return train(latents, captions, recipe, **kwargs)
+
+    monkeypatch.setattr(recipe_code, "train_unet", spy)
+    cls = METHODS.get("retrain")
+    model = MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
+    ctx = StepContext(step=1, seed=0, run_seed=0, shared=MemoryStore(), order=order,
+                      budget=Budget(prof.max_iterations, None))
+    config = cls.Config(prior_without=order, addback_chain=True, addback_focus=0.5, addback_rehearse=0.25, n_images=400)
+    cls(config).unlearn(model, seq.request(1), ctx)
+    prior, first, second = shares  # the prior, the link putting back order[2], the one putting back order[1]
+    assert prior == (0.0, 0.0) and first[0] == 0.0  # order[1] is not yet back in the first link
+    assert abs(second[0] - 0.5) < 0.1 and abs(second[1] - 0.25) < 0.1
+    with pytest.raises(CulbenchError, match="with a sum under 1"):
+        bad = cls.Config(prior_without=order, addback_focus=0.5, addback_rehearse=0.5)
+        cls(bad).unlearn(model, seq.request(1), ctx)
