@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 
 from culbench.api import CulbenchError, Method, StepContext, T2IModel, UnlearnRequest, register_method
-from culbench.training import Trainer, noised, pick
+from culbench.training import Trainer, denoising_loss, noised, pick
 
 SD_DEFAULTS = {"lr": 3e-6, "bank": 100, "batch_size": 2, "epochs": 10, "mask_share": 0.5, "mask_every": 2,
                "turnover": 0.2, "align_weight": 0.25, "sample_steps": 50}
@@ -113,9 +113,7 @@ class SculptingMemory(Method):
         try:
             for _ in range(warm):
                 idx = batches.next()
-                x_t, t, noise = noised(trainer.student, concept[idx], trainer.student.num_train_timesteps, gen)
-                pred = trainer.student.predict(x_t, t, trainer.student.encode([prompts[i] for i in idx]))
-                F.mse_loss(pred, trainer.student.target(concept[idx], noise, t)).backward()
+                denoising_loss(trainer.student, concept[idx], [prompts[i] for i in idx], gen).backward()
                 trainer.opt.zero_grad(set_to_none=True)
             masks.start(cfg.mask_share)
             best = self._train(trainer, masks, batches, (concept, superclass, prompts, mapped), per_epoch, warm, gen)
