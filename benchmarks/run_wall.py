@@ -24,6 +24,7 @@ import argparse
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -37,22 +38,26 @@ def _seconds(manifest: dict) -> tuple[float, float, float, bool]:
     return wall, unlearn, evaluate, cached
 
 
+def _manifests(roots: list[Path]) -> Iterator[tuple[Path, Path, dict]]:
+    """``(root, manifest path, manifest)`` of every run folder under ``roots`` (caches skipped)."""
+    for root in roots:
+        for path in sorted(root.rglob("manifest.json")):
+            if ".cache" not in path.parts:
+                yield root, path, json.loads(path.read_text(encoding="utf-8"))
+
+
 def phase_hours(roots: list[Path]) -> dict[str, float]:
     """Hours by phase (``methods``, ``oracle``, ``evaluation``, ``probes``) over every run under ``roots``."""
     from culbench import runfolder as rf
     from culbench.catalog import method_role
 
     hours = dict.fromkeys(("methods", "oracle", "evaluation", "probes"), 0.0)
-    for root in roots:
-        for path in sorted(root.rglob("manifest.json")):
-            if ".cache" in path.parts:
-                continue
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-            _, unlearn, evaluate, _ = _seconds(manifest)
-            oracle = method_role(manifest["identity"]["method"]["name"].split("+")[0]) == "oracle"
-            hours["oracle" if oracle else "methods"] += unlearn / 3600
-            hours["evaluation"] += evaluate / 3600
-            hours["probes"] += sum(r.get("seconds", 0.0) for r in rf.probe_records(path.parent).values()) / 3600
+    for _, path, manifest in _manifests(roots):
+        _, unlearn, evaluate, _ = _seconds(manifest)
+        oracle = method_role(manifest["identity"]["method"]["name"].split("+")[0]) == "oracle"
+        hours["oracle" if oracle else "methods"] += unlearn / 3600
+        hours["evaluation"] += evaluate / 3600
+        hours["probes"] += sum(r.get("seconds", 0.0) for r in rf.probe_records(path.parent).values()) / 3600
     return hours
 
 
@@ -66,13 +71,8 @@ def main() -> None:
         print(" | ".join(f"{k} {v:.2f} h" for k, v in hours.items()) + f" | total {sum(hours.values()):.2f} h")
         return
     rows: dict[str, list[tuple[float, float, float, bool]]] = defaultdict(list)
-    for root in args.roots:
-        for path in sorted(root.rglob("manifest.json")):
-            if ".cache" in path.parts:
-                continue
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-            if manifest.get("status") != "complete":
-                continue
+    for root, path, manifest in _manifests(args.roots):
+        if manifest.get("status") == "complete":
             label = str(path.parent.parent.relative_to(root))  # sequence/method[+hash][~mode]/profile
             rows[label].append(_seconds(manifest))
     print(f"{'run (sequence/method/profile)':<48} {'n':>2} {'wall s':>16} {'unlearn s':>10} {'eval s':>8} "
