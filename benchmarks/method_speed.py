@@ -42,13 +42,15 @@ def main() -> None:
     variants += [(item.partition(".")[0], (item,)) for item in args.set]
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, requests {requests}, repeats {args.repeats}")
     print(f"{'method':<34} {'sequence':<9} {'median s':>9} {'min':>7} {'max':>7}   per run (10 requests)")
+    sequences = []  # (order 0 of each sequence, its base model), built once for every row
+    for sequence in args.sequences.split(","):
+        seq = resolve_sequence(sequence)
+        seq = seq.in_order(seq.order_of_seed(0)) if seq.spec.orders else seq
+        sequences.append((seq, build_toyworld_model(**seq.spec.model.options)))
     for name, overrides in variants:
         cls = METHODS.get(name)
         config = build_config(cls.Config, name, parse_overrides(overrides, name))
-        for sequence in args.sequences.split(","):
-            seq = resolve_sequence(sequence)
-            seq = seq.in_order(seq.order_of_seed(0)) if seq.spec.orders else seq
-            base = build_toyworld_model(**seq.spec.model.options)
+        for seq, base in sequences:
             times = []
             for repeat in range(args.repeats):
                 for step in requests:
