@@ -130,11 +130,10 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
                init: tuple[dict[str, Any], dict[str, Any]] | None = None) -> tuple[Any, Any]:
     """Train text encoder + UNet jointly (v-prediction, cosine schedule, EMA); return EMA copies.
 
-    ``init`` (UNet and text-encoder state dicts) starts training from those weights instead of
-    fresh ones (the retrain oracle's add-back fine-tunes start from its prior). With ``text_encoder`` given, that encoder is used frozen and only the UNet is trained (the
-    retrain oracle's ``text_encoder=frozen`` variant; by default it trains both). Training runs on ``device``; every
-    random draw (batch indices, noise, timesteps, prompt dropout) comes from one CPU generator,
-    so the draws do not depend on the device.
+    ``init`` (UNet and text-encoder state dicts) starts from those weights (the retrain oracle's
+    add-back fine-tunes start from its prior). A given ``text_encoder`` is used frozen and only the
+    UNet is trained (the oracle's ``text_encoder=frozen`` variant). Training runs on ``device``;
+    every random draw comes from one CPU generator, so the draws do not depend on the device.
 
     ``snapshot(state)`` is called every ``snapshot_every`` steps with the whole training state
     (weights, EMA, optimiser, schedule, generator, step); passing that ``state`` back as
@@ -142,37 +141,16 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
     uninterrupted run on the same machine: tested).
 
     ``cuda_graph`` (default: ``CULBENCH_CUDA_GRAPH=1`` in the environment; CUDA only) runs the
-    UNet's forward and backward as CUDA graphs: the same kernels launched once per step instead
-    of op by op, for a GPU job bound by its own launch overhead (several ``--step`` jobs sharing
-    one GPU: docs/oracle_runs.md).
-    ``benchmarks/retrain_cuda_graph.py`` compares it with the eager step on a GPU.
+    UNet's forward and backward as CUDA graphs (:func:`unet_step`), for a GPU job bound by its own
+    launch overhead (several ``--step`` jobs sharing one GPU: docs/oracle_runs.md).
     """
     torch.manual_seed(recipe.seed + 20)
-    parts = tw_model.build_parts(recipe.latent_channels, recipe.model_version)
-    unet, text, tok, sched = parts["unet"], parts["text_encoder"], parts["tokenizer"], parts["scheduler"]
-    if recipe.warm_start:
-        from culbench.toyworld.warmstart import warm_states
-
-        unet_state, text_state = warm_states(recipe.warm_start, recipe.model_version, recipe.seed + 22)
-        unet.load_state_dict(unet_state)
-        text.load_state_dict(text_state)
-    if init is not None:
-        unet.load_state_dict(init[0])
-        text.load_state_dict(init[1])
-    unet.to(device)
+    unet, text, tokens, empty, sched = _unet_parts(captions, recipe, text_encoder, init, device)
     frozen_text = text_encoder is not None
-    if frozen_text:
-        text = text_encoder.to(device).eval().requires_grad_(False)
-    else:
-        text.to(device)
-    tokens = tok(list(captions) + [""], padding="max_length", max_length=tw_model.MAX_TOKENS,
-                 truncation=True, return_tensors="pt").input_ids
-    empty = tokens[-1]
-    tokens = tokens[:-1]
     params = list(unet.parameters()) + ([] if frozen_text else list(text.parameters()))
     opt = torch.optim.AdamW(params, lr=recipe.unet_lr, weight_decay=1e-2)
-    lr_at = lambda s: min(1.0, (s + 1) / recipe.unet_warmup) * 0.5 * (1 + math.cos(math.pi * s / recipe.unet_steps))
-    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / recipe.unet_warmup)
+                                                 * 0.5 * (1 + math.cos(math.pi * s / recipe.unet_steps)))
     ema_unet = copy.deepcopy(unet).requires_grad_(False)
     ema_text = text if frozen_text else copy.deepcopy(text).requires_grad_(False)
     pairs = [(ema_unet, unet)] + ([] if frozen_text else [(ema_text, text)])
@@ -199,16 +177,7 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
                         (recipe.unet_batch, tw_model.MAX_TOKENS, text.config.hidden_size),
                         emb_grad=not frozen_text, graph=cuda_graph)
     for step in range(first, recipe.unet_steps):
-        idx = torch.randint(len(latents), (recipe.unet_batch,), generator=gen)
-        x0 = latents[idx]
-        ids = tokens[idx].clone()
-        drop = torch.rand(len(idx), generator=gen) < recipe.prompt_dropout
-        ids[drop] = empty
-        noise = torch.randn(x0.shape, generator=gen)
-        t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), generator=gen)
-        x0, noise, t, ids = x0.to(device), noise.to(device), t.to(device), ids.to(device)
-        x_t = sched.add_noise(x0, noise, t)
-        target = sched.get_velocity(x0, noise, t)
+        x_t, target, t, ids = _batch(latents, tokens, empty, recipe, sched, gen, device)
         with torch.set_grad_enabled(not frozen_text):
             emb = text(ids)[0]
         pred = denoise(x_t, t, emb)
@@ -230,6 +199,41 @@ def train_unet(latents: torch.Tensor, captions: Sequence[str], recipe: Recipe, l
             log(f"unet step {step + 1}/{recipe.unet_steps}: loss {loss.item():.4f} "
                 f"({time.perf_counter() - start:.0f} s)")
     return ema_unet.eval(), ema_text.eval()
+
+
+def _unet_parts(captions: Sequence[str], recipe: Recipe, text_encoder: Any, init: Any,
+                device: str | torch.device) -> tuple[Any, Any, torch.Tensor, torch.Tensor, Any]:
+    """:func:`train_unet`'s start on ``device``: ``(unet, text encoder, tokens, empty caption's tokens, scheduler)``."""
+    parts = tw_model.build_parts(recipe.latent_channels, recipe.model_version)
+    unet, text, tok, sched = parts["unet"], parts["text_encoder"], parts["tokenizer"], parts["scheduler"]
+    if recipe.warm_start:
+        from culbench.toyworld.warmstart import warm_states
+
+        unet_state, text_state = warm_states(recipe.warm_start, recipe.model_version, recipe.seed + 22)
+        unet.load_state_dict(unet_state)
+        text.load_state_dict(text_state)
+    if init is not None:
+        unet.load_state_dict(init[0])
+        text.load_state_dict(init[1])
+    unet.to(device)
+    text = text.to(device) if text_encoder is None else text_encoder.to(device).eval().requires_grad_(False)
+    tokens = tok(list(captions) + [""], padding="max_length", max_length=tw_model.MAX_TOKENS,
+                 truncation=True, return_tensors="pt").input_ids
+    return unet, text, tokens[:-1], tokens[-1], sched
+
+
+def _batch(latents: torch.Tensor, tokens: torch.Tensor, empty: torch.Tensor, recipe: Recipe, sched: Any,
+           gen: torch.Generator, device: str | torch.device) -> tuple[torch.Tensor, ...]:
+    """One training batch ``(x_t, v target, t, caption tokens)``: rows, prompt dropout, noise and
+    timesteps drawn from ``gen`` in that order."""
+    idx = torch.randint(len(latents), (recipe.unet_batch,), generator=gen)
+    x0, ids = latents[idx], tokens[idx].clone()
+    drop = torch.rand(len(idx), generator=gen) < recipe.prompt_dropout
+    ids[drop] = empty
+    noise = torch.randn(x0.shape, generator=gen)
+    t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), generator=gen)
+    x0, noise, t, ids = x0.to(device), noise.to(device), t.to(device), ids.to(device)
+    return sched.add_noise(x0, noise, t), sched.get_velocity(x0, noise, t), t, ids
 
 
 def unet_step(unet: Any, device: str | torch.device, sample: tuple[int, ...], emb: tuple[int, ...],
@@ -295,7 +299,8 @@ def concept_filter(concepts: Sequence[str]) -> Callable[[Any], bool] | None:
     if unknown:
         name = unknown[0]
         close = difflib.get_close_matches(name, sorted(known), n=3)
-        raise ConfigError(f"ToyWorld has no concept '{name}'" + (f" (did you mean: {', '.join(close)})" if close else ""),
+        hint = f" (did you mean: {', '.join(close)})" if close else ""
+        raise ConfigError(f"ToyWorld has no concept '{name}'{hint}",
                           f"use names from: {', '.join(sorted(known))}")
     return lambda scene: bool(wanted & named_concepts(scene))
 
