@@ -66,7 +66,10 @@ step k through a chain of fine-tunes, not at once: drift along the chain is what
 its step 1 against the base model measures (``docs/oracle_runs.md``). (5) ``addback_rehearse`` > 0
 also oversamples, in a link, the rows naming a concept that earlier links put back, to about that
 share: a link focused on one concept otherwise lets a confusable one fade (order 0 with focus 0.5
-alone: checkered 0.917 → 0.167 when striped was put back).
+alone: checkered 0.917 → 0.167 when striped was put back). By default (``addback_rehearse_of=kind``)
+only the earlier concepts of the same kind as the one put back (ToyWorld's label slot: character,
+object, colour, pattern) are rehearsed; ``all`` rehearses every earlier one as one group, which the
+data already holds above a quarter once colours are back, so it rarely oversamples anything.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ class Retrain(Method):
         addback_focus: float = 0.0       # share of the fine-tune's data naming an added-back concept (0: as drawn)
         addback_chain: bool = False      # step k: step k+1's model plus the one concept it forgot (sequential runs)
         addback_rehearse: float = 0.0    # chain: share of a link's data naming a concept earlier links put back
+        addback_rehearse_of: Literal["kind", "all"] = "kind"  # earlier concepts of the added one's kind, or all
 
     trains = ("full", "text_encoder")
     backends = ("toyworld",)
@@ -206,11 +210,10 @@ class Retrain(Method):
         recipe = self._addback_recipe(model, seed, ctx)
         weights = prior
         for j in range(len(order) - 1, k - 1, -1):  # step j's model: step j+1's plus order[j]
-            rehearse = order[j + 1:] if cfg.addback_rehearse else []  # put back by the links before
+            rehearse = _rehearsed(order[j], order[j + 1:], cfg)  # put back by the links before
             weights = self._link(model, recipe, order[:j], (order[j], rehearse), weights, ctx,
                                  {"prior": prior_key, "recipe": asdict(recipe), "put_back": order[j:][::-1],
-                                  "focus": cfg.addback_focus,
-                                  **({"rehearse": cfg.addback_rehearse} if rehearse else {})})
+                                  "focus": cfg.addback_focus, **_rehearse_identity(rehearse, cfg)})
         return weights
 
     def _link(self, model: T2IModel, recipe: Any, without: list[str], concepts: tuple[str, list[str]],
@@ -230,6 +233,30 @@ class Retrain(Method):
             return {"unet": unet.state_dict(), "text": text.state_dict()}
 
         return _shared_training(ctx, "chain-" + _digest(identity), train)
+
+
+def _rehearsed(added: str, earlier: list[str], cfg: Any) -> list[str]:
+    """The concepts put back by earlier links that the link putting back ``added`` rehearses."""
+    if not cfg.addback_rehearse:
+        return []
+    if cfg.addback_rehearse_of == "all":
+        return list(earlier)
+    from culbench.toyworld.data import all_scenes
+
+    slots: dict[str, set[str]] = {}
+    for scene in all_scenes():
+        for slot, value in scene.labels().items():
+            slots.setdefault(value, set()).add(slot)
+    return [c for c in earlier if slots.get(c, set()) & slots.get(added, set())]
+
+
+def _rehearse_identity(rehearse: list[str], cfg: Any) -> dict[str, Any]:
+    """A link's rehearsal settings as part of its key. ``kind`` chains name them on every link (a
+    link with nothing to rehearse may follow one that rehearsed); ``all`` chains only where a link
+    rehearses (so the links computed before ``addback_rehearse_of`` existed keep their keys)."""
+    if cfg.addback_rehearse and cfg.addback_rehearse_of == "kind":
+        return {"rehearse": cfg.addback_rehearse, "rehearse_of": "kind"}
+    return {"rehearse": cfg.addback_rehearse} if rehearse else {}
 
 
 def _digest(identity: dict[str, Any]) -> str:

@@ -165,8 +165,9 @@ def test_only_an_oracle_is_told_the_requests_still_to_come(tmp_path: Path) -> No
 
 
 def test_a_chain_link_rehearses_the_concepts_earlier_links_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``addback_rehearse``: a link's rows naming the concept it puts back make about ``addback_focus``
-    of its data, and those naming a concept an earlier link put back about ``addback_rehearse``."""
+    """``addback_rehearse`` with ``addback_rehearse_of=all``: a link's rows naming the concept it puts back
+    make about ``addback_focus`` of its data, and those naming a concept an earlier link put back about
+    ``addback_rehearse``."""
     from culbench.toyworld.captions import caption_concepts
 
     seq, prof = resolve_sequence("toy10"), get_profile("smoke")
@@ -185,7 +186,8 @@ def test_a_chain_link_rehearses_the_concepts_earlier_links_put_back(monkeypatch:
     model = MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
     ctx = StepContext(step=1, seed=0, run_seed=0, shared=MemoryStore(), order=order,
                       budget=Budget(prof.max_iterations, None))
-    config = cls.Config(prior_without=order, addback_chain=True, addback_focus=0.5, addback_rehearse=0.25, n_images=400)
+    config = cls.Config(prior_without=order, addback_chain=True, addback_focus=0.5, addback_rehearse=0.25,
+                        addback_rehearse_of="all", n_images=400)
     cls(config).unlearn(model, seq.request(1), ctx)
     prior, first, second = shares  # the prior, the link putting back order[2], the one putting back order[1]
     assert prior == (0.0, 0.0) and first[0] == 0.0  # order[1] is not yet back in the first link
@@ -193,3 +195,41 @@ def test_a_chain_link_rehearses_the_concepts_earlier_links_put_back(monkeypatch:
     with pytest.raises(CulbenchError, match="with a sum under 1"):
         bad = cls.Config(prior_without=order, addback_focus=0.5, addback_rehearse=0.5)
         cls(bad).unlearn(model, seq.request(1), ctx)
+
+
+def test_by_default_a_link_rehearses_only_earlier_concepts_of_its_own_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``addback_rehearse_of=kind``: the link putting back striped rehearses checkered (a pattern put back
+    before it) and not red (a colour); the link putting back red, with no colour before it, rehearses
+    nothing; and a kind chain's links never share a key with an ``all`` chain's."""
+    from culbench.toyworld.captions import caption_concepts
+
+    seq, prof = resolve_sequence("toy10"), get_profile("smoke")
+    order = ("zorb", "striped", "red", "checkered")  # step 1 forgets zorb, as toy10@2's order 0
+    sets: list[list[set[str]]] = []  # per training set: the concepts each row names
+    train = recipe_code.train_unet
+
+    def spy(latents, captions, recipe, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        sets.append([caption_concepts(c) for c in captions])
+        return train(latents, captions, recipe, **kwargs)
+
+    def share(rows: list[set[str]], concept: str, added: str) -> float:  # rows naming concept, not the added one
+        return sum(concept in n and added not in n for n in rows) / len(rows)
+
+    monkeypatch.setattr(recipe_code, "train_unet", spy)
+    cls = METHODS.get("retrain")
+    model = MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
+    keys = []
+    for scope in ("kind", "all"):
+        store = MemoryStore()
+        ctx = StepContext(step=1, seed=0, run_seed=0, shared=store, order=order,
+                          budget=Budget(prof.max_iterations, None))
+        config = cls.Config(prior_without=order, addback_chain=True, addback_focus=0.5, addback_rehearse=0.25,
+                            addback_rehearse_of=scope, n_images=400)
+        cls(config).unlearn(model, seq.request(1), ctx)
+        keys.append({k for k in store.entries if k.startswith("chain-")})
+    _, _, red_link, striped_link = sets[:4]  # the kind chain: the prior, then a link per concept, latest first
+    assert abs(share(striped_link, "striped", "") - 0.5) < 0.1
+    assert abs(share(striped_link, "checkered", "striped") - 0.25) < 0.1
+    assert share(striped_link, "red", "striped") < 0.15  # diluted by the focus, not rehearsed at 0.25
+    assert share(red_link, "checkered", "red") < 0.15
+    assert len(keys[0]) == len(keys[1]) == 3 and not keys[0] & keys[1]
