@@ -310,6 +310,9 @@ def oversample(latents: Any, captions: list[str], groups: list[tuple[list[str], 
     """
     from culbench.toyworld.captions import caption_concepts
 
+    if sum(share for _, share in groups) >= 1:
+        raise CulbenchError(f"oversample's shares add up to {sum(share for _, share in groups):g}",
+                            "give shares that add up to less than 1")
     named = [caption_concepts(text) for text in captions]
     marked: list[list[int]] = []
     for concepts, _ in groups:
