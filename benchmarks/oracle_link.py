@@ -46,27 +46,22 @@ def main() -> None:
     from culbench.toyworld.judge import ToyWorldJudge
     from culbench.toyworld.model import build_toyworld_model
 
-    oversample = sys.modules[METHODS.get("retrain").__module__].oversample
+    train = sys.modules[METHODS.get("retrain").__module__]._train  # the chain's own data draw and fine-tune
     without = [c for c in args.without.split(",") if c]
     groups = [([c], float(v)) for c, v in (item.split(":") for item in args.mix.split(",") if item)]
     model = build_toyworld_model(version=2)
     recipe = replace(recipe_code.Recipe(seed=args.seed, model_version=2), unet_steps=args.steps, unet_lr=args.lr)
     recipe = replace(recipe, unet_warmup=min(recipe.unet_warmup, 50))
-    images, captions = recipe_code.render_training_set(recipe, recipe_code.concept_filter(without), without)
-    latents = recipe_code.encode_latents(model.vae, images, model.vae.config.scaling_factor).cpu()
-    if groups:
-        latents, captions = oversample(latents, captions, groups)
     start = torch.load(args.start, map_location="cpu", weights_only=True)
     began = time.perf_counter()
-    unet, text = recipe_code.train_unet(latents, captions, recipe, log=lambda message: None,
-                                        init=(start["unet"], start["text"]))
+    unet, text = train(model, recipe, without, lambda n=1: None, focus=groups, init=(start["unet"], start["text"]))
     seconds = time.perf_counter() - began
     model.unet.load_state_dict(unet.state_dict())
     model.unet.eval().requires_grad_(False)
     model.text_encoder = text.eval().requires_grad_(False)
     cells, _ = evaluate_presence(model, ToyWorldJudge(), resolve_sequence("toy10@2"), get_profile("standard"))
     presence = {c: cell.presence for c, cell in cells.items()}
-    print(f"mix {args.mix or 'as drawn'}: {args.steps} steps in {seconds:.0f} s; "
+    print(f"mix {args.mix or 'as drawn'}: data drawn and {args.steps} steps trained in {seconds:.0f} s; "
           f"forgotten max {max(presence[c] for c in without):.3f}")
     print("| concept | presence |\n|---|---|")
     for concept, value in sorted(presence.items(), key=lambda kv: kv[1]):
