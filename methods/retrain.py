@@ -65,11 +65,11 @@ link by link, and the later steps reuse it. (4) A step-k model has seen the conc
 step k through a chain of fine-tunes, not at once: drift along the chain is what the parity check of
 its step 1 against the base model measures (``docs/oracle_runs.md``). (5) ``addback_rehearse`` > 0
 also oversamples, in a link, the rows naming a concept that earlier links put back, to about that
-share: a link focused on one concept otherwise lets a confusable one fade (order 0 with focus 0.5
-alone: checkered 0.917 → 0.167 when striped was put back). By default (``addback_rehearse_of=kind``)
-only the earlier concepts of the same kind as the one put back (ToyWorld's label slot: character,
-object, colour, pattern) are rehearsed; ``all`` rehearses every earlier one as one group, which the
-data already holds above a quarter once colours are back, so it rarely oversamples anything.
+share, since a link focused on one concept can otherwise let a confusable one fade
+(``docs/oracle_runs.md``). By default (``addback_rehearse_of=kind``) only the earlier concepts of the
+same kind as the one put back (ToyWorld's label slot: character, object, colour, pattern) are
+rehearsed, each link's rows naming them together as one group; ``all`` makes that group of every
+earlier concept.
 """
 
 from __future__ import annotations
