@@ -256,7 +256,8 @@ class _Loop:
                           budget=Budget(self.r.prof.max_iterations, self.r.prof.max_samples),
                           progress=self.hooks.progress, state=self.state, base_model=self._base_model,
                           save_snapshot=snapshots.save, load_snapshot=snapshots.load, run_seed=spec.seed,
-                          shared=rf.SharedStore(self.r.out / ".cache" / "shared" / spec.method),
+                          shared=rf.SharedStore(self.r.out / ".cache" / "shared" / spec.method,
+                                                published=rf.PUBLISHED / spec.method),
                           order=tuple(self.order) if self.r.method_cls.role == "oracle" else ())
         _seed_everything(ctx.seed)
         with meter:

@@ -68,8 +68,10 @@ also oversamples, in a link, the rows naming a concept that earlier links put ba
 share, since a link focused on one concept can otherwise let a confusable one fade
 (``docs/oracle_runs.md``). By default (``addback_rehearse_of=kind``) only the earlier concepts of the
 same kind as the one put back (ToyWorld's label slot: character, object, colour, pattern) are
-rehearsed, each link's rows naming them together as one group; ``all`` makes that group of every
-earlier concept.
+rehearsed, each link's rows naming them together as one group; ``parts`` counts a character as
+of its kind and of its parts' kinds (quillo, a yellow solid star, is a character, an object, a
+colour and a pattern), since a link that shifts a slot's values shifts how characters render;
+``all`` makes that group of every earlier concept.
 """
 
 from __future__ import annotations
@@ -99,7 +101,8 @@ class Retrain(Method):
         addback_focus: float = 0.0       # share of the fine-tune's data naming an added-back concept (0: as drawn)
         addback_chain: bool = False      # step k: step k+1's model plus the one concept it forgot (sequential runs)
         addback_rehearse: float = 0.0    # chain: share of a link's data naming a concept earlier links put back
-        addback_rehearse_of: Literal["kind", "all"] = "kind"  # earlier concepts of the added one's kind, or all
+        addback_rehearse_of: Literal["kind", "parts", "all"] = "kind"  # earlier concepts of its kind (parts: a
+        #                                  character also of its parts' kinds), or all
 
     trains = ("full", "text_encoder")
     backends = ("toyworld",)
@@ -242,20 +245,24 @@ def _rehearsed(added: str, earlier: list[str], cfg: Any) -> list[str]:
     if cfg.addback_rehearse_of == "all":
         return list(earlier)
     from culbench.toyworld.data import all_scenes
+    from culbench.toyworld.render import CHARACTER_SPECS
 
     slots: dict[str, set[str]] = {}
     for scene in all_scenes():
         for slot, value in scene.labels().items():
             slots.setdefault(value, set()).add(slot)
+    if cfg.addback_rehearse_of == "parts":
+        for name in CHARACTER_SPECS:
+            slots.setdefault(name, set()).update({"object", "colour", "pattern"})
     return [c for c in earlier if slots.get(c, set()) & slots.get(added, set())]
 
 
 def _rehearse_identity(rehearse: list[str], cfg: Any) -> dict[str, Any]:
-    """A link's rehearsal settings as part of its key. ``kind`` chains name them on every link (a
+    """A link's rehearsal settings as part of its key. ``kind`` and ``parts`` chains name them on every link (a
     link with nothing to rehearse may follow one that rehearsed); ``all`` chains only where a link
     rehearses (so the links computed before ``addback_rehearse_of`` existed keep their keys)."""
-    if cfg.addback_rehearse and cfg.addback_rehearse_of == "kind":
-        return {"rehearse": cfg.addback_rehearse, "rehearse_of": "kind"}
+    if cfg.addback_rehearse and cfg.addback_rehearse_of != "all":
+        return {"rehearse": cfg.addback_rehearse, "rehearse_of": cfg.addback_rehearse_of}
     return {"rehearse": cfg.addback_rehearse} if rehearse else {}
 
 

@@ -78,6 +78,24 @@ def test_a_damaged_shared_entry_is_recomputed_and_bad_keys_are_refused(tmp_path:
         store.save("../escape", 1)
 
 
+def test_a_published_entry_is_read_when_the_results_root_has_none_and_checked(tmp_path: Path) -> None:
+    """Shipped entries (``culbench/published/<method>/``) stand in for a missing local one, after
+    their sha256 check; a local entry wins; an edited shipped file stops the run with one line."""
+    from culbench.runfolder.atomic import sha256_file
+
+    shipped = tmp_path / "published"
+    SharedStore(shipped).save("prior-2", {"w": torch.full((2,), 3.0)})
+    (shipped / "SHA256SUMS").write_text(f"{sha256_file(shipped / 'prior-2.pt')}  prior-2.pt\n")
+    store = SharedStore(tmp_path / "root", published=shipped)
+    assert torch.equal(store.load("prior-2")["w"], torch.full((2,), 3.0)) and store.load("other") is None
+    store.save("prior-2", {"w": torch.zeros(2)})
+    assert torch.equal(store.load("prior-2")["w"], torch.zeros(2))
+    store.discard("prior-2")
+    (shipped / "prior-2.pt").write_bytes((shipped / "prior-2.pt").read_bytes() + b"x")
+    with pytest.raises(RunError, match="reinstall culbench"):
+        store.load("prior-2")
+
+
 def test_add_back_focus_oversamples_the_concepts_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
     """``addback_focus``: the fine-tune's rows that name a concept put back at step k make about that
     share of its data; the prior (and a 0 focus) see the data as drawn."""
@@ -233,3 +251,17 @@ def test_by_default_a_link_rehearses_only_earlier_concepts_of_its_own_kind(monke
     assert share(striped_link, "red", "striped") < 0.15  # diluted by the focus, not rehearsed at 0.25
     assert share(red_link, "checkered", "red") < 0.15
     assert len(keys[0]) == len(keys[1]) == 3 and not keys[0] & keys[1]
+
+
+def test_parts_rehearsal_counts_a_character_as_the_kinds_of_its_parts() -> None:
+    """At toy10@2 order 0's striped link, ``kind`` rehearses checkered only; ``parts`` adds quillo (a
+    yellow solid star: a pattern among its parts); the quillo link rehearses a pattern, a colour and an
+    object under ``parts``, nothing under ``kind``; heart's link rehearses no other concept either way."""
+    from culbench.methods.retrain import Retrain, _rehearsed
+
+    before = ["checkered", "yellow", "heart", "quillo", "blue", "moon"]
+    kind, parts = (Retrain.Config(addback_rehearse=0.2, addback_rehearse_of=scope) for scope in ("kind", "parts"))
+    assert _rehearsed("striped", before, kind) == ["checkered"]
+    assert _rehearsed("striped", before, parts) == ["checkered", "quillo"]
+    assert _rehearsed("quillo", before[:3], kind) == [] and _rehearsed("quillo", before[:3], parts) == before[:3]
+    assert _rehearsed("heart", before[:2], parts) == []
