@@ -244,17 +244,14 @@ def _rehearsed(added: str, earlier: list[str], cfg: Any) -> list[str]:
         return []
     if cfg.addback_rehearse_of == "all":
         return list(earlier)
-    from culbench.toyworld.data import all_scenes
-    from culbench.toyworld.render import CHARACTER_SPECS
+    from culbench.toyworld.data import CHARACTERS, concept_slots
 
-    slots: dict[str, set[str]] = {}
-    for scene in all_scenes():
-        for slot, value in scene.labels().items():
-            slots.setdefault(value, set()).add(slot)
-    if cfg.addback_rehearse_of == "parts":
-        for name in CHARACTER_SPECS:
-            slots.setdefault(name, set()).update({"object", "colour", "pattern"})
-    return [c for c in earlier if slots.get(c, set()) & slots.get(added, set())]
+    def kinds(concept: str) -> frozenset[str]:
+        own = concept_slots().get(concept, frozenset())
+        parts = cfg.addback_rehearse_of == "parts" and concept in CHARACTERS
+        return own | {"object", "colour", "pattern"} if parts else own
+
+    return [c for c in earlier if kinds(c) & kinds(added)]
 
 
 def _rehearse_identity(rehearse: list[str], cfg: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ enumerable (``prompt_for``) so that task generators and evaluation can list prom
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping
 
@@ -51,6 +52,21 @@ def all_scenes() -> list[Scene]:
     scenes += [Scene.of_character(c, b, p)
                for c, b, p in itertools.product(CHARACTERS, BACKGROUNDS, POSITIONS)]
     return scenes
+
+
+@functools.cache
+def concept_slots() -> dict[str, frozenset[str]]:
+    """Every label value of the scene space and the label slots it fills (``Scene.labels``: object,
+    colour, pattern, background, position, character; ``"none"`` included).
+
+    >>> sorted(concept_slots()["striped"]), sorted(concept_slots()["quillo"])
+    (['pattern'], ['character'])
+    """
+    slots: dict[str, set[str]] = {}
+    for scene in all_scenes():
+        for slot, value in scene.labels().items():
+            slots.setdefault(value, set()).add(slot)
+    return {value: frozenset(found) for value, found in slots.items()}
 
 
 # Caption templates for object scenes and for character scenes (described by name

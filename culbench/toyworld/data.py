@@ -41,6 +41,7 @@ from culbench.toyworld.captions import (  # noqa: F401 - re-exported: data is th
     caption,
     caption_concepts,
     caption_words,
+    concept_slots,
     format_template,
     named_concepts,
     prompt_for,

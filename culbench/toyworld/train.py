@@ -289,12 +289,12 @@ def concept_filter(concepts: Sequence[str]) -> Callable[[Any], bool] | None:
     import difflib
 
     from culbench.errors import ConfigError
-    from culbench.toyworld.data import all_scenes, named_concepts
+    from culbench.toyworld.data import concept_slots, named_concepts
 
     wanted = set(concepts)
     if not wanted:
         return None
-    known = {value for scene in all_scenes() for value in scene.labels().values()} - {"none"}
+    known = set(concept_slots()) - {"none"}
     unknown = sorted(wanted - known)
     if unknown:
         name = unknown[0]
