@@ -47,7 +47,8 @@ without the concepts forgotten by step k, which adds back the ones not yet forgo
 ever sees a concept forgotten by its step: the prior never saw any of them, the fine-tune sees
 only those still to be forgotten. The prior is computed once per results root and reused by
 every run, order and step (``StepContext.shared``, keyed by its recipe and excluded concepts;
-resumable from a snapshot every 500 steps). Deviations from the from-scratch recipe:
+resumable from a snapshot every 500 steps); the toy10@2 board's prior ships with culbench
+(``culbench/published/retrain/``), so its oracle trains only the fine-tunes. Deviations from the from-scratch recipe:
 (1) the three oracle seeds share one prior (``prior_seed``), so seed-to-seed variation comes from
 the fine-tunes and the orders only; (2) a step-k model is the prior plus a fine-tune, not a fresh
 training run: its quality is checked against the base model at "step 0" (every concept added
@@ -187,12 +188,17 @@ class Retrain(Method):
         recipe = replace(self._recipe(model, seed, self.config.addback_steps, ctx), unet_lr=self.config.addback_lr)
         return replace(recipe, unet_warmup=min(recipe.unet_warmup, 50))
 
+    def prior_key(self, model: T2IModel, ctx: StepContext) -> str:
+        """The shared-store key of the prior: a digest of its recipe and of the concepts it never sees."""
+        recipe = self._recipe(model, self.config.prior_seed, self.config.steps, ctx)
+        return "prior-" + _digest({"recipe": asdict(recipe), "without": sorted(self.config.prior_without)})
+
     def _prior(self, model: T2IModel, ctx: StepContext) -> tuple[str, dict[str, Any]]:
         """The prior's key and weights: trained once without every ``prior_without`` concept, then shared."""
         cfg = self.config
         without = sorted(cfg.prior_without)
         recipe = self._recipe(model, cfg.prior_seed, cfg.steps, ctx)
-        key = "prior-" + _digest({"recipe": asdict(recipe), "without": without})
+        key = self.prior_key(model, ctx)
 
         def train(resume: Any, snapshot: Any) -> dict[str, Any]:
             tick = ctx.progress(recipe.unet_steps, f"retrain: prior without {', '.join(without)}")

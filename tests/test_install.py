@@ -51,6 +51,8 @@ def test_wheel_ships_methods_and_tasks(wheel_site: Path, tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     assert (wheel_site / "culbench" / "toyworld" / "assets" / "unet.safetensors").is_file()
     assert (wheel_site / "culbench" / "toyworld" / "assets" / "v2" / "unet.safetensors").is_file()
+    shipped = REPO / "culbench" / "published"  # shared artefacts computed once (the oracle's prior)
+    assert all((wheel_site / f.relative_to(REPO)).is_file() for f in shipped.rglob("*") if f.is_file())
     run_dir = tmp_path / "out" / "toy10@2" / "original" / "smoke" / "seed0"
     checked = run_cli("validate", str(run_dir), env=env, cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr

@@ -265,3 +265,25 @@ def test_parts_rehearsal_counts_a_character_as_the_kinds_of_its_parts() -> None:
     assert _rehearsed("striped", before, parts) == ["checkered", "quillo"]
     assert _rehearsed("quillo", before[:3], kind) == [] and _rehearsed("quillo", before[:3], parts) == before[:3]
     assert _rehearsed("heart", before[:2], parts) == []
+
+
+def test_the_toy10_2_boards_oracle_finds_its_prior_shipped() -> None:
+    """The board's ``retrain`` row, at the standard profile, keys its prior to a file shipped in
+    ``culbench/published/retrain/`` and listed with its sha256: a change to the recipe that moved the
+    key would otherwise make every results root recompute the prior (about 1.5 h on 2 cores) silently."""
+    import yaml
+
+    from culbench.config import build_config, parse_overrides
+    from culbench.runfolder import PUBLISHED
+
+    board = yaml.safe_load((Path(__file__).parents[1] / "leaderboard" / "boards" / "toy10@2.yaml").read_text())
+    row = next(r for r in board["rows"] if r["method"] == "retrain")
+    seq, prof = resolve_sequence(board["sequence"]), get_profile(board["profile"])
+    cls = METHODS.get("retrain")
+    method = cls(build_config(cls.Config, "retrain", parse_overrides(row["set"], "retrain")))
+    model = MODELS.get(seq.spec.model.backend)(device="cpu", **seq.spec.model.options)
+    ctx = StepContext(step=1, seed=0, run_seed=0, budget=Budget(prof.max_iterations, prof.max_samples))
+    key = method.prior_key(model, ctx)
+    assert (PUBLISHED / "retrain" / f"{key}.pt").is_file(), key
+    assert SharedStore(Path("/nonexistent"), published=PUBLISHED / "retrain").load(key)["without"] == sorted(
+        method.config.prior_without)
