@@ -190,15 +190,15 @@ class Retrain(Method):
 
     def prior_key(self, model: T2IModel, ctx: StepContext) -> str:
         """The shared-store key of the prior: a digest of its recipe and of the concepts it never sees."""
-        recipe = self._recipe(model, self.config.prior_seed, self.config.steps, ctx)
-        return "prior-" + _digest({"recipe": asdict(recipe), "without": sorted(self.config.prior_without)})
+        cfg = self.config
+        return _prior_key(self._recipe(model, cfg.prior_seed, cfg.steps, ctx), cfg.prior_without)
 
     def _prior(self, model: T2IModel, ctx: StepContext) -> tuple[str, dict[str, Any]]:
         """The prior's key and weights: trained once without every ``prior_without`` concept, then shared."""
         cfg = self.config
         without = sorted(cfg.prior_without)
         recipe = self._recipe(model, cfg.prior_seed, cfg.steps, ctx)
-        key = self.prior_key(model, ctx)
+        key = _prior_key(recipe, without)
 
         def train(resume: Any, snapshot: Any) -> dict[str, Any]:
             tick = ctx.progress(recipe.unet_steps, f"retrain: prior without {', '.join(without)}")
@@ -267,6 +267,10 @@ def _rehearse_identity(rehearse: list[str], cfg: Any) -> dict[str, Any]:
     if cfg.addback_rehearse and cfg.addback_rehearse_of != "all":
         return {"rehearse": cfg.addback_rehearse, "rehearse_of": cfg.addback_rehearse_of}
     return {"rehearse": cfg.addback_rehearse} if rehearse else {}
+
+
+def _prior_key(recipe: Any, without: Any) -> str:
+    return "prior-" + _digest({"recipe": asdict(recipe), "without": sorted(without)})
 
 
 def _digest(identity: dict[str, Any]) -> str:
